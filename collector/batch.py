@@ -1,0 +1,85 @@
+"""What flows between the stages: `RawBatch` in, `GridBatch` out, in chunk-sized steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from drivers.chunk import Chunk
+
+
+@dataclass
+class EpisodeClock:
+    """The episode grid: `ticks` instants `period_ns` apart, starting at `start_ns`."""
+
+    episode_id: str
+    start_ns: int
+    period_ns: int
+    ticks: int
+
+    def times(self, first: int, stop: int) -> np.ndarray:
+        return self.start_ns + np.arange(first, stop, dtype=np.int64) * self.period_ns
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + self.ticks * self.period_ns
+
+
+@dataclass
+class RawBatch:
+    """Every stream's new samples at one read of the devices."""
+
+    clock: EpisodeClock
+    index: int  # position in the episode, from 0; the writer appends in this order
+    read_ns: int  # host time of the read: no sample older than this can still arrive late
+    final: bool  # the last batch of the episode: every remaining tick must be emitted
+    chunks: dict[str, Chunk]
+
+
+@dataclass
+class StreamOnGrid:
+    """One stream aligned onto a run of grid ticks, with the audit trail of each choice."""
+
+    values: dict[str, np.ndarray]  # field -> (m, ...); images become encoded bytes later
+    capture_ns: np.ndarray  # (m,) capture time of the sample used (-1: none)
+    dt_ns: np.ndarray  # (m,) |tick - capture time| of the sample used
+    missing: np.ndarray  # (m,) bool: no sample within tolerance
+    flags: dict[str, np.ndarray] = field(default_factory=dict)  # quality flags, (m,) bool
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # quality scores, (m,)
+
+
+@dataclass
+class StreamCounters:
+    """What went wrong upstream of the grid for one stream during one batch."""
+
+    samples: int = 0
+    dropped: int = 0  # sequence gaps
+    overflow: int = 0
+    checksum_failures: int = 0
+    lost_s: float = 0.0
+
+    def add(self, other: StreamCounters) -> None:
+        self.samples += other.samples
+        self.dropped += other.dropped
+        self.overflow += other.overflow
+        self.checksum_failures += other.checksum_failures
+        self.lost_s += other.lost_s
+
+
+@dataclass
+class GridBatch:
+    """A run of consecutive grid ticks, every stream aligned, plus the raw samples behind them."""
+
+    clock: EpisodeClock
+    index: int
+    final: bool
+    first_tick: int
+    timestamps: np.ndarray  # (m,) int64
+    streams: dict[str, StreamOnGrid]
+    raw: dict[str, Chunk]
+    counters: dict[str, StreamCounters]
+    encoding: dict[str, dict] = field(default_factory=dict)  # per image stream, once encoded
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])

@@ -1,0 +1,51 @@
+"""The `collector` command. Each subcommand lives in its own module and registers itself here.
+
+Every expected failure is a `CollectorError`: printed as one line, with its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from collector.errors import CollectorError
+
+COMMANDS = ["record", "inspect", "config_cmd"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib import import_module
+
+    from collector import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="collector",
+        description="Record robot stations into time-synchronized HDF5 episodes.",
+    )
+    parser.add_argument("--version", action="version", version=f"collector {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        import_module(f"collector.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CollectorError as exc:
+        print(f"collector: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("collector: interrupted", file=sys.stderr)
+        return 130
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """The config file argument and `--set` overrides, the same for every command."""
+    parser.add_argument("config", help="station YAML file, e.g. configs/sim_station.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="PATH=VALUE",
+                        help="override one field, e.g. --set episode.duration_s=5 "
+                             "(devices by name: --set devices.cam_high.fps=15)")

@@ -1,0 +1,72 @@
+"""`collector inspect FILE`: a readable summary of one episode."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from collector.storage.reader import open_episode
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("inspect", help="summarize one episode file")
+    parser.add_argument("file", help="an episode .h5 file")
+    parser.set_defaults(func=inspect)
+
+
+def inspect(args: argparse.Namespace) -> int:
+    with open_episode(args.file) as ep:
+        print(format_episode(ep))
+    return 0
+
+
+def format_episode(ep) -> str:
+    meta = ep.metadata
+    ts = ep.timestamps
+    n = len(ts)
+    w = max(len(s) for s in ep.streams()) + 2
+    duration = (ts[-1] - ts[0]) / 1e9 + 1 / meta["control_hz"] if n else 0.0
+    lines = [
+        f"episode   {meta.get('episode_id', '?')}  ({ep.path})",
+        f"station   {meta.get('station_id', '?')}   task {meta.get('task', '?')}   "
+        f"outcome {meta.get('outcome', '?')}" + (f" ({meta['reason']})" if meta.get("reason")
+                                                 else ""),
+        f"time      {meta.get('started_at', '?')} .. {meta.get('ended_at', '?')}",
+        f"grid      {n} ticks at {meta.get('control_hz', 0):g} Hz = {duration:.2f} s",
+        "",
+        f"{'stream':<{w}}{'kind':<12}{'shape':<18}{'rate Hz':>9}{'missing':>9}"
+        f"{'|dt| p50 ms':>13}{'p99 ms':>9}",
+    ]
+    for name, kind in ep.streams().items():
+        if kind == "camera":
+            frames = ep.images(name)
+            shape = f"{len(frames)}x{frames.shape[0]}x{frames.shape[1]}x3"
+            detail = f"{frames.encoding}"
+        else:
+            fields = ep.fields(name)
+            shape = ", ".join(f"{k}{list(v.shape[1:])}" for k, v in fields.items())
+            detail = kind
+        sync = ep.sync(name)
+        raw = ep.raw(name)
+        rate = _rate(raw.get("arrival_ns"))
+        valid = sync.dt_ns[~sync.missing] / 1e6
+        p50, p99 = (np.percentile(valid, [50, 99]) if valid.size else (float("nan"),) * 2)
+        lines.append(f"{name:<{w}}{detail:<12}{shape:<18}{rate:>9.1f}"
+                     f"{int(sync.missing.sum()):>9}{p50:>13.2f}{p99:>9.2f}")
+    eff = ep.efficiency
+    if eff:
+        lines += ["", f"efficiency {eff['efficiency']:.1%} = availability "
+                  f"{eff['availability']:.1%} x performance {eff['performance']:.1%} x quality "
+                  f"{eff['quality']:.1%}"]
+        losses = {k: v for k, v in eff.items() if k.startswith(("loss_seconds.", "loss_samples."))}
+        for key, value in sorted(losses.items()):
+            unit = "s" if key.startswith("loss_seconds.") else "samples"
+            lines.append(f"  loss {key.split('.', 1)[1]:<28} {value:g} {unit}")
+    return "\n".join(lines)
+
+
+def _rate(arrival: np.ndarray | None) -> float:
+    if arrival is None or arrival.size < 2:
+        return float("nan")
+    return (arrival.size - 1) / ((arrival[-1] - arrival[0]) / 1e9)

@@ -1,0 +1,60 @@
+"""What every engine offers the station loop, and the stage set both engines build."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from collector.batch import EpisodeClock
+from collector.stages.computation import Computation
+from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
+from collector.stages.perception import Perception, plan_streams
+from drivers.base import StreamInfo
+from schemas.episode import EpisodeMetadata
+from schemas.station import StationConfig
+
+
+def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perception:
+    specs = {d.name: d.align for d in config.devices}
+    return Perception(plan_streams(infos, specs, config.episode.control_hz))
+
+
+def make_computation(config: StationConfig, infos: list[StreamInfo]) -> Computation:
+    cameras = [i.name for i in infos if i.kind == "camera"]
+    return Computation(config.pipeline.images, cameras)
+
+
+def make_execution() -> Execution:
+    return Execution()
+
+
+class Engine(ABC):
+    """Drives capture -> perception -> computation -> execution, one batch per device read."""
+
+    startup_s: float = 0.0  # time to bring the engine up (Ray start, actors, devices)
+
+    @abstractmethod
+    def describe(self) -> list[StreamInfo]: ...
+
+    @abstractmethod
+    def discard(self) -> int: ...
+
+    @abstractmethod
+    def begin_task(self, start_ns: int, duration_s: float) -> None: ...
+
+    @abstractmethod
+    def end_task(self) -> bool: ...
+
+    @abstractmethod
+    def begin_episode(self, plan: EpisodePlan) -> str: ...
+
+    @abstractmethod
+    def submit(self, clock: EpisodeClock, index: int, final: bool) -> None:
+        """Read the devices now and push the batch down the pipeline (may return early)."""
+
+    @abstractmethod
+    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float,
+                       overhead_s: dict[str, float]) -> EpisodeSummary:
+        """Wait for every batch in flight, then commit the episode."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,51 @@
+"""The inline engine: every stage called in turn in this process. For tests and debugging."""
+
+from __future__ import annotations
+
+import time
+
+from collector.batch import EpisodeClock
+from collector.capture import Capture
+from collector.engines.base import Engine, make_computation, make_execution, make_perception
+from collector.stages.execution import EpisodePlan, EpisodeSummary
+from drivers.base import StreamInfo
+from schemas.episode import EpisodeMetadata
+from schemas.station import StationConfig
+
+
+class InlineEngine(Engine):
+    def __init__(self, config: StationConfig, realtime: bool = True):
+        started = time.perf_counter()
+        self.capture = Capture(config, realtime)
+        infos = self.capture.describe()
+        self.perception = make_perception(config, infos)
+        self.computation = make_computation(config, infos)
+        self.execution = make_execution()
+        self.startup_s = time.perf_counter() - started
+
+    def describe(self) -> list[StreamInfo]:
+        return self.capture.describe()
+
+    def discard(self) -> int:
+        return self.capture.discard()
+
+    def begin_task(self, start_ns: int, duration_s: float) -> None:
+        self.capture.begin_task(start_ns, duration_s)
+
+    def end_task(self) -> bool:
+        return self.capture.end_task()
+
+    def begin_episode(self, plan: EpisodePlan) -> str:
+        return self.execution.begin(plan)
+
+    def submit(self, clock: EpisodeClock, index: int, final: bool) -> None:
+        raw = self.capture.read_batch(clock, index, final)
+        self.execution.append(self.computation.process(self.perception.process(raw)))
+
+    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float,
+                       overhead_s: dict[str, float]) -> EpisodeSummary:
+        return self.execution.finish(metadata, recording_s, overhead_s)
+
+    def close(self) -> None:
+        self.execution.close()
+        self.capture.close()

@@ -1,0 +1,1 @@
+"""Episode files: the layout (paths inside the file), the writer and the reader."""

@@ -1,0 +1,135 @@
+"""`open_episode`: typed, lazy views of an episode file. Plain h5py reads the same file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from collector.errors import EpisodeFileError
+from collector.stages.computation import decode_frame
+from collector.storage import layout as L
+from schemas.episode import FORMAT
+
+
+@dataclass
+class SyncQuality:
+    """Per tick: the capture time of the sample used, its |Δt| to the tick, and whether missing."""
+
+    capture_ns: np.ndarray
+    dt_ns: np.ndarray
+    missing: np.ndarray
+
+
+class Frames:
+    """An image stream: `len()`, and frames decoded only when indexed."""
+
+    def __init__(self, dataset: h5py.Dataset):
+        self._ds = dataset
+        self.encoding = str(dataset.attrs.get("encoding", "raw"))
+        self.fps = float(dataset.attrs.get("fps", 0.0))
+        self.shape = (int(dataset.attrs["height"]), int(dataset.attrs["width"]), 3)
+
+    def __len__(self) -> int:
+        return int(self._ds.shape[0])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return decode_frame(self._ds[index], self.encoding)
+
+    def encoded_bytes(self) -> int:
+        if self.encoding == "raw":
+            return int(self._ds.size)
+        return int(sum(len(x) for x in self._ds[:]))
+
+
+class Episode:
+    """One episode file. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: str | Path, swmr: bool = False):
+        self.path = Path(path)
+        try:
+            self.file = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None)
+        except (OSError, FileNotFoundError) as exc:
+            raise EpisodeFileError(f"{self.path}: cannot open as HDF5 ({exc})") from None
+        if self.file.attrs.get("format") not in (FORMAT, None) or L.TIMESTAMPS not in self.file:
+            self.file.close()
+            raise EpisodeFileError(f"{self.path}: not a Collector episode (no /timestamps)")
+
+    def __enter__(self) -> Episode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+
+    @property
+    def metadata(self) -> dict:
+        return {k: _plain(v) for k, v in self.file.attrs.items()}
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.file[L.TIMESTAMPS][:]
+
+    def __len__(self) -> int:
+        return int(self.file[L.TIMESTAMPS].shape[0])
+
+    @property
+    def cameras(self) -> list[str]:
+        return list(self.file[L.IMAGES].keys()) if L.IMAGES in self.file else []
+
+    def images(self, camera: str) -> Frames:
+        return Frames(self.file[f"{L.IMAGES}/{camera}"])
+
+    def streams(self) -> dict[str, str]:
+        """Every stream with its kind (camera, sensor, arm, action)."""
+        out = {cam: "camera" for cam in self.cameras}
+        for root, kind in ((L.OBSERVATIONS, "observation"), (L.ACTIONS, "action")):
+            if root not in self.file:
+                continue
+            for name, item in self.file[root].items():
+                if isinstance(item, h5py.Group) and name != "images":
+                    out[name] = kind
+        return out
+
+    def fields(self, stream: str) -> dict[str, np.ndarray]:
+        """The grid-aligned fields of a non-camera stream."""
+        for root in (L.OBSERVATIONS, L.ACTIONS):
+            path = f"{root}/{stream}"
+            if path in self.file:
+                return {k: v[:] for k, v in self.file[path].items()}
+        raise EpisodeFileError(f"{self.path}: no stream {stream!r}; it has {list(self.streams())}")
+
+    def sync(self, stream: str) -> SyncQuality:
+        q = self.file[f"{L.QUALITY}/{stream}"]
+        return SyncQuality(*(q[name][:] for name in L.SYNC_FIELDS))
+
+    def quality(self, stream: str) -> dict[str, np.ndarray]:
+        """Every per-tick flag and score of a stream, sync fields included."""
+        return {k: v[:] for k, v in self.file[f"{L.QUALITY}/{stream}"].items()}
+
+    def raw(self, stream: str) -> dict[str, np.ndarray]:
+        path = f"{L.RAW}/{stream}"
+        return {k: v[:] for k, v in self.file[path].items()} if path in self.file else {}
+
+    @property
+    def efficiency(self) -> dict:
+        if L.EFFICIENCY not in self.file:
+            return {}
+        return {k: _plain(v) for k, v in self.file[L.EFFICIENCY].attrs.items()}
+
+
+def open_episode(path: str | Path) -> Episode:
+    """Open an episode for reading: `with open_episode(p) as ep: ep.images('cam_high')[0]`."""
+    return Episode(path)
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value

@@ -1,0 +1,176 @@
+"""The one small interface every device shares: open, read the chunk since last read, close,
+describe. `ThreadedDevice` supplies the reader thread and ring buffer; a driver only captures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collector.errors import DeviceError
+from drivers.chunk import Chunk
+from drivers.ring import SampleRing
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    shape: tuple[int, ...]  # per sample
+    dtype: str
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a device produces, as `describe()` reports it."""
+
+    name: str
+    kind: str  # camera | sensor | arm
+    rate_hz: float
+    fields: dict[str, FieldInfo] = field(default_factory=dict)
+
+
+@dataclass
+class Capture:
+    """A block of samples one capture call produced (usually one frame, or a few sensor packets)."""
+
+    device_ns: np.ndarray
+    seq: np.ndarray
+    values: dict[str, np.ndarray]
+    arrival_ns: np.ndarray | None = None  # None: stamp all with the arrival time of the block
+
+
+class Device(ABC):
+    """A source of one stream of samples."""
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> Chunk:
+        """Every sample since the previous read, oldest first."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> StreamInfo: ...
+
+    def __enter__(self) -> Device:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ThreadedDevice(Device):
+    """A device read by its own thread, which stamps each sample on arrival and fills a ring.
+
+    Subclasses implement `_connect`, `_capture` (block until the next samples) and `_disconnect`.
+    A `DeviceError` from `_capture` means the device went away: the thread reconnects with
+    backoff and the unavailable time is reported in the next chunk's `lost_s`.
+    """
+
+    ring_seconds = 2.0  # how far the pipeline may fall behind before samples are refused
+
+    def __init__(self, info: StreamInfo):
+        self.info = info
+        capacity = max(8, int(info.rate_hz * self.ring_seconds))
+        self._ring = SampleRing(capacity, {k: (f.shape, np.dtype(f.dtype))
+                                           for k, f in info.fields.items()})
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost_ns = 0
+        self._lost_lock = threading.Lock()
+        self._error: BaseException | None = None
+        self.checksum_failures = 0
+        self._reported_checksum_failures = 0
+
+    def describe(self) -> StreamInfo:
+        return self.info
+
+    def open(self) -> None:
+        self._connect()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"reader-{self.info.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._disconnect()
+
+    def read(self) -> Chunk:
+        if self._error is not None:
+            raise DeviceError(f"{self.info.name}: reader thread failed: {self._error}")
+        times, values, overflow = self._ring.drain()
+        with self._lost_lock:
+            lost_s, self._lost_ns = self._lost_ns / 1e9, 0
+        failures = self.checksum_failures - self._reported_checksum_failures
+        self._reported_checksum_failures += failures
+        arrival = times[:, 0]
+        return Chunk(
+            stream=self.info.name,
+            kind=self.info.kind,
+            arrival_ns=arrival,
+            capture_ns=self._capture_times(arrival, times[:, 1]),
+            device_ns=times[:, 1],
+            seq=times[:, 2],
+            fields=values,
+            overflow=overflow,
+            checksum_failures=failures,
+            lost_s=lost_s,
+        )
+
+    def _capture_times(self, arrival_ns: np.ndarray, device_ns: np.ndarray) -> np.ndarray:
+        """Best estimate of capture time on the host clock. Default: arrival."""
+        return arrival_ns.copy()
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                block = self._capture()
+            except DeviceError:
+                down_since = time.monotonic_ns()
+                self._reconnect_with_backoff(backoff)
+                with self._lost_lock:
+                    self._lost_ns += time.monotonic_ns() - down_since
+                continue
+            except Exception as exc:  # a bug in a driver: surface it on the next read
+                self._error = exc
+                return
+            if block is None:
+                continue
+            n = block.seq.shape[0]
+            if n == 0:
+                continue
+            arrival = block.arrival_ns
+            if arrival is None:
+                arrival = np.full(n, time.monotonic_ns(), np.int64)
+            self._ring.push(arrival, block.device_ns, block.seq, block.values)
+
+    def _reconnect_with_backoff(self, backoff: float) -> None:
+        self._disconnect()
+        while not self._stop.is_set():
+            self._stop.wait(backoff)
+            try:
+                self._connect()
+                return
+            except DeviceError:
+                backoff = min(backoff * 2, 2.0)
+
+    @abstractmethod
+    def _connect(self) -> None: ...
+
+    @abstractmethod
+    def _capture(self) -> Capture | None: ...
+
+    def _disconnect(self) -> None:
+        pass

@@ -1,0 +1,53 @@
+"""What an episode file stores about itself: the root attributes and the efficiency accounts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT = "collector.episode"
+FORMAT_VERSION = 1
+
+Outcome = Literal["success", "failure", "rejected", "aborted", "recovered"]
+
+
+class EpisodeMetadata(BaseModel):
+    """Root attributes of `/` in an episode file."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal["collector.episode"] = FORMAT
+    format_version: int = FORMAT_VERSION
+    episode_id: str
+    station_id: str
+    task: str
+    operator: str = ""
+    started_at: str = Field(description="UTC, ISO 8601")
+    ended_at: str = Field(description="UTC, ISO 8601")
+    outcome: Outcome
+    reason: str = ""
+    control_hz: float
+    rig_config: str = Field(description="the full station YAML, after overrides")
+    software_version: str
+
+
+class EfficiencyAccounts(BaseModel):
+    """Attributes of `/efficiency`: availability x performance x quality for one episode.
+
+    Losses are keyed by cause; time losses in seconds, sample losses in grid samples.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_s: float
+    recording_s: float
+    expected_samples: int
+    delivered_samples: int
+    good_samples: int
+    availability: float
+    performance: float
+    quality: float
+    efficiency: float
+    loss_seconds: dict[str, float] = Field(default_factory=dict)
+    loss_samples: dict[str, int] = Field(default_factory=dict)

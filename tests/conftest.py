@@ -1,0 +1,45 @@
+"""Shared fixtures. Ray is started once per test session, small and without a dashboard."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM_CONFIG = ROOT / "configs" / "sim_station.yaml"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
+                 logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_cli(*args: str, cwd: Path | None = None,
+            timeout: float = 240) -> subprocess.CompletedProcess:
+    """The real `collector` command in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def short_run(tmp_path: Path, duration_s: float = 1.0, **extra: str) -> list[str]:
+    """`--set` overrides for a quick simulated recording into tmp_path."""
+    sets = {"station.output_dir": str(tmp_path), "episode.duration_s": str(duration_s),
+            "episode.reset_s": "0.2", **extra}
+    out = []
+    for key, value in sets.items():
+        out += ["--set", f"{key}={value}"]
+    return out

@@ -1,0 +1,87 @@
+"""`align_to_grid` against a brute-force reference, and across chunk boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collector.batch import EpisodeClock, RawBatch
+from collector.stages.perception import Perception, StreamPlan
+from collector.sync import align_to_grid
+from drivers.chunk import Chunk
+
+MS = 1_000_000
+
+
+def brute_force(times, values, grid, method, tol, period):
+    out, missing = [], []
+    for t in grid:
+        if method == "nearest":
+            i = int(np.argmin(np.abs(times - t)))
+            out.append(values[i])
+            missing.append(abs(times[i] - t) > tol)
+        elif method == "interpolate":
+            out.append(np.array([np.interp(t, times, values[:, c])
+                                 for c in range(values.shape[1])]))
+            nearest = np.min(np.abs(times - t))
+            missing.append(nearest > tol or t < times[0] - tol or t > times[-1] + tol)
+        else:
+            window = values[(times > t - period) & (times <= t)]
+            if len(window) == 0:
+                out.append(values[int(np.argmin(np.abs(times - t)))])
+                missing.append(True)
+                continue
+            reduce = {"mean": lambda w: w.mean(axis=0), "max": lambda w: w.max(axis=0),
+                      "last": lambda w: w[-1]}[method]
+            out.append(reduce(window))
+            missing.append(False)
+    return np.array(out), np.array(missing)
+
+
+@pytest.mark.parametrize("method", ["nearest", "interpolate", "mean", "max", "last"])
+def test_matches_brute_force(method):
+    rng = np.random.default_rng(7)
+    times = np.sort(rng.integers(0, 2000 * MS, 3000)).astype(np.int64)
+    times = np.unique(times)
+    times = np.delete(times, np.s_[1000:1400])  # a gap: missing ticks in it
+    values = rng.normal(size=(times.size, 3))
+    grid = np.arange(0, 2000 * MS, 33 * MS, dtype=np.int64)
+    got = align_to_grid(times, {"v": values}, grid, method, 5 * MS, 33 * MS)
+    want, missing = brute_force(times, values, grid, method, 5 * MS, 33 * MS)
+    np.testing.assert_array_equal(got.missing, missing)
+    ok = ~missing
+    np.testing.assert_allclose(got.values["v"][ok], want[ok], rtol=1e-9, atol=1e-12)
+    assert missing.sum() > 5  # the gap really produced missing ticks
+
+
+def _chunk(times, values):
+    n = times.size
+    return Chunk("s", "sensor", times, times.copy(), times.copy(), np.arange(n),
+                 {"v": values})
+
+
+@pytest.mark.parametrize("method", ["nearest", "interpolate", "mean"])
+def test_chunk_boundaries_do_not_change_the_result(method):
+    """Samples split over many reads land exactly where they would in one read."""
+    rng = np.random.default_rng(3)
+    times = np.cumsum(rng.integers(800_000, 1_200_000, 5000)).astype(np.int64)
+    values = rng.normal(size=(times.size, 2))
+    clock = EpisodeClock("e", int(times[10]), 33 * MS, int((times[-1] - times[10]) // (33 * MS)))
+    plan = [StreamPlan("s", "sensor", method, 3 * MS)]
+
+    whole = Perception(plan).process(RawBatch(clock, 0, int(times[-1]), True,
+                                              {"s": _chunk(times, values)}))
+    cuts = np.sort(rng.choice(np.arange(1, times.size), 40, replace=False))
+    parts = np.split(np.arange(times.size), cuts)
+    perception = Perception(plan)
+    grids, aligned = [], []
+    for i, idx in enumerate(parts):
+        final = i == len(parts) - 1
+        read_ns = int(times[idx[-1]]) + 1
+        out = perception.process(RawBatch(clock, i, read_ns, final,
+                                          {"s": _chunk(times[idx], values[idx])}))
+        grids.append(out.timestamps)
+        aligned.append(out.streams["s"].values["v"])
+    np.testing.assert_array_equal(np.concatenate(grids), whole.timestamps)
+    np.testing.assert_allclose(np.concatenate(aligned), whole.streams["s"].values["v"])
+    assert len(whole.timestamps) == clock.ticks
