@@ -24,6 +24,7 @@ class EpisodeTally:
     missing: Counter = field(default_factory=Counter)  # stream -> ticks with no sample
     flagged: Counter = field(default_factory=Counter)  # "<check>:<stream>" -> bad ticks
     bad_ticks: Counter = field(default_factory=Counter)  # stream -> ticks failing any check
+    lost: Counter = field(default_factory=Counter)  # cause -> samples lost with crashed batches
     counters: dict[str, StreamCounters] = field(default_factory=dict)
 
     def add(self, batch: GridBatch) -> None:
@@ -39,6 +40,11 @@ class EpisodeTally:
         for name, c in batch.counters.items():
             self.counters.setdefault(name, StreamCounters()).add(c)
 
+    def add_lost(self, cause: str, ticks: int, streams: int) -> None:
+        """Ticks whose batch died with a stage: expected, never delivered, blamed on `cause`."""
+        self.expected += ticks * streams
+        self.lost[cause] += ticks * streams
+
     def accounts(self, recording_s: float, overhead_s: dict[str, float],
                  outcome: str) -> EfficiencyAccounts:
         """Close the books. `overhead_s`: scheduled time not spent recording, by cause."""
@@ -48,8 +54,9 @@ class EpisodeTally:
         scheduled = recording_s + sum(v for v in overhead_s.values() if v > 0)
         available = max(recording_s - unavailable, 0.0)
 
-        delivered = self.expected - sum(self.missing.values())
+        delivered = self.expected - sum(self.missing.values()) - sum(self.lost.values())
         loss_samples = {f"missing:{n}": v for n, v in self.missing.items() if v}
+        loss_samples |= dict(self.lost)
         loss_samples |= {f"dropped:{n}": c.dropped for n, c in self.counters.items() if c.dropped}
         loss_samples |= {f"overflow:{n}": c.overflow for n, c in self.counters.items()
                          if c.overflow}

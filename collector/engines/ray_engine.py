@@ -2,7 +2,8 @@
 
 Batches pass between actors as object refs; the driver process only holds refs. At most
 `engine.max_inflight_batches` batches are in flight, so a slow stage pushes back on the loop
-instead of growing memory.
+instead of growing memory. A stage actor that dies is restarted by Ray; the batches it held are
+reported to execution as lost, with the stage as the cause, and the episode goes on.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import time
 from collections import deque
 
 import ray
+from ray.exceptions import RayActorError, RayTaskError
 
 from collector.batch import EpisodeClock
 from collector.capture import Capture
 from collector.engines.base import Engine, make_computation, make_execution, make_perception
-from collector.engines.ray_session import ensure_ray
+from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import StationConfig
+
+STAGE_RESTARTS = 10  # per actor and station run; a stage crashing more often is a bug to fix
 
 
 @ray.remote(num_cpus=0)
@@ -36,27 +40,66 @@ class _Stage:
     def process(self, batch):
         return self.stage.process(batch)
 
+    def append_from(self, clock, index: int, boxed: list, worker: str, deadline: float,
+                    roles: dict[str, str]) -> int:
+        """Execution side: resolve the batch and append it, or account for its loss.
+
+        The ref comes boxed in a list so that a crashed stage reaches us as an exception
+        instead of failing this call. A batch not computed by `deadline` (wall clock: nodes
+        share no monotonic clock) is given up, so a worker stuck restarting cannot stall the
+        station beyond its buffers; a batch that is computed but late is still written.
+        """
+        ready, _ = ray.wait(boxed, timeout=max(deadline - time.time(), 0.0))
+        if not ready:  # still not computed: its worker is stuck or restarting
+            return self.stage.lose(index, f"stalled:{worker}", clock)
+        try:
+            batch = ray.get(ready[0])
+        except (RayActorError, RayTaskError) as exc:
+            return self.stage.lose(index, _crash_cause(exc, roles), clock)
+        return self.stage.append(batch)
+
     def ready(self) -> bool:
         return True
+
+
+def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
+    """`crash:<stage>` for the actor that died, found by its id (the error carries it)."""
+    if isinstance(exc, RayTaskError) and isinstance(exc.cause, RayActorError):
+        exc = exc.cause
+    actor_id = getattr(exc, "actor_id", None)
+    if actor_id is not None and not isinstance(actor_id, str):
+        actor_id = actor_id.hex()
+    return f"crash:{roles.get(actor_id, 'stage')}"
 
 
 class RayEngine(Engine):
     def __init__(self, config: StationConfig, realtime: bool = True):
         started = time.perf_counter()
-        self.ray_startup_s = ensure_ray(config.engine)
-        self.capture = _Stage.options(max_concurrency=1).remote(Capture, config, realtime)
+        self.ray_startup_s = ensure_ray(config.engine, config.station.id)
+        restartable = {"max_restarts": STAGE_RESTARTS, "max_task_retries": 0}
+        # Capture runs where the station's hardware is: the node offering its custom resource.
+        self.capture = _Stage.options(**restartable, **capture_placement(config.station.id)
+                                      ).remote(Capture, config, realtime)
         infos = ray.get(self.capture.call.remote("describe"))
         self._infos = infos
-        self.perception = _Stage.remote(make_perception, config, infos)
+        self.perception = _Stage.options(**restartable).remote(make_perception, config, infos)
         workers = config.pipeline.computation_workers or max(
             1, int(ray.cluster_resources().get("CPU", 1)))
-        self.pool = [_Stage.options(num_cpus=1).remote(make_computation, config, infos)
-                     for _ in range(workers)]
-        self.execution = _Stage.remote(make_execution)
+        self.pool = [
+            _Stage.options(num_cpus=1, scheduling_strategy="SPREAD", **restartable).remote(
+                make_computation, config, infos)
+            for _ in range(workers)
+        ]
+        self.execution = _Stage.remote(make_execution)  # owns the open file: never restarted
         ray.get([a.ready.remote() for a in (self.perception, self.execution, *self.pool)])
+        self.roles = {self.capture._actor_id.hex(): "capture",
+                      self.perception._actor_id.hex(): "perception",
+                      **{w._actor_id.hex(): f"computation-{i}" for i, w in enumerate(self.pool)}}
+        self._busy: list[list] = [[] for _ in self.pool]  # per worker: batches not yet done
         self.max_inflight = config.engine.max_inflight_batches
+        self.batch_deadline_s = config.engine.batch_deadline_s
         self.inflight: deque = deque()
-        self.backpressure_waits = 0
+        self.backpressure_waits = 0  # times the loop waited for the pipeline to drain
         self.startup_s = time.perf_counter() - started
 
     def describe(self) -> list[StreamInfo]:
@@ -77,11 +120,22 @@ class RayEngine(Engine):
     def submit(self, clock: EpisodeClock, index: int, final: bool) -> None:
         raw = self.capture.call.remote("read_batch", clock, index, final)
         grid = self.perception.process.remote(raw)
-        encoded = self.pool[index % len(self.pool)].process.remote(grid)
-        self.inflight.append(self.execution.call.remote("append", encoded))
+        worker = self._least_busy_worker()
+        encoded = self.pool[worker].process.remote(grid)
+        self._busy[worker].append(encoded)
+        deadline = time.time() + self.batch_deadline_s
+        self.inflight.append(self.execution.append_from.remote(
+            clock, index, [encoded], f"computation-{worker}", deadline, self.roles))
         while len(self.inflight) > self.max_inflight:
             self.backpressure_waits += 1
             ray.get(self.inflight.popleft())
+
+    def _least_busy_worker(self) -> int:
+        """The worker with the fewest unfinished batches: a slow or restarting one gets less."""
+        for refs in self._busy:
+            if refs:
+                _, refs[:] = ray.wait(refs, num_returns=len(refs), timeout=0)
+        return min(range(len(self.pool)), key=lambda i: len(self._busy[i]))
 
     def finish_episode(self, metadata: EpisodeMetadata, recording_s: float,
                        overhead_s: dict[str, float]) -> EpisodeSummary:
@@ -91,7 +145,7 @@ class RayEngine(Engine):
 
     def close(self) -> None:
         for actor, method in ((self.execution, "close"), (self.capture, "close")):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # best effort: the actor may be gone
                 ray.get(actor.call.remote(method), timeout=10)
         for actor in (self.capture, self.perception, self.execution, *self.pool):
-            ray.kill(actor)
+            ray.kill(actor, no_restart=True)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.batch import GridBatch
+import numpy as np
+
+from collector.batch import EpisodeClock, GridBatch, StreamOnGrid
 from collector.efficiency import EpisodeTally
+from collector.stages.computation import IMAGE_FIELD, encode_frames
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
 from collector.storage.writer import EpisodeWriter
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
-from schemas.station import StorageConfig
+from schemas.station import ImageEncoding, StorageConfig
 
 
 @dataclass
@@ -45,8 +48,11 @@ class Execution:
         self._plan: EpisodePlan | None = None
         self._writer: EpisodeWriter | None = None
         self._tally = EpisodeTally()
-        self._waiting: dict[int, GridBatch] = {}
+        self._waiting: dict[int, GridBatch | str] = {}  # index -> batch, or cause of its loss
         self._next_index = 0
+        self._clock: EpisodeClock | None = None
+        self._lost_cause: str | None = None
+        self._last_frames: dict[str, np.ndarray] = {}  # camera -> last encoded frame written
 
     def begin(self, plan: EpisodePlan) -> str:
         if self._writer is not None:
@@ -55,6 +61,9 @@ class Execution:
         self._tally = EpisodeTally()
         self._waiting.clear()
         self._next_index = 0
+        self._clock = None
+        self._lost_cause = None
+        self._last_frames = {}
         partial = plan.final_dir / f"{plan.episode_id}.h5{L.PARTIAL_SUFFIX}"
         self._writer = EpisodeWriter(partial, plan.streams, plan.image_shapes,
                                      plan.image_encoding, plan.storage)
@@ -63,17 +72,58 @@ class Execution:
     def append(self, batch: GridBatch) -> int:
         """Returns how many grid rows the episode holds so far."""
         self._waiting[batch.index] = batch
+        self._drain()
+        return self._writer.rows
+
+    def lose(self, index: int, cause: str, clock: EpisodeClock) -> int:
+        """Batch `index` will never come (a stage crashed with it): account for it, move on.
+
+        Its ticks are filled as missing when the next batch shows where the grid resumes.
+        """
+        self._clock = self._clock or clock
+        self._waiting[index] = cause
+        self._drain()
+        return self._writer.rows
+
+    def _drain(self) -> None:
         while self._next_index in self._waiting:
             ready = self._waiting.pop(self._next_index)
+            self._next_index += 1
+            if isinstance(ready, str):
+                self._lost_cause = ready
+                continue
+            self._clock = ready.clock
+            self._fill_gap(ready.first_tick)
+            if len(ready) and ready.first_tick < self._writer.rows:
+                continue  # a restarted stage re-sent ticks already written
             self._writer.append(ready)
             self._tally.add(ready)
-            self._next_index += 1
-        return self._writer.rows
+            self._remember_last_frames(ready)
+
+    def _remember_last_frames(self, batch: GridBatch) -> None:
+        for s in self._plan.streams:
+            if s.is_camera and len(batch):
+                self._last_frames[s.name] = batch.streams[s.name].values[IMAGE_FIELD][-1:]
+
+    def _fill_gap(self, first_tick: int) -> None:
+        """Ticks lost with a crashed batch become missing rows, so the grid stays complete."""
+        gap = first_tick - self._writer.rows
+        if gap <= 0:
+            return
+        cause = self._lost_cause or "lost_batch"
+        plan = self._plan
+        filler = gap_batch(self._clock, self._writer.rows, first_tick, plan.streams,
+                           plan.image_shapes, plan.image_encoding, self._last_frames)
+        self._writer.append(filler)
+        self._tally.add_lost(cause, gap, len(self._plan.streams))
+        self._lost_cause = None
 
     def finish(self, metadata: EpisodeMetadata, recording_s: float,
                overhead_s: dict[str, float]) -> EpisodeSummary:
         if self._waiting:
             raise RuntimeError(f"batches {sorted(self._waiting)} arrived after a gap in order")
+        if self._clock is not None:
+            self._fill_gap(self._clock.ticks)  # the last batches may have been lost
         plan, writer = self._plan, self._writer
         accounts = self._tally.accounts(recording_s, overhead_s, metadata.outcome)
         keep = metadata.outcome not in ("rejected", "aborted")
@@ -92,3 +142,34 @@ class Execution:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def gap_batch(clock: EpisodeClock, first: int, stop: int, streams: list[StreamLayout],
+              image_shapes: dict, image_encoding: dict,
+              last_frames: dict[str, np.ndarray]) -> GridBatch:
+    """Rows for ticks whose batch was lost: flagged missing, arrays kept rectangular.
+
+    Cameras repeat the last frame written (or a black frame), as missing ticks do elsewhere.
+    """
+    m = stop - first
+    aligned = {}
+    for s in streams:
+        if s.is_camera:
+            frame = last_frames.get(s.name)
+            if frame is None:
+                black = np.zeros((1, *image_shapes[s.name]), np.uint8)
+                spec = ImageEncoding(encoding=image_encoding["encoding"],
+                                     quality=max(1, image_encoding.get("quality", 90)),
+                                     png_compression=image_encoding.get("png_compression", 1))
+                frame = encode_frames(black, spec)
+            values = {IMAGE_FIELD: np.repeat(frame, m, axis=0)}
+        else:
+            values = {k: np.zeros((m, *shape), dtype) for k, (shape, dtype) in s.fields.items()}
+        aligned[s.name] = StreamOnGrid(
+            values=values, capture_ns=np.full(m, -1, np.int64), dt_ns=np.zeros(m, np.int64),
+            missing=np.ones(m, bool),
+            flags={k: np.zeros(m, d) for k, d in s.quality.items() if np.dtype(d) == bool},
+            scores={k: np.zeros(m, d) for k, d in s.quality.items() if np.dtype(d) != bool},
+        )
+    return GridBatch(clock=clock, index=-1, final=False, first_tick=first,
+                     timestamps=clock.times(first, stop), streams=aligned, raw={}, counters={})

@@ -112,14 +112,15 @@ class Perception:
             self._pending[plan.name] = pending.take(slice(first, None))
 
     def _count(self, chunk: Chunk) -> StreamCounters:
-        """Sequence gaps, including the one between this chunk and the previous."""
+        """Sequence gaps (the device's drops), including the one since the previous chunk."""
         dropped = 0
         if len(chunk):
             seq = chunk.seq
             previous = self._last_seq.get(chunk.stream)
             if previous is not None:
                 seq = np.concatenate([[previous], seq])
-            dropped = int(np.clip(np.diff(seq) - 1, 0, None).sum())
+            gaps = int(np.clip(np.diff(seq) - 1, 0, None).sum())
+            dropped = max(gaps - chunk.overflow, 0)  # samples the ring refused are not drops
             self._last_seq[chunk.stream] = int(chunk.seq[-1])
         return StreamCounters(samples=len(chunk), dropped=dropped, overflow=chunk.overflow,
                               checksum_failures=chunk.checksum_failures, lost_s=chunk.lost_s)
