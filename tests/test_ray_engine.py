@@ -26,6 +26,12 @@ def test_killed_computation_actor_loses_only_its_batches(tmp_path, ray_session):
 
     def kill_mid_episode():
         time.sleep(1.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # strike while the actor holds a batch
+            pending = list(engine._busy[0])
+            if pending and ray.wait(pending, num_returns=len(pending), timeout=0)[1]:
+                break
+            time.sleep(0.002)
         ray.kill(victim, no_restart=False)  # a crash: Ray restarts the actor
 
     killer = threading.Thread(target=kill_mid_episode)
