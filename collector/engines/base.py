@@ -56,5 +56,9 @@ class Engine(ABC):
                        overhead_s: dict[str, float]) -> EpisodeSummary:
         """Wait for every batch in flight, then commit the episode."""
 
+    def stats(self) -> dict[str, float]:
+        """Engine counters for reports: start-up time, backpressure waits..."""
+        return {"startup_s": self.startup_s}
+
     @abstractmethod
     def close(self) -> None: ...

@@ -61,6 +61,10 @@ class _Stage:
     def ready(self) -> bool:
         return True
 
+    def node_id(self) -> str:
+        """The Ray node this stage runs on (where a station's capture must be)."""
+        return ray.get_runtime_context().get_node_id()
+
 
 def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
     """`crash:<stage>` for the actor that died, found by its id (the error carries it)."""
@@ -129,6 +133,11 @@ class RayEngine(Engine):
         while len(self.inflight) > self.max_inflight:
             self.backpressure_waits += 1
             ray.get(self.inflight.popleft())
+
+    def stats(self) -> dict[str, float]:
+        return {"startup_s": self.startup_s, "ray_startup_s": self.ray_startup_s,
+                "backpressure_waits": self.backpressure_waits,
+                "computation_workers": len(self.pool)}
 
     def _least_busy_worker(self) -> int:
         """The worker with the fewest unfinished batches: a slow or restarting one gets less."""
