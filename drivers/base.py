@@ -76,6 +76,7 @@ class ThreadedDevice(Device):
     """
 
     ring_seconds = 2.0  # how far the pipeline may fall behind before samples are refused
+    max_backoff_s = 0.5  # longest wait between reconnect attempts
 
     def __init__(self, info: StreamInfo):
         self.info = info
@@ -188,7 +189,8 @@ class ThreadedDevice(Device):
                 self._clock_restarted.set()
                 return
             except DeviceError:
-                backoff = min(backoff * 2, 2.0)
+                # grow slowly and stay short: an outage should cost little more than itself
+                backoff = min(backoff * 1.5, self.max_backoff_s)
 
     @abstractmethod
     def _connect(self) -> None: ...

@@ -86,7 +86,7 @@ class LineStream:
             text, self._started = text[first:], True
         lines = text.count(b"\n") - len(BLANK.findall(text))
         found = self.format.pattern.findall(text)
-        table = np.array(found, dtype=np.float64).reshape(len(found), -1)
+        table = np.array(found, dtype=np.float64).reshape(len(found), int(self.format.columns[-1]))
         self.failures += max(lines - len(found), 0)
         return self._decode(table)
 
