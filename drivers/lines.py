@@ -14,6 +14,7 @@ import numpy as np
 from drivers.packet import Decoded, time_to_ns
 from schemas.devices import LineSpec
 
+MAX_LINE = 4096  # bytes: a longer unfinished line is dropped, so memory stays bounded
 BLANK = re.compile(rb"^[ \t]*\r?\n", re.MULTILINE)
 NUMBER = rb"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
 
@@ -80,6 +81,9 @@ class LineStream:
         buf = self._tail + data
         end = buf.rfind(b"\n") + 1
         self._tail = buf[end:]
+        if len(self._tail) > MAX_LINE:  # no newline in sight: noise, or the wrong baud rate
+            self._tail = b""
+            self.failures += 1
         text = buf[:end]
         if not self._started and text:
             first = text.find(b"\n") + 1

@@ -145,3 +145,26 @@ def test_bad_packet_declarations_are_one_line_errors(tmp_path, change, message):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip()
     assert "\n" not in line and "devices[3].packet" in line and message in line
+
+
+def test_lines_skip_bad_lines_and_stay_bounded():
+    from drivers.lines import MAX_LINE, LineStream
+    from schemas.devices import LineSpec
+
+    stream = LineStream(LineSpec(format="kv", separator=" ", fields=[
+        {"name": "seq", "role": "sequence"}, {"name": "f", "count": 2, "keys": ["fx", "fy"]}]))
+    text = (b"x=3 torn\n"  # the torn first line after connecting: skipped, not a failure
+            b"seq=1 fx=0.5 fy=-1e-3\n"
+            b"seq=2 fx=0.5\n"  # a field missing
+            b"seq=3 fx=abc fy=1\n"  # not a number
+            b"\n"
+            b"seq=4 fx=1.25 fy=2\r\n"
+            b"seq=5 fx=")
+    decoded = stream.feed(text)
+    np.testing.assert_array_equal(decoded.seq, [1, 4])
+    np.testing.assert_array_equal(decoded.values["f"], [[0.5, -1e-3], [1.25, 2.0]])
+    assert stream.failures == 2
+    decoded = stream.feed(b"7 fy=8\n")  # the line torn across reads
+    np.testing.assert_array_equal(decoded.values["f"], [[7.0, 8.0]])
+    stream.feed(b"z" * (MAX_LINE + 1))
+    assert stream.failures == 3 and len(stream._tail) == 0
