@@ -78,3 +78,32 @@ def test_missing_source_is_a_clear_device_error(tmp_path):
                                 source=str(tmp_path / "nope.mp4"))
     with pytest.raises(DeviceError, match="cannot open camera source"):
         OpenCVCamera(config).open()
+
+
+def test_camera_that_goes_away_reconnects_and_accounts_the_gap(tmp_path):
+    """The source vanishes after its last frame and comes back later: the driver retries with
+    backoff, resumes, and reports the time in between as lost."""
+    video = tmp_path / "clip.avi"
+    write_video(video, 15)
+    away = tmp_path / "away.avi"
+    config = OpenCVCameraConfig(name="cam", type="opencv_camera", source=str(video),
+                                width=W, height=H, fps=50)
+    camera = OpenCVCamera(config)
+    chunks = []
+    with camera:
+        video.rename(away)  # the open capture keeps playing its 15 frames (0.3 s), then fails
+        time.sleep(0.3)
+        chunks.append(camera.read())
+        time.sleep(0.6)
+        away.rename(video)  # plugged back in
+        restored = time.monotonic()
+        while time.monotonic() - restored < 3 and sum(len(c) for c in chunks) < 20:
+            time.sleep(0.1)
+            chunks.append(camera.read())
+    seq = np.concatenate([c.seq for c in chunks])
+    frames = np.concatenate([c.fields["image"] for c in chunks])
+    counters = [read_counter(f) for f in frames]
+    assert counters[:15] == list(range(15)) and counters[15:20] == list(range(5))
+    assert np.all(np.diff(seq) == 1)  # the device's sequence continues across the reconnect
+    lost_s = sum(c.lost_s for c in chunks)
+    assert 0.3 <= lost_s <= 0.6 + 0.5, lost_s  # the gap, give or take a read and a backoff
