@@ -10,7 +10,7 @@ from drivers.sim.arm import SimArm
 from drivers.sim.camera import SimCamera
 from drivers.sim.sensor import SimSensor
 from drivers.sim.world import SimWorld
-from schemas.devices import SimArmConfig, SimCameraConfig, SimSensorConfig
+from schemas.devices import ARM_TYPES, SimArmConfig, SimCameraConfig, SimSensorConfig
 from schemas.station import StationConfig
 
 
@@ -50,14 +50,27 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
             devices.append(SimCamera(spec, world, view=views, realtime=realtime))
             views += 1
         elif isinstance(spec, SimSensorConfig):
-            devices.append(SimSensor(spec, world, realtime=realtime))
+            if spec.link == "inprocess":
+                devices.append(SimSensor(spec, world, realtime=realtime))
+            else:  # a peer speaking the serial protocol, read by the real driver
+                from drivers.registry import sim_serial_sensor
+
+                devices.append(sim_serial_sensor(spec, world))
         elif isinstance(spec, SimArmConfig):
-            arm = SimArm(spec, world, realtime=realtime)
+            if spec.link == "inprocess":
+                arm = SimArm(spec, world, realtime=realtime)
+            else:
+                from drivers.registry import sim_serial_arm
+
+                arm = sim_serial_arm(spec, world)
             devices.append(arm)
         else:
             from drivers.registry import open_real_device  # real hardware: imported on demand
 
-            devices.append(open_real_device(spec))
+            device = open_real_device(spec)
+            devices.append(device)
+            if isinstance(spec, ARM_TYPES):
+                arm = device
     task = None
     if arm is not None:
         episode = config.episode
@@ -67,6 +80,6 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
 
 
 def _joints(config: StationConfig) -> int:
-    arms = [d for d in config.devices if isinstance(d, SimArmConfig)]
+    arms = [d for d in config.devices if isinstance(d, ARM_TYPES)]
     return arms[0].joints if arms else 6
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from collector.errors import DeviceError
 from drivers.chunk import Chunk
+from drivers.clock import ClockMap
 from drivers.ring import SampleRing
 
 
@@ -75,6 +76,7 @@ class ThreadedDevice(Device):
     """
 
     ring_seconds = 2.0  # how far the pipeline may fall behind before samples are refused
+    max_backoff_s = 0.5  # longest wait between reconnect attempts
 
     def __init__(self, info: StreamInfo):
         self.info = info
@@ -88,11 +90,17 @@ class ThreadedDevice(Device):
         self._error: BaseException | None = None
         self.checksum_failures = 0
         self._reported_checksum_failures = 0
+        self.clock = ClockMap()
+        self._clock_restarted = threading.Event()
+        self._last_capture = np.iinfo(np.int64).min
+        self.peers: list = []  # simulated devices on the far end of the link, started first
 
     def describe(self) -> StreamInfo:
         return self.info
 
     def open(self) -> None:
+        for peer in self.peers:
+            peer.start()
         self._connect()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"reader-{self.info.name}",
@@ -105,6 +113,8 @@ class ThreadedDevice(Device):
             self._thread.join(timeout=5)
             self._thread = None
         self._disconnect()
+        for peer in self.peers:
+            peer.stop()
 
     def read(self) -> Chunk:
         if self._error is not None:
@@ -129,8 +139,22 @@ class ThreadedDevice(Device):
         )
 
     def _capture_times(self, arrival_ns: np.ndarray, device_ns: np.ndarray) -> np.ndarray:
-        """Best estimate of capture time on the host clock. Default: arrival."""
-        return arrival_ns.copy()
+        """Best estimate of capture time on the host clock: the device clock mapped through
+        the stream's running clock fit (drivers/clock.py), or arrival without a device clock."""
+        if self._clock_restarted.is_set():  # reconnected: the device clock may have restarted
+            self._clock_restarted.clear()
+            self.clock.reset()
+            self._last_capture = np.iinfo(np.int64).min
+        timed = device_ns >= 0
+        if not timed.any():
+            return arrival_ns.copy()
+        self.clock.update(device_ns[timed], arrival_ns[timed])
+        out = arrival_ns.copy()
+        out[timed] = self.clock.map(device_ns[timed])
+        # a refit moves the line by microseconds: never let capture times step backwards
+        out = np.maximum.accumulate(np.concatenate([[self._last_capture], out]))[1:]
+        self._last_capture = int(out[-1]) if out.size else self._last_capture
+        return out
 
     def _run(self) -> None:
         backoff = 0.05
@@ -162,9 +186,11 @@ class ThreadedDevice(Device):
             self._stop.wait(backoff)
             try:
                 self._connect()
+                self._clock_restarted.set()
                 return
             except DeviceError:
-                backoff = min(backoff * 2, 2.0)
+                # grow slowly and stay short: an outage should cost little more than itself
+                backoff = min(backoff * 1.5, self.max_backoff_s)
 
     @abstractmethod
     def _connect(self) -> None: ...

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class StrictModel(BaseModel):
@@ -69,14 +70,175 @@ class OpenCVCameraConfig(CameraBase):
     buffer_size: int = Field(1, ge=1)
 
 
+# --- serial protocols -----------------------------------------------------------------------
+
+TIME_UNITS_NS = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}
+CHECKSUMS = ("none", "xor8", "sum8", "crc16-ccitt", "crc32")
+
+
+class PacketField(StrictModel):
+    """One field of a binary packet, stored raw; `scale` and `unit` say how to read it."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    dtype: str = Field(description="numpy scalar type without byte order: u1 i2 u4 f4 f8 ...")
+    count: int = Field(1, ge=1, le=4096)
+    unit: str = ""
+    scale: float | None = Field(None, description="value = raw * scale; null: raw")
+    role: Literal["sequence", "device_time"] | None = None
+
+    @field_validator("dtype")
+    @classmethod
+    def _numeric_dtype(cls, value: str) -> str:
+        try:
+            dt = np.dtype(value)
+        except TypeError:
+            raise ValueError(f"{value!r} is not a numpy dtype; use e.g. u2, i4, f4") from None
+        if dt.kind not in "uif" or value[:1] in "<>=|!":
+            raise ValueError(f"{value!r}: use a plain numeric type (u1..u8, i1..i8, f4, f8); "
+                             "byte order comes from the packet's byteorder")
+        return value
+
+    @model_validator(mode="after")
+    def _role_fits(self) -> PacketField:
+        if self.role is not None and self.count != 1:
+            raise ValueError(f"field {self.name}: a {self.role} field holds one value (count 1)")
+        if self.role == "sequence" and np.dtype(self.dtype).kind not in "ui":
+            raise ValueError(f"field {self.name}: a sequence field must be an integer type")
+        if self.role == "device_time" and self.unit not in TIME_UNITS_NS:
+            raise ValueError(f"field {self.name}: a device_time field needs unit "
+                             f"{', '.join(TIME_UNITS_NS)}")
+        return self
+
+
+class PacketSpec(StrictModel):
+    """A fixed-size binary packet: header bytes, fields, then an optional checksum.
+
+    The checksum covers the bytes after the header and before the checksum. `xor8`/`sum8` are
+    one byte; `crc16-ccitt` is CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) and `crc32` the zlib
+    CRC-32, both stored in the packet's byte order.
+    """
+
+    header: str = Field(description="hex bytes that start every packet, e.g. AA55")
+    byteorder: Literal["little", "big"] = "little"
+    fields: list[PacketField] = Field(min_length=1)
+    checksum: Literal["none", "xor8", "sum8", "crc16-ccitt", "crc32"] = "none"
+
+    @field_validator("header")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        text = value.replace(" ", "")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError(f"header {value!r} is not hex bytes, e.g. AA55") from None
+        if not raw:
+            raise ValueError("header needs at least one byte (it is how packets are found)")
+        return text.upper()
+
+    @model_validator(mode="after")
+    def _fields_unique(self) -> PacketSpec:
+        names = [f.name for f in self.fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"packet field names must be unique; repeated: {', '.join(dupes)}")
+        for role in ("sequence", "device_time"):
+            if sum(f.role == role for f in self.fields) > 1:
+                raise ValueError(f"at most one field may have role {role}")
+        return self
+
+
+class LineField(StrictModel):
+    """One field of an ASCII line: `count` numbers, in column order (csv) or under keys (kv)."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    count: int = Field(1, ge=1, le=256)
+    keys: list[str] | None = Field(None, description="kv only; default: name, or name0..nameN-1")
+    unit: str = ""
+    scale: float | None = None
+    role: Literal["sequence", "device_time"] | None = None
+
+    def key_names(self) -> list[str]:
+        if self.keys is not None:
+            return list(self.keys)
+        return [self.name] if self.count == 1 else [f"{self.name}{i}" for i in range(self.count)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LineField:
+        if self.keys is not None and len(self.keys) != self.count:
+            raise ValueError(f"field {self.name}: {len(self.keys)} keys for count {self.count}")
+        if self.role is not None and self.count != 1:
+            raise ValueError(f"field {self.name}: a {self.role} field holds one value (count 1)")
+        if self.role == "device_time" and self.unit not in TIME_UNITS_NS:
+            raise ValueError(f"field {self.name}: a device_time field needs unit "
+                             f"{', '.join(TIME_UNITS_NS)}")
+        return self
+
+
+class LineSpec(StrictModel):
+    """ASCII lines, one sample each: `1,200,0.1,...` (csv) or `seq=1 fx=0.1 ...` (kv)."""
+
+    format: Literal["csv", "kv"] = "csv"
+    separator: str = Field(",", min_length=1, max_length=1, description="between values/pairs")
+    fields: list[LineField] = Field(min_length=1)
+
+
+class SerialBase(DeviceBase):
+    baudrate: int = Field(115200, gt=0)
+    rate_hz: float = Field(1000.0, gt=0, le=100_000, description="nominal sample rate")
+
+
+class SerialSensorConfig(SerialBase):
+    """A sensor on a serial port (path or pyserial URL: socket://host:port, loop://)."""
+
+    type: Literal["serial_sensor"]
+    port: str
+    packet: PacketSpec | None = None
+    lines: LineSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> SerialSensorConfig:
+        if (self.packet is None) == (self.lines is None):
+            raise ValueError("give exactly one of packet (binary) or lines (ASCII)")
+        return self
+
+
+class SerialArmConfig(SerialBase):
+    """A position-controlled arm on a serial port, speaking the protocol in drivers/serial_arm."""
+
+    type: Literal["serial_arm"]
+    port: str
+    joints: int = Field(6, ge=1, le=32)
+    rate_hz: float = Field(100.0, gt=0, le=10_000)
+
+
 class SimSensorConfig(DeviceBase):
-    """A force/torque sensor producing a smooth, contact-driven signal."""
+    """A force/torque sensor producing a smooth, contact-driven signal.
+
+    `link: pty` (default) runs it as a peer on a pseudo-terminal speaking its serial protocol
+    (`packet`, or `lines`; default: the packet of `default_sensor_packet`) and reads it with the
+    real `serial_sensor` driver; `tcp` does the same over a loopback socket (socket:// URL);
+    `inprocess` hands samples over directly (no bytes, no driver).
+    """
 
     type: Literal["sim_sensor"]
     rate_hz: float = Field(1000.0, gt=0, le=100_000)
     channels: list[str] = Field(default_factory=lambda: ["fx", "fy", "fz", "tx", "ty", "tz"])
     unit: str = "N"
+    link: Literal["pty", "tcp", "inprocess"] = "pty"
+    baudrate: int = Field(921600, gt=0)
+    packet: PacketSpec | None = None
+    lines: LineSpec | None = None
     faults: Faults = Faults()
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> SimSensorConfig:
+        if self.packet is not None and self.lines is not None:
+            raise ValueError("give at most one of packet (binary) or lines (ASCII)")
+        return self
+
+    def protocol(self) -> PacketSpec | LineSpec:
+        """What the simulated sensor speaks on its link."""
+        return self.lines or self.packet or default_sensor_packet(len(self.channels), self.unit)
 
 
 class SimArmConfig(DeviceBase):
@@ -85,11 +247,26 @@ class SimArmConfig(DeviceBase):
     type: Literal["sim_arm"]
     joints: int = Field(6, ge=1, le=32)
     rate_hz: float = Field(100.0, gt=0, le=10_000)
+    link: Literal["pty", "tcp", "inprocess"] = Field(
+        "pty", description="pty/tcp: a peer speaking the serial_arm protocol, read by the real "
+                           "driver; inprocess: direct calls")
+    baudrate: int = Field(921600, gt=0)
     faults: Faults = Faults()
 
 
-DEVICE_MODELS = (SimCameraConfig, OpenCVCameraConfig, SimSensorConfig, SimArmConfig)
+def default_sensor_packet(channels: int, unit: str = "N") -> PacketSpec:
+    """The F/T packet of DESIGN.md with one `value` field of `channels` floats."""
+    return PacketSpec(header="AA55", byteorder="little", checksum="crc16-ccitt", fields=[
+        PacketField(name="seq", dtype="u2", role="sequence"),
+        PacketField(name="t_us", dtype="u4", role="device_time", unit="us"),
+        PacketField(name="value", dtype="f4", count=channels, unit=unit),
+    ])
+
+
+DEVICE_MODELS = (SimCameraConfig, OpenCVCameraConfig, SimSensorConfig, SimArmConfig,
+                 SerialSensorConfig, SerialArmConfig)
 DeviceConfig = Annotated[Union[DEVICE_MODELS], Field(discriminator="type")]  # noqa: UP007
 DEVICE_TYPES = frozenset(get_args(m.model_fields["type"].annotation)[0] for m in DEVICE_MODELS)
 
 CAMERA_TYPES = (SimCameraConfig, OpenCVCameraConfig)
+ARM_TYPES = (SimArmConfig, SerialArmConfig)

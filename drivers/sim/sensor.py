@@ -57,12 +57,17 @@ class SimSensor(ThreadedDevice):
                        values={"value": values[keep]})
 
     def signal(self, t_ns: np.ndarray) -> np.ndarray:
-        """Force: the carried object's weight and a contact spike when the gripper closes."""
-        _, gripper, _, carried = self.world.snapshot()
-        n, channels = t_ns.size, len(self.config.channels)
-        out = self.faults.rng.normal(0.0, 0.05, (n, channels))
-        phase = t_ns.astype(np.float64) / 1e9
-        out[:, 0] += 0.3 * np.sin(2 * np.pi * 0.5 * phase)
-        if channels > 2:
-            out[:, 2] += -4.9 * carried + 2.0 * gripper
-        return out.astype(np.float32)
+        return ft_signal(self.world, self.faults.rng, t_ns, len(self.config.channels))
+
+
+def ft_signal(world: SimWorld, rng: np.random.Generator, t_ns: np.ndarray,
+              channels: int) -> np.ndarray:
+    """Force: the carried object's weight and a contact spike when the gripper closes."""
+    _, gripper, _, carried = world.snapshot()
+    n = t_ns.size
+    out = rng.normal(0.0, 0.05, (n, channels))
+    phase = t_ns.astype(np.float64) / 1e9
+    out[:, 0] += 0.3 * np.sin(2 * np.pi * 0.5 * phase)
+    if channels > 2:
+        out[:, 2] += -4.9 * carried + 2.0 * gripper
+    return out.astype(np.float32)
