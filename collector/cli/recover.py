@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 
 from collector.errors import EpisodeFileError
-from collector.storage.recover import find_partials, recently_modified, recover_partial, set_aside
+from collector.storage.recover import (
+    NothingFlushed,
+    find_partials,
+    recently_modified,
+    recover_partial,
+    set_aside,
+)
 
 
 def register(sub) -> None:
@@ -34,7 +40,7 @@ def recover(args: argparse.Namespace) -> int:
         try:
             r = recover_partial(partial)
         except EpisodeFileError as exc:
-            failed += 1
+            failed += not isinstance(exc, NothingFlushed)  # that one lost under a flush interval
             kept = set_aside(partial)
             print(f"nothing salvaged from {partial}: {str(exc).split(': ', 1)[-1]}; "
                   f"kept as {kept}")
@@ -42,6 +48,5 @@ def recover(args: argparse.Namespace) -> int:
         raw = ", ".join(f"{k} {v}" for k, v in r.raw_samples.items())
         print(f"recovered {r.path}: {r.ticks} ticks ({r.seconds:.2f} s), streams "
               f"{', '.join(r.streams)}" + (f"; raw samples: {raw}" if raw else ""))
-    print(f"{len(partials)} partial file(s): {len(partials) - failed} handled, {failed} with "
-          "nothing to salvage")
+    print(f"{len(partials)} partial file(s), {failed} unreadable")
     return 1 if failed else 0

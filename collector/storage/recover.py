@@ -26,6 +26,11 @@ from schemas.layout import DatasetSpec, EpisodeLayout
 
 COPY_ROWS = 1024  # rows copied at a time: memory stays bounded for any episode length
 RECOVERING_SUFFIX = ".recovering"
+UNRECOVERABLE_SUFFIX = ".unrecoverable"  # kept in rejected/ under this name, never deleted
+
+
+class NothingFlushed(EpisodeFileError):
+    """The recorder died before its first flush: at most one flush interval was lost."""
 
 
 @dataclass
@@ -84,8 +89,8 @@ def recover_partial(partial: Path) -> Recovery:
 def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:
     attrs = {k: _plain(v) for k, v in src.attrs.items()}
     if L.LAYOUT_ATTR not in attrs:
-        raise EpisodeFileError(f"{partial}: no layout attribute (killed before the first sample "
-                               "was written)")
+        raise NothingFlushed(f"{partial}: no layout attribute (stopped while the file was "
+                             "being created)")
     layout = EpisodeLayout.model_validate_json(attrs[L.LAYOUT_ATTR])
     grid = layout.grid_datasets()
     missing = [d.path for d in grid if d.path not in src]
@@ -94,7 +99,7 @@ def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:
     n = min(src[d.path].shape[0] for d in grid)
     n = _increasing_prefix(src[L.TIMESTAMPS][:n])
     if n == 0:
-        raise EpisodeFileError(f"{partial}: no complete tick was flushed")
+        raise NothingFlushed(f"{partial}: stopped before the first tick was flushed")
     rig = yaml.safe_load(attrs.get("rig_config") or "{}") or {}
     compression = rig.get("storage", {}).get("compression", "none")
 
@@ -191,7 +196,7 @@ def set_aside(partial: Path) -> Path:
     """A partial with nothing to salvage moves to the station's rejected/ folder, untouched."""
     folder = partial.parent.parent / L.REJECTED_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / partial.name
+    target = folder / (partial.name[: -len(L.PARTIAL_SUFFIX)] + UNRECOVERABLE_SUFFIX)
     os.replace(partial, target)
     return target
 
