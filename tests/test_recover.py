@@ -92,8 +92,9 @@ def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
     # killed before a first flush: set aside in rejected/, not deleted, and not an error
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
 
-    checked = run_cli("validate", str(tmp_path), "--all-frames")
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    if list(tmp_path.rglob("*.h5")):  # none when killed before the first episode's first flush
+        checked = run_cli("validate", str(tmp_path), "--all-frames")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     return {"partials": len(left), "seen": {p.name: len(v["timestamps"]) for p, v in seen.items()}}
 
 

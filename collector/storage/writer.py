@@ -58,8 +58,23 @@ def free_gb(path: Path) -> float:
     return shutil.disk_usage(path).free / 1e9
 
 
+# Space that must be free before a batch is written: HEADROOM times what the next flush will write
+# (this batch and every one since the last flush), plus RESERVE_MB for HDF5's metadata and the
+# final close. Below that the writer stops before HDF5 meets ENOSPC: after a failed write the
+# library cannot close the file, and in SWMR mode a later flush can even crash the process (which
+# then leaves the partial file as a SIGKILL would: recoverable up to the last flush).
+HEADROOM = 3
+RESERVE_MB = 1.0
+
+
+def batch_bytes(batch: GridBatch) -> int:
+    grid = sum(v.nbytes if v.dtype != object else sum(len(x) for x in v)
+               for s in batch.streams.values() for v in s.values.values())
+    return grid + sum(c.nbytes + 32 * len(c) for c in batch.raw.values())
+
+
 def is_disk_full(exc: BaseException) -> bool:
-    """HDF5 reports a failed write as OSError, with errno 28 only inside its message."""
+    """HDF5 reports a failed write as OSError or RuntimeError, with errno 28 in its message."""
     text = str(exc)
     return (getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text
             or "errno = 28" in text)
@@ -80,6 +95,7 @@ class EpisodeWriter:
         self._raw_rows = {s.name: 0 for s in streams}
         self._lock = threading.Lock()  # appends and timer flushes never interleave
         self._dirty = False
+        self._unflushed_bytes = 0
         self._error: BaseException | None = None
         self._last_flush = time.monotonic()
         try:
@@ -89,7 +105,7 @@ class EpisodeWriter:
             self._file.attrs.update(start_metadata or {})
             self._file.attrs[L.LAYOUT_ATTR] = self.layout.model_dump_json()
             self._file.swmr_mode = True  # from here on, readers may open the file at any time
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             self._raise_if_disk_full(exc)
             raise
         self._stop = threading.Event()
@@ -131,14 +147,25 @@ class EpisodeWriter:
         with self._lock:
             if self._error is not None:
                 raise self._error
+            size = batch_bytes(batch)
+            # a flush writes everything since the last one: that must fit, not just this batch
+            need_gb = (HEADROOM * (self._unflushed_bytes + size) / 1e6 + RESERVE_MB) / 1e3
+            free = free_gb(self.partial_path.parent)
+            if free < need_gb:
+                self._error = DiskFullError(
+                    f"disk full: {free * 1e3:.1f} MB left for {self.partial_path}; stopped "
+                    f"before writing more ({self.flushed_rows} ticks flushed, kept): free some "
+                    f"space, then run `collector recover {self.partial_path.parent}`")
+                raise self._error
             try:
                 self._append_grid(batch)
                 if self.storage.keep_raw:
                     self._append_raw(batch)
                 self._dirty = True
+                self._unflushed_bytes += size
                 if time.monotonic() - self._last_flush >= self.storage.flush_interval_s:
                     self._flush_locked()
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:
                 self._raise_if_disk_full(exc)
                 raise
 
@@ -180,13 +207,14 @@ class EpisodeWriter:
         with self._lock:
             try:
                 self._flush_locked()
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:
                 self._raise_if_disk_full(exc)
                 raise
 
     def _flush_locked(self) -> None:
         self._file.flush()
         self._dirty = False
+        self._unflushed_bytes = 0
         self._last_flush = time.monotonic()
         self.flushed_rows = self.rows
         self.flushes += 1
@@ -201,8 +229,12 @@ class EpisodeWriter:
                 if self._dirty and time.monotonic() - self._last_flush >= interval:
                     try:
                         self._flush_locked()
-                    except OSError as exc:  # surfaces on the next append
-                        self._error = self._disk_full_error(exc) if is_disk_full(exc) else exc
+                    except (OSError, RuntimeError) as exc:  # surfaces on the next append
+                        if is_disk_full(exc):
+                            self._abandon()
+                            self._error = self._disk_full_error(exc)
+                        else:
+                            self._error = exc
                         return
 
     def _disk_full_error(self, exc: BaseException) -> DiskFullError:
@@ -211,8 +243,18 @@ class EpisodeWriter:
             f"left on device); everything up to the last flush ({self.flushed_rows} ticks) is "
             f"kept: free some space, then run `collector recover {self.partial_path.parent}`")
 
-    def _raise_if_disk_full(self, exc: OSError) -> None:
+    def _abandon(self) -> None:
+        """After ENOSPC, HDF5 can neither write nor close the file: point its descriptor at
+        /dev/null, so closing completes harmlessly and the file keeps its last flushed state."""
+        with contextlib.suppress(Exception):
+            fd = self._file.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, fd)
+            os.close(null)
+
+    def _raise_if_disk_full(self, exc: BaseException) -> None:
         if is_disk_full(exc):
+            self._abandon()
             error = self._disk_full_error(exc)
             self._error = error
             raise error from None
@@ -232,7 +274,7 @@ class EpisodeWriter:
                     f.attrs.update(metadata.model_dump(mode="json"))
                     f[L.EFFICIENCY].attrs.update(flatten_accounts(accounts))
                 return commit(self.partial_path, final_path)
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:
                 self._raise_if_disk_full(exc)
                 raise
 
@@ -242,7 +284,7 @@ class EpisodeWriter:
         with self._lock:
             if self._file.id.valid:
                 # On a full disk the close fails; what was flushed is already on disk.
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, RuntimeError):
                     self._file.close()
 
     def _stop_timer(self) -> None:
