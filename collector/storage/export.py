@@ -70,7 +70,10 @@ def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> 
             if images:
                 _write_frames(obs, f"{name}_image", ep.images(name), compression)
             continue
-        for field, values in ep.fields(name).items():
+        fields = ep.fields(name)
+        order = _field_order(ep, name) or list(fields)
+        for field in order:  # the writer's order, so action vectors keep their meaning
+            values = fields[field]
             values = values.reshape(n, -1).astype(np.float32)
             if kind == "action":
                 actions.append(values)
@@ -86,6 +89,14 @@ def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> 
     demo.attrs.update(num_samples=n, episode_id=ep.metadata.get("episode_id", ""),
                       source=str(ep.path), outcome=ep.metadata.get("outcome", ""))
     return n
+
+
+def _field_order(ep, stream: str) -> list[str]:
+    layout = ep.layout
+    for s in layout.streams if layout else []:
+        if s.name == stream:
+            return list(s.fields)
+    return []
 
 
 def _write_frames(obs: h5py.Group, key: str, frames, compression: str | None) -> None:

@@ -102,7 +102,10 @@ class Episode:
         return Frames(self.file[f"{L.IMAGES}/{camera}"])
 
     def streams(self) -> dict[str, str]:
-        """Every stream with its kind (camera, sensor, arm, action)."""
+        """Every stream with its kind (camera, sensor, arm, action), in the writer's order."""
+        layout = self.layout
+        if layout is not None:
+            return {s.name: s.kind for s in layout.streams}
         out = {cam: "camera" for cam in self.cameras}
         for root, kind in ((L.OBSERVATIONS, "observation"), (L.ACTIONS, "action")):
             if root not in self.file:
