@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import h5py
@@ -69,6 +70,7 @@ def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
             time.sleep(0.03)
     finally:
         proc.send_signal(signal.SIGKILL)
+        killed_at = time.time()
         proc.communicate()
     left = partials(tmp_path)
 
@@ -89,6 +91,14 @@ def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
                                               seen[path]["ft"][:n])
                 np.testing.assert_array_equal(f["observations/arm/qpos"][:n],
                                               seen[path]["arm"][:n])
+    for path in left:
+        final = path.with_name(path.name.removesuffix(".partial"))
+        if final.exists():  # for the record: recording time lost to the kill (not asserted)
+            with h5py.File(final, "r") as f:
+                started = datetime.fromisoformat(f.attrs["started_at"]).timestamp()
+                kept_s = f["timestamps"].shape[0] / f.attrs["control_hz"]
+            print(f"seed {seed}: killed {killed_at - started:.2f} s into the episode, "
+                  f"recovered {kept_s:.2f} s, lost {killed_at - started - kept_s:.2f} s")
     # killed before a first flush: set aside in rejected/, not deleted, and not an error
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
 
