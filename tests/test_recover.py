@@ -142,3 +142,44 @@ def test_recover_leaves_a_partial_that_is_still_being_written(tmp_path):
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert not partials(tmp_path) and len(list(tmp_path.rglob("*.h5"))) == 1
+
+
+KILLED_WHILE_FINISHING = """
+import os, sys
+import h5py, numpy as np
+from collector.storage.writer import EpisodeWriter, Path
+from schemas.station import StorageConfig
+from tests.test_storage import FT, sensor_batch
+
+w = EpisodeWriter(Path(sys.argv[1]), [FT], {}, {"encoding": "jpeg"}, StorageConfig(),
+                  {"episode_id": "ep-1", "station_id": "test", "task": "t",
+                   "started_at": "2026-01-01T00:00:00+00:00", "control_hz": 30.0,
+                   "rig_config": "episode: {duration_s: 3}", "software_version": "0"})
+rng = np.random.default_rng(0)
+for i in range(9):
+    w.append(sensor_batch(i, i * 10, 10, rng))
+w._stop_timer()
+w._file.close()  # what finish() does first
+if sys.argv[2] == "reopened":  # ... then it reopens the file to write the final metadata
+    f = h5py.File(sys.argv[1], "r+")
+    f.attrs["outcome"] = "success"
+    f.flush()
+os._exit(0)  # killed: no close
+"""
+
+
+@pytest.mark.parametrize("moment", ["closed", "reopened"])
+def test_recover_a_recorder_killed_while_finishing(tmp_path, moment):
+    partial = tmp_path / "sim-01" / "2026-01-01" / "ep-1.h5.partial"
+    partial.parent.mkdir(parents=True)
+    made = subprocess.run([sys.executable, "-c", KILLED_WHILE_FINISHING, str(partial), moment],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    recovered = run_cli("recover", str(tmp_path), "--min-age", "0")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "90 ticks (3.00 s)" in recovered.stdout
+    path = partial.with_name("ep-1.h5")
+    assert run_cli("validate", str(path)).returncode == 0
+    assert not partial.exists() and not list(partial.parent.glob("*.unlocked"))
+    with h5py.File(path, "r") as f:
+        assert f.attrs["outcome"] == "recovered" and f["timestamps"].shape == (90,)

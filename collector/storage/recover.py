@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from schemas.layout import DatasetSpec, EpisodeLayout
 
 COPY_ROWS = 1024  # rows copied at a time: memory stays bounded for any episode length
 RECOVERING_SUFFIX = ".recovering"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 UNRECOVERABLE_SUFFIX = ".unrecoverable"  # kept in rejected/ under this name, never deleted
 
 
@@ -71,19 +73,104 @@ def recover_partial(partial: Path) -> Recovery:
     if final.exists():
         final = final.with_name(final.stem + ".recovered.h5")
     staging = partial.with_name(name[: -len(L.PARTIAL_SUFFIX)] + RECOVERING_SUFFIX)
+    unlocked = partial.with_name(name + ".unlocked")
     try:
-        src = h5py.File(partial, "r", swmr=True, libver="latest")
-    except OSError as exc:
-        raise EpisodeFileError(f"{partial}: cannot open ({_first_line(exc)})") from None
-    try:
-        with src:
+        with open_partial(partial, unlocked) as src:
             result = _salvage(src, partial, staging)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+    finally:
+        unlocked.unlink(missing_ok=True)
     result.path = commit(staging, final)
     os.remove(partial)  # only now: the recovered episode is durable under its final name
     return result
+
+
+def open_partial(partial: Path, unlocked: Path) -> h5py.File:
+    """Open a partial file however its writer left it.
+
+    Killed while appending: it is in SWMR state, which a SWMR reader opens. Killed between the
+    writer's close and its commit: it is a closed file. Killed while the final metadata was being
+    written: HDF5 marked it open for writing and refuses it; then a copy with that mark cleared
+    (what `h5clear -s` does) is opened instead, and the partial itself stays untouched.
+    """
+    try:
+        return h5py.File(partial, "r", swmr=True, libver="latest")
+    except OSError:
+        pass
+    try:
+        return h5py.File(partial, "r")
+    except OSError as exc:
+        if "already open for write" not in str(exc):
+            raise EpisodeFileError(f"{partial}: cannot open ({_first_line(exc)})") from None
+    shutil.copyfile(partial, unlocked)
+    if not clear_open_flags(unlocked):
+        raise EpisodeFileError(f"{partial}: marked open for writing, superblock not clearable")
+    try:
+        return h5py.File(unlocked, "r")
+    except OSError as exc:
+        raise EpisodeFileError(f"{partial}: cannot open ({_first_line(exc)})") from None
+
+
+def clear_open_flags(path: Path) -> bool:
+    """Clear the 'open for writing' flags of an HDF5 superblock (version 2 or 3, at offset 0)
+    and rewrite its checksum. False when the file has another kind of superblock."""
+    with open(path, "r+b") as fh:
+        head = fh.read(12)
+        if head[:8] != HDF5_SIGNATURE or head[8] not in (2, 3):
+            return False
+        size = 12 + 4 * head[9]  # four addresses of `size of offsets` bytes each
+        fh.seek(0)
+        block = bytearray(fh.read(size))
+        block[11] = 0
+        fh.seek(0)
+        fh.write(bytes(block) + lookup3(bytes(block)).to_bytes(4, "little"))
+    return True
+
+
+def lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 `hashlittle`, the checksum HDF5 puts on its metadata."""
+    m = 0xFFFFFFFF
+
+    def rot(x: int, k: int) -> int:
+        return ((x << k) | (x >> (32 - k))) & m
+
+    n = len(data)
+    a = b = c = (0xDEADBEEF + n + initval) & m
+    i = 0
+    while n > 12:
+        a = (a + int.from_bytes(data[i:i + 4], "little")) & m
+        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & m
+        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & m
+        a = ((a - c) & m) ^ rot(c, 4)
+        c = (c + b) & m
+        b = ((b - a) & m) ^ rot(a, 6)
+        a = (a + c) & m
+        c = ((c - b) & m) ^ rot(b, 8)
+        b = (b + a) & m
+        a = ((a - c) & m) ^ rot(c, 16)
+        c = (c + b) & m
+        b = ((b - a) & m) ^ rot(a, 19)
+        a = (a + c) & m
+        c = ((c - b) & m) ^ rot(b, 4)
+        b = (b + a) & m
+        n -= 12
+        i += 12
+    if n == 0:
+        return c
+    tail = data[i:] + bytes(12 - n)
+    a = (a + int.from_bytes(tail[0:4], "little")) & m
+    b = (b + int.from_bytes(tail[4:8], "little")) & m
+    c = (c + int.from_bytes(tail[8:12], "little")) & m
+    c = ((c ^ b) - rot(b, 14)) & m
+    a = ((a ^ c) - rot(c, 11)) & m
+    b = ((b ^ a) - rot(a, 25)) & m
+    c = ((c ^ b) - rot(b, 16)) & m
+    a = ((a ^ c) - rot(c, 4)) & m
+    b = ((b ^ a) - rot(a, 14)) & m
+    c = ((c ^ b) - rot(b, 24)) & m
+    return c
 
 
 def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:

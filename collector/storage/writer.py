@@ -22,7 +22,7 @@ from collector.batch import GridBatch
 from collector.errors import DiskFullError
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout, episode_layout
-from schemas.episode import EfficiencyAccounts, EpisodeMetadata
+from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import DatasetSpec, EpisodeLayout
 from schemas.station import StorageConfig
 
@@ -102,7 +102,8 @@ class EpisodeWriter:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
             self._create(image_encoding)
             # Attributes cannot be added in SWMR mode: everything known now is written first.
-            self._file.attrs.update(start_metadata or {})
+            self._file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                     **(start_metadata or {})})
             self._file.attrs[L.LAYOUT_ATTR] = self.layout.model_dump_json()
             self._file.swmr_mode = True  # from here on, readers may open the file at any time
         except (OSError, RuntimeError) as exc:
