@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -14,11 +16,13 @@ from collector.batch import EpisodeClock
 from collector.config import dump_station
 from collector.engines import start_engine
 from collector.engines.base import Engine
+from collector.errors import DiskFullError
 from collector.stages.computation import IMAGE_FIELD, encoding_params
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
+from collector.storage.writer import free_gb
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import StationConfig
@@ -63,17 +67,46 @@ class Station:
         self.infos = self.engine.describe()
         self.layouts = stream_layouts(self.infos)
         self.output = Path(config.station.output_dir) / config.station.id
+        # Set from any thread (a signal handler, the daemon's API): the episode in progress is
+        # cut short and committed, and no new one starts. `abort` sends it to rejected/ instead.
+        self.stop = threading.Event()
+        self.stop_reason = ""
+        self._abort = False
+
+    def request_stop(self, reason: str, abort: bool = False) -> None:
+        self.stop_reason = reason
+        self._abort = self._abort or abort
+        self.stop.set()
 
     def record(self, episodes: int,
                progress: Callable[[Progress], None] | None = None) -> list[EpisodeSummary]:
-        summaries = []
+        """Record up to `episodes`; fewer when stopped. A low disk raises `DiskFullError` once
+        the episode in progress is committed (the committed ones ride on `error.summaries`)."""
+        summaries: list[EpisodeSummary] = []
         overhead = {"startup": self.engine.startup_s}
-        for number in range(1, episodes + 1):
-            summary = self.record_episode(number, episodes, overhead, progress)
-            summaries.append(summary)
-            if number < episodes:
-                overhead = {"reset": self.reset(number, episodes, progress)}
+        try:
+            for number in range(1, episodes + 1):
+                self._check_disk()
+                if self.stop.is_set():
+                    break
+                summaries.append(self.record_episode(number, episodes, overhead, progress))
+                self._check_disk()
+                if number < episodes and not self.stop.is_set():
+                    overhead = {"reset": self.reset(number, episodes, progress)}
+        except DiskFullError as exc:
+            exc.summaries = summaries
+            raise
         return summaries
+
+    def disk_low(self) -> bool:
+        return free_gb(self.output) < self.config.storage.min_free_gb
+
+    def _check_disk(self) -> None:
+        if self.disk_low():
+            raise DiskFullError(
+                f"free space under {self.output} is {free_gb(self.output):.2f} GB, below "
+                f"storage.min_free_gb={self.config.storage.min_free_gb:g}; stopped collecting "
+                f"(every committed episode is complete): free some space and start again")
 
     def record_episode(self, number: int, episodes: int, overhead_s: dict[str, float],
                        progress: Callable[[Progress], None] | None = None) -> EpisodeSummary:
@@ -81,11 +114,15 @@ class Station:
         started_at = dt.datetime.now(dt.timezone.utc)
         episode_id = f"{self.config.station.id}-{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         day = self.output / f"{started_at:%Y-%m-%d}"
+        known = dict(episode_id=episode_id, station_id=self.config.station.id, task=ep.task,
+                     operator=self.config.station.operator, started_at=started_at.isoformat(),
+                     control_hz=ep.control_hz, rig_config=dump_station(self.config),
+                     software_version=__version__)
         self.engine.begin_episode(EpisodePlan(
             episode_id=episode_id, final_dir=day, rejected_dir=self.output / L.REJECTED_DIR,
             streams=self.layouts, image_shapes=image_shapes(self.config, self.infos),
             image_encoding=encoding_params(self.config.pipeline.images),
-            storage=self.config.storage,
+            storage=self.config.storage, start_metadata=known,
         ))
         self.engine.discard()
         period_ns = round(1e9 / ep.control_hz)
@@ -95,7 +132,11 @@ class Station:
         self.engine.begin_task(clock.start_ns, ep.duration_s)
         chunk_ns = int(ep.chunk_ms * 1e6)
         index = 0
+        stopped = ""
         while True:
+            if not stopped and (self.stop.is_set() or self.disk_low()):
+                stopped = self.stop_reason if self.stop.is_set() else "disk space low"
+                _cut_short(clock)
             due = clock.start_ns + (index + 1) * chunk_ns
             final = due >= clock.end_ns + LATE_NS
             if final:
@@ -109,14 +150,12 @@ class Station:
             if final:
                 break
         succeeded = self.engine.end_task()
-        metadata = EpisodeMetadata(
-            episode_id=episode_id, station_id=self.config.station.id, task=ep.task,
-            operator=self.config.station.operator, started_at=started_at.isoformat(),
-            ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-            outcome="success" if succeeded else "failure", control_hz=ep.control_hz,
-            rig_config=dump_station(self.config), software_version=__version__,
-        )
-        return self.engine.finish_episode(metadata, ticks / ep.control_hz, overhead_s)
+        outcome = "aborted" if self._abort else "success" if succeeded else "failure"
+        reason = (f"stopped after {clock.ticks / ep.control_hz:.2f} of {ep.duration_s:g} s: "
+                  f"{stopped}") if stopped else ""
+        metadata = EpisodeMetadata(**known, ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+                                   outcome=outcome, reason=reason)
+        return self.engine.finish_episode(metadata, clock.ticks / ep.control_hz, overhead_s)
 
     def reset(self, number: int, episodes: int,
               progress: Callable[[Progress], None] | None = None) -> float:
@@ -124,11 +163,17 @@ class Station:
         started = time.monotonic()
         if progress:
             progress(Progress(number, episodes, 0.0, self.config.episode.reset_s, "resetting"))
-        time.sleep(self.config.episode.reset_s)
+        self.stop.wait(self.config.episode.reset_s)
         return time.monotonic() - started
 
     def close(self) -> None:
         self.engine.close()
+
+
+def _cut_short(clock: EpisodeClock) -> None:
+    """End the grid at the tick now due: every tick up to now is still emitted and written."""
+    elapsed = math.ceil((time.monotonic_ns() - clock.start_ns) / clock.period_ns)
+    clock.ticks = min(clock.ticks, max(elapsed, 1))
 
 
 def _sleep_until(t_ns: int) -> None:

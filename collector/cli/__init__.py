@@ -10,7 +10,7 @@ import sys
 
 from collector.errors import CollectorError
 
-COMMANDS = ["record", "inspect", "config_cmd", "devices"]
+COMMANDS = ["record", "inspect", "config_cmd", "devices", "recover", "validate", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

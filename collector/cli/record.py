@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from collector.cli import add_config_args
 from collector.config import load_station
+from collector.errors import DiskFullError
 from collector.stages.execution import EpisodeSummary
 from collector.station import Progress, Station
 
@@ -32,15 +34,46 @@ def record(args: argparse.Namespace) -> int:
     station = Station(config)
     print(f"station {config.station.id}: {len(station.infos)} streams, engine "
           f"{config.engine.kind}, started in {station.engine.startup_s:.1f} s", flush=True)
+    previous = _stop_on_signals(station)
     try:
         summaries = station.record(args.episodes, None if args.quiet else _show_progress)
+    except DiskFullError as exc:
+        _print_summaries(station, getattr(exc, "summaries", []), args.quiet)
+        raise
     finally:
         station.close()
-    _clear_progress(args.quiet)
-    print(f"wrote {len(summaries)} episode(s) under {station.output}/")
-    for s in summaries:
-        print(format_summary(s))
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _print_summaries(station, summaries, args.quiet)
+    if station.stop.is_set():
+        print(f"stopped early ({station.stop_reason})")
     return 0
+
+
+def _print_summaries(station: Station, summaries: list[EpisodeSummary], quiet: bool) -> None:
+    _clear_progress(quiet)
+    print(f"wrote {len(summaries)} episode(s) under {station.output}/", flush=True)
+    for s in summaries:
+        print(format_summary(s), flush=True)
+
+
+def _stop_on_signals(station: Station) -> dict:
+    """SIGTERM or Ctrl-C: finish and commit the episode in progress, then exit 0.
+    A second Ctrl-C aborts that episode into rejected/; a third interrupts at once."""
+
+    def handle(signum: int, _frame) -> None:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT and station.stop.is_set():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            station.request_stop(f"{name} twice: episode aborted", abort=True)
+            print(f"\ncollector: {name} again: aborting the episode into rejected/",
+                  file=sys.stderr, flush=True)
+            return
+        station.request_stop(f"{name} received")
+        print(f"\ncollector: {name}: finishing the current episode, then stopping "
+              f"(Ctrl-C again aborts it)", file=sys.stderr, flush=True)
+
+    return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def format_summary(s: EpisodeSummary) -> str:

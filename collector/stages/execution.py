@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,9 @@ class EpisodePlan:
     image_shapes: dict[str, tuple[int, int, int]]
     image_encoding: dict
     storage: StorageConfig
+    # Root attributes known at the start (id, station, task, rig_config, ...): written into the
+    # partial file before the first sample, so `collector recover` can rebuild the episode.
+    start_metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -64,9 +67,9 @@ class Execution:
         self._clock = None
         self._lost_cause = None
         self._last_frames = {}
-        partial = plan.final_dir / f"{plan.episode_id}.h5{L.PARTIAL_SUFFIX}"
+        partial = L.partial_path(plan.final_dir, plan.episode_id)
         self._writer = EpisodeWriter(partial, plan.streams, plan.image_shapes,
-                                     plan.image_encoding, plan.storage)
+                                     plan.image_encoding, plan.storage, plan.start_metadata)
         return str(partial)
 
     def append(self, batch: GridBatch) -> int:

@@ -11,7 +11,8 @@ import numpy as np
 from collector.errors import EpisodeFileError
 from collector.stages.computation import decode_frame
 from collector.storage import layout as L
-from schemas.episode import FORMAT
+from schemas.episode import FORMAT, EpisodeMetadata
+from schemas.layout import EpisodeLayout
 
 
 @dataclass
@@ -47,8 +48,10 @@ class Frames:
 class Episode:
     """One episode file. Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: str | Path, swmr: bool = False):
+    def __init__(self, path: str | Path, swmr: bool | None = None):
         self.path = Path(path)
+        if swmr is None:  # a partial file is read as it is being written (SWMR)
+            swmr = self.path.name.endswith(L.PARTIAL_SUFFIX)
         try:
             self.file = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None)
         except (OSError, FileNotFoundError) as exc:
@@ -71,6 +74,20 @@ class Episode:
         return {k: _plain(v) for k, v in self.file.attrs.items()}
 
     @property
+    def info(self) -> EpisodeMetadata:
+        """The root attributes, typed (raises `EpisodeFileError` when required ones lack)."""
+        try:
+            return EpisodeMetadata.model_validate(self.metadata)
+        except ValueError as exc:
+            raise EpisodeFileError(f"{self.path}: metadata incomplete ({exc})") from None
+
+    @property
+    def layout(self) -> EpisodeLayout | None:
+        """Every stream with its fields, shapes and dtypes, as the writer declared them."""
+        raw = self.file.attrs.get(L.LAYOUT_ATTR)
+        return EpisodeLayout.model_validate_json(_plain(raw)) if raw is not None else None
+
+    @property
     def timestamps(self) -> np.ndarray:
         return self.file[L.TIMESTAMPS][:]
 
@@ -85,7 +102,10 @@ class Episode:
         return Frames(self.file[f"{L.IMAGES}/{camera}"])
 
     def streams(self) -> dict[str, str]:
-        """Every stream with its kind (camera, sensor, arm, action)."""
+        """Every stream with its kind (camera, sensor, arm, action), in the writer's order."""
+        layout = self.layout
+        if layout is not None:
+            return {s.name: s.kind for s in layout.streams}
         out = {cam: "camera" for cam in self.cameras}
         for root, kind in ((L.OBSERVATIONS, "observation"), (L.ACTIONS, "action")):
             if root not in self.file:
@@ -123,7 +143,8 @@ class Episode:
 
 
 def open_episode(path: str | Path) -> Episode:
-    """Open an episode for reading: `with open_episode(p) as ep: ep.images('cam_high')[0]`."""
+    """Open an episode for reading: `with open_episode(p) as ep: ep.images('cam_high')[0]`.
+    A `.h5.partial` file opens in SWMR mode: it shows every sample up to the last flush."""
     return Episode(path)
 
 

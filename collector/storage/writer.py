@@ -1,12 +1,17 @@
 """`EpisodeWriter`: appends grid batches to `<id>.h5.partial` in SWMR mode, then commits it.
 
 A crash loses at most one flush interval: readers (and `collector recover`) can open the
-partial file at any time and see every sample up to the last flush.
+partial file at any time and see every sample up to the last flush. The partial file carries
+the episode's start metadata and its layout from the first moment, so it can be rebuilt alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -14,17 +19,16 @@ import h5py
 import numpy as np
 
 from collector.batch import GridBatch
+from collector.errors import DiskFullError
 from collector.storage import layout as L
-from collector.storage.layout import StreamLayout
-from schemas.episode import EfficiencyAccounts, EpisodeMetadata
+from collector.storage.layout import StreamLayout, episode_layout
+from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
+from schemas.layout import DatasetSpec, EpisodeLayout
 from schemas.station import StorageConfig
-
-TIME_CHUNK = 256  # grid rows per HDF5 chunk: ~8 s at 30 Hz, cheap appends and reads
-RAW_CHUNK = 4096
-IMAGE_CHUNK = 16  # encoded frames per chunk: a per-frame read touches one small chunk
 
 
 def compression_options(name: str) -> dict:
+    """h5py dataset keywords for a `storage.compression` choice (numeric datasets only)."""
     if name == "none":
         return {}
     if name == "zstd":
@@ -34,64 +38,101 @@ def compression_options(name: str) -> dict:
     return {"compression": name}
 
 
+def hdf5_dtype(name: str):
+    return h5py.vlen_dtype(np.uint8) if name == L.VLEN_UINT8 else np.dtype(name)
+
+
+def create_dataset(f: h5py.File, spec: DatasetSpec, compression: str) -> h5py.Dataset:
+    """An empty, appendable dataset as the layout describes it."""
+    pack = compression_options(compression) if spec.numeric else {}
+    return f.create_dataset(spec.path, (0, *spec.shape), hdf5_dtype(spec.dtype),
+                            maxshape=(None, *spec.shape), chunks=(spec.chunk_rows, *spec.shape),
+                            **pack)
+
+
+def free_gb(path: Path) -> float:
+    """Free space on the file system holding `path` (or its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free / 1e9
+
+
+# Space that must be free before a batch is written: HEADROOM times what the next flush will write
+# (this batch and every one since the last flush), plus RESERVE_MB for HDF5's metadata and the
+# final close. Below that the writer stops before HDF5 meets ENOSPC: after a failed write the
+# library cannot close the file, and in SWMR mode a later flush can even crash the process (which
+# then leaves the partial file as a SIGKILL would: recoverable up to the last flush).
+HEADROOM = 3
+RESERVE_MB = 1.0
+
+
+def batch_bytes(batch: GridBatch) -> int:
+    grid = sum(v.nbytes if v.dtype != object else sum(len(x) for x in v)
+               for s in batch.streams.values() for v in s.values.values())
+    return grid + sum(c.nbytes + 32 * len(c) for c in batch.raw.values())
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """HDF5 reports a failed write as OSError or RuntimeError, with errno 28 in its message."""
+    text = str(exc)
+    return (getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text
+            or "errno = 28" in text)
+
+
 class EpisodeWriter:
     def __init__(self, partial_path: Path, streams: list[StreamLayout], image_shapes: dict,
-                 image_encoding: dict, storage: StorageConfig):
+                 image_encoding: dict, storage: StorageConfig, start_metadata: dict | None = None):
         self.partial_path = Path(partial_path)
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         self.streams = {s.name: s for s in streams}
         self.storage = storage
+        self.layout: EpisodeLayout = episode_layout(streams, image_shapes, image_encoding,
+                                                    storage.keep_raw)
         self.rows = 0
+        self.flushed_rows = 0  # grid rows a reader (or `recover`) is guaranteed to see
+        self.flushes = 0
         self._raw_rows = {s.name: 0 for s in streams}
+        self._lock = threading.Lock()  # appends and timer flushes never interleave
+        self._dirty = False
+        self._unflushed_bytes = 0
+        self._error: BaseException | None = None
         self._last_flush = time.monotonic()
-        self._file = h5py.File(self.partial_path, "w", libver="latest")
-        self._create(image_shapes, image_encoding)
-        self._file.swmr_mode = True  # from here on, readers may open the file at any time
+        try:
+            self._file = h5py.File(self.partial_path, "w", libver="latest")
+            self._create(image_encoding)
+            # Attributes cannot be added in SWMR mode: everything known now is written first.
+            self._file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                     **(start_metadata or {})})
+            self._file.attrs[L.LAYOUT_ATTR] = self.layout.model_dump_json()
+            self._file.swmr_mode = True  # from here on, readers may open the file at any time
+        except (OSError, RuntimeError) as exc:
+            self._raise_if_disk_full(exc)
+            raise
+        self._stop = threading.Event()
+        self._timer = threading.Thread(target=self._flush_on_timer, daemon=True,
+                                       name=f"flush-{self.partial_path.name}")
+        self._timer.start()
 
     # -- layout ---------------------------------------------------------------------------
 
-    def _create(self, image_shapes: dict, image_encoding: dict) -> None:
+    def _create(self, image_encoding: dict) -> None:
         f = self._file
-        pack = compression_options(self.storage.compression)
-        f.create_dataset(L.TIMESTAMPS, (0,), np.int64, maxshape=(None,), chunks=(TIME_CHUNK,))
-        for s in self.streams.values():
-            if s.is_camera:
-                self._create_images(s, image_shapes[s.name], image_encoding)
+        for spec in self.layout.datasets():
+            create_dataset(f, spec, self.storage.compression)
+        for s in self.layout.streams:
+            if s.image is not None:
+                ds = f[L.IMAGES + "/" + s.name]
+                ds.attrs.update(image_encoding)
+                ds.attrs["height"], ds.attrs["width"] = s.image.height, s.image.width
+                ds.attrs["fps"] = s.rate_hz
             else:
-                for field, (shape, dtype) in s.fields.items():
-                    ds = f.create_dataset(s.grid_path(field), (0, *shape), dtype,
-                                          maxshape=(None, *shape), chunks=(TIME_CHUNK, *shape),
-                                          **pack)
-                    ds.attrs["unit"] = s.units.get(field, "")
-            q = f.create_group(f"{L.QUALITY}/{s.name}")
-            for name, dtype in zip(L.SYNC_FIELDS, (np.int64, np.int64, bool), strict=True):
-                q.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(TIME_CHUNK,))
-            for name, dtype in s.quality.items():
-                q.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(TIME_CHUNK,))
-            if self.storage.keep_raw:
-                raw = f.create_group(f"{L.RAW}/{s.name}")
-                raw.attrs["rate_hz"] = s.rate_hz
-                for name in L.RAW_TIMES:
-                    raw.create_dataset(name, (0,), np.int64, maxshape=(None,),
-                                       chunks=(RAW_CHUNK,), **pack)
-                if not s.is_camera:
-                    for field, (shape, dtype) in s.fields.items():
-                        raw.create_dataset(field, (0, *shape), dtype, maxshape=(None, *shape),
-                                           chunks=(RAW_CHUNK, *shape), **pack)
+                for name, field in s.fields.items():
+                    f[self.streams[s.name].grid_path(name)].attrs["unit"] = field.unit
+            if self.layout.keep_raw:
+                f[f"{L.RAW}/{s.name}"].attrs["rate_hz"] = s.rate_hz
         self._link_aloha_names()
         f.create_group(L.EFFICIENCY)
-
-    def _create_images(self, s: StreamLayout, shape: tuple, encoding: dict) -> None:
-        if encoding["encoding"] == "raw":
-            ds = self._file.create_dataset(s.grid_path("image"), (0, *shape), np.uint8,
-                                           maxshape=(None, *shape), chunks=(1, *shape))
-        else:
-            ds = self._file.create_dataset(s.grid_path("image"), (0,),
-                                           h5py.vlen_dtype(np.uint8), maxshape=(None,),
-                                           chunks=(IMAGE_CHUNK,))
-        ds.attrs.update(encoding)
-        ds.attrs["height"], ds.attrs["width"] = shape[0], shape[1]
-        ds.attrs["fps"] = s.rate_hz
 
     def _link_aloha_names(self) -> None:
         arms = [s for s in self.streams.values() if s.kind == "arm"]
@@ -104,26 +145,49 @@ class EpisodeWriter:
     # -- appending ------------------------------------------------------------------------
 
     def append(self, batch: GridBatch) -> None:
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            size = batch_bytes(batch)
+            # a flush writes everything since the last one: that must fit, not just this batch
+            need_gb = (HEADROOM * (self._unflushed_bytes + size) / 1e6 + RESERVE_MB) / 1e3
+            free = free_gb(self.partial_path.parent)
+            if free < need_gb:
+                self._error = DiskFullError(
+                    f"disk full: {free * 1e3:.1f} MB left for {self.partial_path}; stopped "
+                    f"before writing more ({self.flushed_rows} ticks flushed, kept): free some "
+                    f"space, then run `collector recover {self.partial_path.parent}`")
+                raise self._error
+            try:
+                self._append_grid(batch)
+                if self.storage.keep_raw:
+                    self._append_raw(batch)
+                self._dirty = True
+                self._unflushed_bytes += size
+                if time.monotonic() - self._last_flush >= self.storage.flush_interval_s:
+                    self._flush_locked()
+            except (OSError, RuntimeError) as exc:
+                self._raise_if_disk_full(exc)
+                raise
+
+    def _append_grid(self, batch: GridBatch) -> None:
         m = len(batch)
+        if not m:
+            return
         f = self._file
-        if m:
-            start, stop = self.rows, self.rows + m
-            _append(f[L.TIMESTAMPS], batch.timestamps, start)
-            for name, s in self.streams.items():
-                aligned = batch.streams[name]
-                for field in s.fields:
-                    _append(f[s.grid_path(field)], aligned.values[field], start)
-                q = f[f"{L.QUALITY}/{name}"]
-                for key, values in (("capture_ns", aligned.capture_ns),
-                                    ("dt_ns", aligned.dt_ns), ("missing", aligned.missing)):
-                    _append(q[key], values, start)
-                for key, values in {**aligned.flags, **aligned.scores}.items():
-                    _append(q[key], values, start)
-            self.rows = stop
-        if self.storage.keep_raw:
-            self._append_raw(batch)
-        if time.monotonic() - self._last_flush >= self.storage.flush_interval_s:
-            self.flush()
+        start = self.rows
+        _append(f[L.TIMESTAMPS], batch.timestamps, start)
+        for name, s in self.streams.items():
+            aligned = batch.streams[name]
+            for field in s.fields:
+                _append(f[s.grid_path(field)], aligned.values[field], start)
+            q = f[f"{L.QUALITY}/{name}"]
+            for key, values in (("capture_ns", aligned.capture_ns),
+                                ("dt_ns", aligned.dt_ns), ("missing", aligned.missing)):
+                _append(q[key], values, start)
+            for key, values in {**aligned.flags, **aligned.scores}.items():
+                _append(q[key], values, start)
+        self.rows = start + m
 
     def _append_raw(self, batch: GridBatch) -> None:
         for name, chunk in batch.raw.items():
@@ -141,36 +205,107 @@ class EpisodeWriter:
             self._raw_rows[name] = start + n
 
     def flush(self) -> None:
+        with self._lock:
+            try:
+                self._flush_locked()
+            except (OSError, RuntimeError) as exc:
+                self._raise_if_disk_full(exc)
+                raise
+
+    def _flush_locked(self) -> None:
         self._file.flush()
+        self._dirty = False
+        self._unflushed_bytes = 0
         self._last_flush = time.monotonic()
+        self.flushed_rows = self.rows
+        self.flushes += 1
+
+    def _flush_on_timer(self) -> None:
+        """Flush on time even when batches come rarely (a slow stage, a stalled device)."""
+        interval = self.storage.flush_interval_s
+        while not self._stop.wait(min(interval / 4, 0.25)):
+            with self._lock:
+                if self._error is not None or not self._file.id.valid:
+                    return
+                if self._dirty and time.monotonic() - self._last_flush >= interval:
+                    try:
+                        self._flush_locked()
+                    except (OSError, RuntimeError) as exc:  # surfaces on the next append
+                        if is_disk_full(exc):
+                            self._abandon()
+                            self._error = self._disk_full_error(exc)
+                        else:
+                            self._error = exc
+                        return
+
+    def _disk_full_error(self, exc: BaseException) -> DiskFullError:
+        return DiskFullError(
+            f"disk full while writing {self.partial_path} ({exc.__class__.__name__}: no space "
+            f"left on device); everything up to the last flush ({self.flushed_rows} ticks) is "
+            f"kept: free some space, then run `collector recover {self.partial_path.parent}`")
+
+    def _abandon(self) -> None:
+        """After ENOSPC, HDF5 can neither write nor close the file: point its descriptor at
+        /dev/null, so closing completes harmlessly and the file keeps its last flushed state."""
+        with contextlib.suppress(Exception):
+            fd = self._file.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, fd)
+            os.close(null)
+
+    def _raise_if_disk_full(self, exc: BaseException) -> None:
+        if is_disk_full(exc):
+            self._abandon()
+            error = self._disk_full_error(exc)
+            self._error = error
+            raise error from None
 
     # -- committing -----------------------------------------------------------------------
 
     def finish(self, final_path: Path, metadata: EpisodeMetadata,
                accounts: EfficiencyAccounts) -> Path:
         """Close, write metadata, fsync, then atomically move the file into place."""
-        self._file.close()
-        with h5py.File(self.partial_path, "r+") as f:
-            f.attrs.update(metadata.model_dump(mode="json"))
-            f[L.EFFICIENCY].attrs.update(_flatten_accounts(accounts))
-        return commit(self.partial_path, final_path)
+        self._stop_timer()
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._file.close()
+                with h5py.File(self.partial_path, "r+") as f:
+                    f.attrs.update(metadata.model_dump(mode="json"))
+                    f[L.EFFICIENCY].attrs.update(flatten_accounts(accounts))
+                return commit(self.partial_path, final_path)
+            except (OSError, RuntimeError) as exc:
+                self._raise_if_disk_full(exc)
+                raise
 
     def close(self) -> None:
         """Stop writing without committing: the partial file stays for `collector recover`."""
-        if self._file.id.valid:
-            self._file.close()
+        self._stop_timer()
+        with self._lock:
+            if self._file.id.valid:
+                # On a full disk the close fails; what was flushed is already on disk.
+                with contextlib.suppress(OSError, RuntimeError):
+                    self._file.close()
+
+    def _stop_timer(self) -> None:
+        self._stop.set()
+        if self._timer.is_alive() and self._timer is not threading.current_thread():
+            self._timer.join()
 
 
 def commit(partial: Path, final: Path) -> Path:
+    """fsync the file, rename it into place atomically, fsync the folder that now holds it."""
     final.parent.mkdir(parents=True, exist_ok=True)
     with open(partial, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(partial, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    for folder in {final.parent, partial.parent}:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     return final
 
 
@@ -188,7 +323,7 @@ def _append(ds: h5py.Dataset, values: np.ndarray, start: int) -> None:
         ds[start:stop] = values
 
 
-def _flatten_accounts(accounts: EfficiencyAccounts) -> dict:
+def flatten_accounts(accounts: EfficiencyAccounts) -> dict:
     """HDF5 attributes are flat: losses become `loss_seconds.<cause>` / `loss_samples.<cause>`."""
     data = accounts.model_dump()
     flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
@@ -196,3 +331,15 @@ def _flatten_accounts(accounts: EfficiencyAccounts) -> dict:
         for cause, value in data[group].items():
             flat[f"{group}.{cause}"] = value
     return flat
+
+
+def unflatten_accounts(attrs: dict) -> dict:
+    """The inverse of `flatten_accounts`, for reading `/efficiency` back into the model."""
+    out: dict = {"loss_seconds": {}, "loss_samples": {}}
+    for key, value in attrs.items():
+        group, _, cause = key.partition(".")
+        if cause and group in out:
+            out[group][cause] = value
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,169 @@
+"""Check episode files against the layout schema: one message per problem, naming the path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+from pydantic import ValidationError
+
+from collector.stages.computation import decode_frame
+from collector.storage import layout as L
+from collector.storage.writer import hdf5_dtype, unflatten_accounts
+from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
+from schemas.layout import DatasetSpec, EpisodeLayout
+
+SAMPLED_FRAMES = 8  # frames decoded per camera unless every frame is asked for
+
+
+def find_episodes(root: Path) -> list[Path]:
+    root = Path(root)
+    return [root] if root.is_file() else sorted(root.rglob("*.h5"))
+
+
+def validate_file(path: Path, all_frames: bool = False) -> list[str]:
+    """Every problem found in one file, as `/path/inside: what is wrong`. Empty: valid."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        return [f"/: cannot open as HDF5 ({first})"]
+    with f:
+        problems = _metadata(f)
+        layout, more = _layout(f)
+        problems += more
+        problems += _timestamps(f)
+        if layout is not None:
+            problems += _datasets(f, layout, all_frames)
+        problems += _efficiency(f)
+        return problems
+
+
+def _metadata(f: h5py.File) -> list[str]:
+    attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    out = []
+    if attrs.get("format") != FORMAT:
+        out.append(f"/: attribute 'format' is {attrs.get('format')!r}, expected {FORMAT!r}")
+    elif attrs.get("format_version") != FORMAT_VERSION:
+        out.append(f"/: attribute 'format_version' is {attrs.get('format_version')!r}; this "
+                   f"Collector reads version {FORMAT_VERSION}")
+    try:
+        EpisodeMetadata.model_validate(attrs)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "missing":
+                out.append(f"/: missing attribute '{name}'")
+            elif name not in ("format", "format_version"):
+                out.append(f"/: attribute '{name}' {err['msg'].lower()}")
+    return out
+
+
+def _layout(f: h5py.File) -> tuple[EpisodeLayout | None, list[str]]:
+    if L.LAYOUT_ATTR not in f.attrs:
+        return None, [f"/: missing attribute '{L.LAYOUT_ATTR}' (the dataset list); datasets "
+                      "not checked"]
+    try:
+        return EpisodeLayout.model_validate_json(_plain(f.attrs[L.LAYOUT_ATTR])), []
+    except ValidationError as exc:
+        return None, [f"/: attribute '{L.LAYOUT_ATTR}' does not describe a layout "
+                      f"({exc.error_count()} errors)"]
+
+
+def _timestamps(f: h5py.File) -> list[str]:
+    if L.TIMESTAMPS not in f:
+        return [f"/{L.TIMESTAMPS}: missing"]
+    ts = f[L.TIMESTAMPS]
+    if ts.ndim != 1 or ts.dtype != np.int64:
+        return []  # reported with the other datasets
+    values = ts[:]
+    bad = np.flatnonzero(np.diff(values) <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        return [f"/{L.TIMESTAMPS}: not increasing at row {i} ({values[i]} after {values[i - 1]}"
+                f"; {bad.size} such row(s))"]
+    return []
+
+
+def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool) -> list[str]:
+    out = []
+    n = f[L.TIMESTAMPS].shape[0] if L.TIMESTAMPS in f else None
+    for spec in layout.grid_datasets():
+        out += _dataset(f, spec, n)
+    for s in layout.streams:
+        raw = layout.raw_datasets(s)
+        lengths = {d.path: f[d.path].shape[0] for d in raw if d.path in f}
+        for spec in raw:
+            out += _dataset(f, spec, None)
+        if len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"{p.rsplit('/', 1)[1]} {m}" for p, m in lengths.items())
+            out.append(f"/{L.RAW}/{s.name}: datasets differ in length ({sizes})")
+        arrival = f"{L.RAW}/{s.name}/arrival_ns"
+        if arrival in lengths:
+            bad = np.flatnonzero(np.diff(f[arrival][:]) < 0)
+            if bad.size:
+                out.append(f"/{arrival}: goes back in time at row {int(bad[0]) + 1}")
+        if s.image is not None and L.IMAGES + "/" + s.name in f:
+            out += _frames(f[f"{L.IMAGES}/{s.name}"], s.image, all_frames)
+    return out
+
+
+def _dataset(f: h5py.File, spec: DatasetSpec, rows: int | None) -> list[str]:
+    where = "/" + spec.path
+    if spec.path not in f:
+        return [f"{where}: missing"]
+    ds = f[spec.path]
+    if not isinstance(ds, h5py.Dataset):
+        return [f"{where}: is a group, expected a dataset"]
+    out = []
+    expected = hdf5_dtype(spec.dtype)
+    if spec.dtype == L.VLEN_UINT8:
+        base = h5py.check_vlen_dtype(ds.dtype)
+        if base is None or base != np.uint8:
+            out.append(f"{where}: dtype {ds.dtype}, expected variable-length uint8 (encoded "
+                       "frames)")
+    elif ds.dtype != expected:
+        out.append(f"{where}: dtype {ds.dtype}, expected {expected}")
+    if tuple(ds.shape[1:]) != tuple(spec.shape):
+        out.append(f"{where}: shape per row {tuple(ds.shape[1:])}, expected {tuple(spec.shape)}")
+    if rows is not None and ds.shape[0] != rows:
+        out.append(f"{where}: {ds.shape[0]} rows, but /{L.TIMESTAMPS} has {rows} (truncated?)")
+    return out
+
+
+def _frames(ds: h5py.Dataset, image, all_frames: bool) -> list[str]:
+    n = ds.shape[0]
+    if not n:
+        return []
+    rows = range(n) if all_frames else sorted(set(np.linspace(0, n - 1, SAMPLED_FRAMES,
+                                                              dtype=int).tolist()))
+    expected = (image.height, image.width, image.channels)
+    for i in rows:
+        try:
+            frame = decode_frame(ds[i], image.encoding)
+        except (ValueError, OSError) as exc:
+            return [f"/{ds.name.lstrip('/')}[{i}]: does not decode as {image.encoding} ({exc})"]
+        if frame.shape != expected:
+            return [f"/{ds.name.lstrip('/')}[{i}]: decodes to {frame.shape}, expected {expected}"]
+    return []
+
+
+def _efficiency(f: h5py.File) -> list[str]:
+    if L.EFFICIENCY not in f:
+        return [f"/{L.EFFICIENCY}: missing"]
+    attrs = {k: _plain(v) for k, v in f[L.EFFICIENCY].attrs.items()}
+    try:
+        EfficiencyAccounts.model_validate(unflatten_accounts(attrs))
+    except ValidationError as exc:
+        return [f"/{L.EFFICIENCY}: attribute '{'.'.join(map(str, e['loc']))}' "
+                f"{e['msg'].lower()}" for e in exc.errors()]
+    return []
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value

@@ -1,0 +1,132 @@
+"""The episode file layout: which datasets an episode holds, with their shapes and dtypes.
+
+One source of truth: the writer creates exactly `EpisodeLayout.datasets()`, stores the layout as
+JSON in the root attribute `layout` (before the first sample, so a partial file describes itself),
+and `collector validate` and `collector recover` check and rebuild files from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Paths inside the file.
+TIMESTAMPS = "timestamps"
+IMAGES = "observations/images"
+OBSERVATIONS = "observations"
+ACTIONS = "actions"
+QUALITY = "quality"
+RAW = "raw"
+EFFICIENCY = "efficiency"
+ALOHA_QPOS = "observations/qpos"  # soft links, so ALOHA/ACT training code reads our files as-is
+ALOHA_ACTION = "action"
+LAYOUT_ATTR = "layout"
+
+SYNC_FIELDS = {"capture_ns": "int64", "dt_ns": "int64", "missing": "bool"}  # /quality/<stream>/
+RAW_TIMES = ("arrival_ns", "capture_ns", "device_ns", "seq")
+
+VLEN_UINT8 = "vlen_uint8"  # encoded images: one variable-length byte array per frame
+
+# Rows per HDF5 chunk. Grid chunks of 64 ticks (~2 s at 30 Hz) keep a flush cheap and a
+# per-tick read small; raw chunks of 1024 samples (~1 s of a 1 kHz sensor) likewise; encoded
+# frames go 8 per chunk (~0.4 MB of JPEG) and raw frames one per chunk, so reading frame i
+# decompresses only frame i's neighbourhood.
+GRID_CHUNK = 64
+RAW_CHUNK = 1024
+IMAGE_CHUNK = 8
+
+
+class FieldSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shape: tuple[int, ...] = Field(description="per sample")
+    dtype: str
+    unit: str = ""
+
+
+class ImageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    height: int
+    width: int
+    channels: int = 3
+    encoding: Literal["jpeg", "png", "raw"]
+
+
+class StreamSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["camera", "sensor", "arm", "action"]
+    rate_hz: float
+    fields: dict[str, FieldSpec] = Field(description="non-camera streams: grid-aligned fields")
+    quality: dict[str, str] = Field(default_factory=dict, description="extra flag -> dtype")
+    image: ImageSpec | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: its path, per-row shape, dtype and rows per chunk."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    chunk_rows: int
+    grid: bool  # True: one row per grid tick; False: one row per raw sample
+    numeric: bool = True  # False: images (compressed by their own encoding)
+
+
+class EpisodeLayout(BaseModel):
+    """Every dataset of an episode file, derived from its streams."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = 1
+    streams: list[StreamSpec]
+    keep_raw: bool = True
+
+    def datasets(self) -> list[DatasetSpec]:
+        return self.grid_datasets() + [d for s in self.streams for d in self.raw_datasets(s)]
+
+    def grid_datasets(self) -> list[DatasetSpec]:
+        """Every dataset with one row per tick: all must have the length of /timestamps."""
+        out = [DatasetSpec(TIMESTAMPS, (), "int64", GRID_CHUNK, grid=True)]
+        for s in self.streams:
+            if s.kind == "camera":
+                out.append(image_dataset(s))
+            else:
+                out += [DatasetSpec(grid_path(s, name), f.shape, f.dtype, GRID_CHUNK, grid=True)
+                        for name, f in s.fields.items()]
+            quality = {**SYNC_FIELDS, **s.quality}
+            out += [DatasetSpec(f"{QUALITY}/{s.name}/{name}", (), dtype, GRID_CHUNK, grid=True)
+                    for name, dtype in quality.items()]
+        return out
+
+    def raw_datasets(self, s: StreamSpec) -> list[DatasetSpec]:
+        """The full-rate samples of one stream: all of equal length, their own."""
+        if not self.keep_raw:
+            return []
+        out = [DatasetSpec(f"{RAW}/{s.name}/{t}", (), "int64", RAW_CHUNK, grid=False)
+               for t in RAW_TIMES]
+        if s.kind != "camera":
+            out += [DatasetSpec(f"{RAW}/{s.name}/{name}", f.shape, f.dtype, RAW_CHUNK, grid=False)
+                    for name, f in s.fields.items()]
+        return out
+
+
+def grid_path(stream: StreamSpec, field: str) -> str:
+    if stream.kind == "camera":
+        return f"{IMAGES}/{stream.name}"
+    root = ACTIONS if stream.kind == "action" else OBSERVATIONS
+    return f"{root}/{stream.name}/{field}"
+
+
+def image_dataset(s: StreamSpec) -> DatasetSpec:
+    img = s.image
+    if img.encoding == "raw":
+        return DatasetSpec(grid_path(s, "image"), (img.height, img.width, img.channels), "uint8",
+                           1, grid=True, numeric=False)
+    return DatasetSpec(grid_path(s, "image"), (), VLEN_UINT8, IMAGE_CHUNK, grid=True,
+                       numeric=False)

@@ -1,0 +1,185 @@
+"""SIGKILL the real recorder at a random moment: `collector recover` gives back each flushed tick.
+
+While the recorder runs, this test reads the partial file the way any SWMR reader can. Whatever
+it saw there was flushed, so the recovered episode must hold at least that, sample for sample.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, SIM_CONFIG, run_cli, short_run
+
+FLUSH_S = 0.5
+
+
+def start_recorder(out: Path, episodes: int = 3, duration_s: float = 1.5,
+                   *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "collector", "record", str(SIM_CONFIG), "--engine", "inline",
+            "--episodes", str(episodes), "--quiet",
+            *short_run(out, duration_s, **{"storage.flush_interval_s": str(FLUSH_S)}), *extra]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def partials(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.h5.partial"))
+
+
+def wait_for_partial(proc: subprocess.Popen, root: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not partials(root):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the recorder never started an episode"
+        time.sleep(0.02)
+
+
+def read_flushed(path: Path) -> dict[str, np.ndarray] | None:
+    """What a SWMR reader sees in a partial file now (None while it is being created)."""
+    try:
+        with h5py.File(path, "r", swmr=True, libver="latest") as f:
+            return {"timestamps": f["timestamps"][:], "ft": f["observations/ft/value"][:],
+                    "arm": f["observations/arm/qpos"][:]}
+    except (OSError, KeyError):
+        return None
+
+
+def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
+    rng = random.Random(seed)
+    proc = start_recorder(tmp_path)
+    try:
+        wait_for_partial(proc, tmp_path)
+        kill_at = time.monotonic() + rng.uniform(0.0, 4.0)
+        seen: dict[Path, dict[str, np.ndarray]] = {}
+        while time.monotonic() < kill_at and proc.poll() is None:
+            for path in partials(tmp_path):
+                flushed = read_flushed(path)
+                if flushed is not None:
+                    seen[path] = flushed
+            time.sleep(0.03)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        proc.communicate()
+    left = partials(tmp_path)
+
+    recovered = run_cli("recover", str(tmp_path), "--min-age", "0")
+    assert "Traceback" not in recovered.stderr, recovered.stderr
+    assert not partials(tmp_path), "a partial file was left behind"
+    for path in left:
+        if path in seen and len(seen[path]["timestamps"]):
+            final = path.with_name(path.name.removesuffix(".partial"))
+            assert f"recovered {final}" in recovered.stdout, recovered.stdout
+            with h5py.File(final, "r") as f:
+                assert f.attrs["outcome"] == "recovered"
+                n = len(seen[path]["timestamps"])
+                assert f["timestamps"].shape[0] >= n
+                # every sample a reader saw before the kill is there, unchanged
+                np.testing.assert_array_equal(f["timestamps"][:n], seen[path]["timestamps"])
+                np.testing.assert_array_equal(f["observations/ft/value"][:n],
+                                              seen[path]["ft"][:n])
+                np.testing.assert_array_equal(f["observations/arm/qpos"][:n],
+                                              seen[path]["arm"][:n])
+    for path in left:
+        final = path.with_name(path.name.removesuffix(".partial"))
+        if final.exists():  # for the record: recording time lost to the kill (not asserted)
+            with h5py.File(final, "r") as f:
+                started = datetime.fromisoformat(f.attrs["started_at"]).timestamp()
+                kept_s = f["timestamps"].shape[0] / f.attrs["control_hz"]
+            print(f"seed {seed}: killed {killed_at - started:.2f} s into the episode, "
+                  f"recovered {kept_s:.2f} s, lost {killed_at - started - kept_s:.2f} s")
+    # killed before a first flush: set aside in rejected/, not deleted, and not an error
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+
+    if list(tmp_path.rglob("*.h5")):  # none when killed before the first episode's first flush
+        checked = run_cli("validate", str(tmp_path), "--all-frames")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    return {"partials": len(left), "seen": {p.name: len(v["timestamps"]) for p, v in seen.items()}}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sigkill_then_recover_keeps_every_flushed_sample(tmp_path, seed):
+    kill_at_random_and_recover(tmp_path, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(100, 120))
+def test_sigkill_twenty_times_never_leaves_an_unreadable_file(tmp_path, seed):
+    kill_at_random_and_recover(tmp_path, seed)
+
+
+def test_recover_sets_aside_what_it_cannot_read(tmp_path):
+    day = tmp_path / "sim-01" / "2026-01-01"
+    day.mkdir(parents=True)
+    junk = day / "sim-01-x.h5.partial"
+    junk.write_bytes(b"\x89HDF\r\n" + b"\0" * 100)
+    result = run_cli("recover", str(tmp_path), "--min-age", "0")
+    assert result.returncode == 1
+    assert "nothing salvaged" in result.stdout and "Traceback" not in result.stderr
+    kept = tmp_path / "sim-01" / "rejected" / "sim-01-x.h5.unrecoverable"
+    assert kept.read_bytes().startswith(b"\x89HDF")  # moved, never deleted
+
+
+def test_recover_leaves_a_partial_that_is_still_being_written(tmp_path):
+    proc = start_recorder(tmp_path, 1, 3.0)
+    try:
+        wait_for_partial(proc, tmp_path)
+        result = run_cli("recover", str(tmp_path))  # default --min-age: a live file is skipped
+        assert result.returncode == 0
+        assert "skipped" in result.stdout
+    finally:
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert not partials(tmp_path) and len(list(tmp_path.rglob("*.h5"))) == 1
+
+
+KILLED_WHILE_FINISHING = """
+import os, sys
+import h5py, numpy as np
+from collector.storage.writer import EpisodeWriter, Path
+from schemas.station import StorageConfig
+from tests.test_storage import FT, sensor_batch
+
+w = EpisodeWriter(Path(sys.argv[1]), [FT], {}, {"encoding": "jpeg"}, StorageConfig(),
+                  {"episode_id": "ep-1", "station_id": "test", "task": "t",
+                   "started_at": "2026-01-01T00:00:00+00:00", "control_hz": 30.0,
+                   "rig_config": "episode: {duration_s: 3}", "software_version": "0"})
+rng = np.random.default_rng(0)
+for i in range(9):
+    w.append(sensor_batch(i, i * 10, 10, rng))
+w._stop_timer()
+w._file.close()  # what finish() does first
+if sys.argv[2] == "reopened":  # ... then it reopens the file to write the final metadata
+    f = h5py.File(sys.argv[1], "r+")
+    f.attrs["outcome"] = "success"
+    f.flush()
+os._exit(0)  # killed: no close
+"""
+
+
+@pytest.mark.parametrize("moment", ["closed", "reopened"])
+def test_recover_a_recorder_killed_while_finishing(tmp_path, moment):
+    partial = tmp_path / "sim-01" / "2026-01-01" / "ep-1.h5.partial"
+    partial.parent.mkdir(parents=True)
+    made = subprocess.run([sys.executable, "-c", KILLED_WHILE_FINISHING, str(partial), moment],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    recovered = run_cli("recover", str(tmp_path), "--min-age", "0")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "90 ticks (3.00 s)" in recovered.stdout
+    path = partial.with_name("ep-1.h5")
+    assert run_cli("validate", str(path)).returncode == 0
+    assert not partial.exists() and not list(partial.parent.glob("*.unlocked"))
+    with h5py.File(path, "r") as f:
+        assert f.attrs["outcome"] == "recovered" and f["timestamps"].shape == (90,)

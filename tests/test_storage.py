@@ -1,0 +1,261 @@
+"""The episode writer and the station around it: compression, flushing, signals, a full disk."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+
+from collector.batch import EpisodeClock, GridBatch, StreamCounters, StreamOnGrid
+from collector.storage.layout import StreamLayout
+from collector.storage.validate import validate_file
+from collector.storage.writer import EpisodeWriter
+from drivers.chunk import Chunk
+from schemas.episode import EfficiencyAccounts, EpisodeMetadata
+from schemas.station import StorageConfig
+from tests.conftest import ROOT, run_cli
+from tests.test_recover import partials, start_recorder, wait_for_partial
+
+FT = StreamLayout(name="ft", kind="sensor", fields={"value": ((6,), "float32")}, rate_hz=1000,
+                  units={"value": "N"})
+CLOCK = EpisodeClock("ep-1", 1_000_000_000, 33_333_333, 90)
+
+
+def sensor_batch(index: int, first: int, m: int, rng: np.random.Generator) -> GridBatch:
+    ts = CLOCK.times(first, first + m)
+    values = rng.normal(size=(m, 6)).astype(np.float32)
+    raw_n = m * 33
+    raw_t = np.linspace(ts[0], ts[-1], raw_n).astype(np.int64)
+    raw = Chunk(stream="ft", kind="sensor", arrival_ns=raw_t, capture_ns=raw_t,
+                device_ns=raw_t // 1000, seq=np.arange(raw_n, dtype=np.int64) + first * 33,
+                fields={"value": rng.normal(size=(raw_n, 6)).astype(np.float32)})
+    aligned = StreamOnGrid(values={"value": values}, capture_ns=ts, dt_ns=np.zeros(m, np.int64),
+                           missing=np.zeros(m, bool))
+    return GridBatch(clock=CLOCK, index=index, final=False, first_tick=first, timestamps=ts,
+                     streams={"ft": aligned}, raw={"ft": raw},
+                     counters={"ft": StreamCounters(samples=raw_n)})
+
+
+def metadata(**extra) -> EpisodeMetadata:
+    return EpisodeMetadata(episode_id="ep-1", station_id="test", task="t",
+                           started_at="2026-01-01T00:00:00+00:00",
+                           ended_at="2026-01-01T00:00:03+00:00", outcome="success", control_hz=30,
+                           rig_config="storage: {compression: none}\n", software_version="0.1.0",
+                           **extra)
+
+
+def accounts() -> EfficiencyAccounts:
+    return EfficiencyAccounts(scheduled_s=3, recording_s=3, expected_samples=90,
+                              delivered_samples=90, good_samples=90, availability=1,
+                              performance=1, quality=1, efficiency=1)
+
+
+@pytest.mark.parametrize("compression", ["none", "lzf", "gzip", "zstd"])
+def test_every_compression_round_trips(tmp_path, compression):
+    rng = np.random.default_rng(1)
+    writer = EpisodeWriter(tmp_path / "ep-1.h5.partial", [FT], {}, {"encoding": "jpeg"},
+                           StorageConfig(compression=compression))
+    batches = [sensor_batch(i, i * 10, 10, rng) for i in range(9)]
+    for batch in batches:
+        writer.append(batch)
+    path = writer.finish(tmp_path / "day" / "ep-1.h5", metadata(), accounts())
+    assert not (tmp_path / "ep-1.h5.partial").exists()
+    assert validate_file(path) == []
+    with h5py.File(path, "r") as f:
+        grid, raw = f["observations/ft/value"], f["raw/ft/value"]
+        np.testing.assert_array_equal(grid[:], np.concatenate([b.streams["ft"].values["value"]
+                                                               for b in batches]))
+        np.testing.assert_array_equal(raw[:], np.concatenate([b.raw["ft"].fields["value"]
+                                                              for b in batches]))
+        np.testing.assert_array_equal(f["timestamps"][:], CLOCK.times(0, 90))
+        filters = set(grid._filters)
+        expected = {"none": set(), "lzf": {"lzf"}, "gzip": {"gzip"},
+                    "zstd": {str(hdf5plugin.BLOSC_ID)}}[compression]
+        assert expected <= filters and (expected or not filters - {"shuffle"})
+
+
+def test_flushes_on_time_when_batches_stop_coming(tmp_path):
+    """A batch followed by silence is still on disk after one flush interval."""
+    partial = tmp_path / "ep-1.h5.partial"
+    writer = EpisodeWriter(partial, [FT], {}, {"encoding": "jpeg"},
+                           StorageConfig(flush_interval_s=0.3),
+                           {"episode_id": "ep-1", "station_id": "test"})
+    try:
+        writer.append(sensor_batch(0, 0, 12, np.random.default_rng(2)))
+        assert writer.flushed_rows == 0  # the interval has not passed yet
+        time.sleep(1.0)
+        assert writer.flushed_rows == 12
+        seen = subprocess.run(
+            [sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'r', swmr=True);"
+             " print(f['timestamps'].shape[0], f.attrs['episode_id'])", str(partial)],
+            capture_output=True, text=True, timeout=60)
+        assert seen.stdout.split() == ["12", "ep-1"], seen.stderr
+    finally:
+        writer.close()
+    assert partial.exists()  # closing without finishing keeps the partial for recover
+
+
+def test_sigterm_commits_the_episode_and_exits_0(tmp_path):
+    proc = start_recorder(tmp_path, 3, 3.0)
+    wait_for_partial(proc, tmp_path)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped early (SIGTERM received)" in out
+    assert not partials(tmp_path)
+    [path] = sorted(tmp_path.rglob("*.h5"))
+    assert "rejected" not in path.parts
+    with h5py.File(path, "r") as f:
+        assert f.attrs["outcome"] == "success" and "SIGTERM" in f.attrs["reason"]
+        assert 0 < f["timestamps"].shape[0] < 90
+    assert run_cli("validate", str(path)).returncode == 0
+
+
+def test_second_ctrl_c_aborts_the_episode_into_rejected(tmp_path):
+    proc = start_recorder(tmp_path, 3, 3.0)
+    wait_for_partial(proc, tmp_path)
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    [path] = sorted(tmp_path.rglob("*.h5"))
+    assert path.parent.name == "rejected"
+    with h5py.File(path, "r") as f:
+        assert f.attrs["outcome"] == "aborted" and "twice" in f.attrs["reason"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A size-limited file system of its own, so the rest of the machine never fills up."""
+    def mount(size_mb: int) -> Path:
+        disk = tmp_path / f"disk{size_mb}"
+        disk.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
+                               str(disk)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot mount a {size_mb} MB tmpfs here (needs root or CAP_SYS_ADMIN):"
+                        f" {made.stderr.strip()}")
+        mounted.append(disk)
+        return disk
+
+    mounted: list[Path] = []
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+SMALL_FRAMES = [f"devices.{cam}.{k}={v}" for cam in ("cam_high", "cam_left_wrist",
+                                                     "cam_right_wrist")
+                for k, v in (("width", 384), ("height", 128))]  # sim cameras need >= 384 wide
+
+
+def record_until_full(disk: Path, min_free_gb: float, duration_s: float = 1.0,
+                      episodes: int = 200) -> subprocess.CompletedProcess:
+    sets = []
+    for item in [*SMALL_FRAMES, f"storage.min_free_gb={min_free_gb}",
+                 "storage.flush_interval_s=0.3"]:
+        sets += ["--set", item]
+    proc = start_recorder(disk, episodes, duration_s, *sets)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_low_disk_stops_the_station_cleanly(small_disk):
+    disk = small_disk(24)
+    result = record_until_full(disk, 0.012)  # stop with 12 MB of 24 left
+    assert result.returncode == 1, result.stderr
+    assert "below storage.min_free_gb" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one clear line
+    assert not partials(disk)
+    files = sorted(disk.rglob("*.h5"))
+    assert len(files) >= 2
+    for path in files:
+        assert validate_file(path) == [], path
+        assert str(path) in result.stdout  # every committed episode is reported
+    assert os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > 0.010e9
+
+
+def copy_to_roomy_disk(partial: Path, roomy: Path) -> Path:
+    day = roomy / "sim-01" / partial.parent.name
+    day.mkdir(parents=True)
+    moved = day / partial.name
+    moved.write_bytes(partial.read_bytes())
+    return moved
+
+
+def test_disk_filling_mid_episode_keeps_a_recoverable_partial(small_disk, tmp_path):
+    """No min_free_gb guard: the writer itself stops before HDF5 meets ENOSPC."""
+    disk = small_disk(12)
+    result = record_until_full(disk, 0.0, duration_s=30.0, episodes=1)  # ~2 MB/s: 60 MB
+    assert result.returncode == 1, result.stderr
+    assert "collector: error: disk full" in result.stderr and "Traceback" not in result.stderr
+    assert "wrote 0 episode(s)" in result.stdout
+    [partial] = partials(disk)
+    flushed = int(re.search(r"\((\d+) ticks flushed", result.stderr).group(1))
+    assert flushed > 0
+    moved = copy_to_roomy_disk(partial, tmp_path / "roomy")
+    recovered = run_cli("recover", str(moved), "--min-age", "0", cwd=ROOT)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    [path] = list(moved.parent.glob("*.h5"))
+    assert validate_file(path) == []
+    with h5py.File(path, "r") as f:
+        assert f.attrs["outcome"] == "recovered" and f["timestamps"].shape[0] >= flushed
+
+
+FILL_UNTIL_ENOSPC = """
+import sys
+import numpy as np
+from collector.errors import DiskFullError
+from collector.storage import writer as W
+from schemas.station import StorageConfig
+from tests.test_storage import FT, sensor_batch
+
+W.HEADROOM, W.RESERVE_MB = 0, -1e6  # no guard: let HDF5 itself meet ENOSPC
+w = W.EpisodeWriter(W.Path(sys.argv[1]), [FT], {}, {"encoding": "jpeg"},
+                    StorageConfig(flush_interval_s=0.05),
+                    {"episode_id": "ep-1", "station_id": "test", "task": "t",
+                     "started_at": "2026-01-01T00:00:00+00:00", "control_hz": 30.0,
+                     "rig_config": "episode: {duration_s: 100}", "software_version": "0"})
+rng = np.random.default_rng(0)
+try:
+    for i in range(100000):
+        w.append(sensor_batch(i, i * 3, 3, rng))
+        if w.flushed_rows and i % 10 == 0:
+            print("flushed", w.flushed_rows, flush=True)
+except DiskFullError as exc:
+    w.close()
+    print("flushed", w.flushed_rows, flush=True)
+    sys.exit(3)
+"""
+
+
+def test_real_enospc_keeps_the_partial_recoverable(small_disk, tmp_path):
+    """With the writer's guard off, HDF5 meets ENOSPC itself. h5py then either raises (the writer
+    turns that into DiskFullError) or, inside a SWMR flush, crashes the process; either way the
+    partial file must give back everything flushed before."""
+    disk = small_disk(2)
+    partial = disk / "day" / "ep-1.h5.partial"
+    run = subprocess.run([sys.executable, "-c", FILL_UNTIL_ENOSPC, str(partial)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode in (3, -signal.SIGSEGV, -signal.SIGABRT), run.stderr[-2000:]
+    flushed = max(int(n) for n in re.findall(r"flushed (\d+)", run.stdout))
+    assert flushed > 0
+    moved = copy_to_roomy_disk(partial, tmp_path / "roomy")
+    recovered = run_cli("recover", str(moved), "--min-age", "0", cwd=ROOT)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    [path] = list(moved.parent.glob("*.h5"))
+    assert validate_file(path) == []
+    with h5py.File(path, "r") as f:
+        assert f["timestamps"].shape[0] >= flushed

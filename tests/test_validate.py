@@ -1,0 +1,119 @@
+"""`collector validate` passes a recorded episode and names the path of every damage done to it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from collector.config import load_station
+from collector.station import Station
+from tests.conftest import SIM_CONFIG, run_cli
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("episodes")
+    config = load_station(SIM_CONFIG, [f"station.output_dir={out}", "engine.kind=inline",
+                                       "episode.duration_s=1.0"])
+    station = Station(config)
+    try:
+        [summary] = station.record(1)
+    finally:
+        station.close()
+    return Path(summary.path)
+
+
+@pytest.fixture
+def damaged(recorded, tmp_path):
+    """A copy of the recorded episode, open for damage; closed before validate runs."""
+    path = tmp_path / "damaged.h5"
+    shutil.copy(recorded, path)
+    return path
+
+
+def validate(path: Path) -> tuple[int, list[str]]:
+    result = run_cli("validate", str(path))
+    assert "Traceback" not in result.stderr, result.stderr
+    problems = [line.split(": ", 1)[1] for line in result.stdout.splitlines()
+                if line.startswith(str(path))]
+    return result.returncode, problems
+
+
+def test_a_recorded_episode_is_valid(recorded):
+    result = run_cli("validate", str(recorded.parent.parent), "--all-frames")
+    assert result.returncode == 0, result.stdout
+    assert "1 file(s) checked, 0 with problems" in result.stdout
+
+
+def test_a_truncated_dataset_is_named(damaged):
+    with h5py.File(damaged, "r+") as f:
+        n = f["timestamps"].shape[0]
+        f["observations/ft/value"].resize(n - 5, axis=0)
+    code, problems = validate(damaged)
+    assert code == 1
+    assert problems == [f"/observations/ft/value: {n - 5} rows, but /timestamps has {n} "
+                        "(truncated?)"]
+
+
+def test_a_wrong_dtype_is_named(damaged):
+    with h5py.File(damaged, "r+") as f:
+        qpos = f["observations/arm/qpos"][:]
+        del f["observations/arm/qpos"]
+        f.create_dataset("observations/arm/qpos", data=qpos.astype(np.float32))
+    code, problems = validate(damaged)
+    assert code == 1
+    assert problems == ["/observations/arm/qpos: dtype float32, expected float64"]
+
+
+def test_non_monotonic_timestamps_are_named(damaged):
+    with h5py.File(damaged, "r+") as f:
+        ts = f["timestamps"]
+        ts[10], ts[11] = ts[11], ts[10]
+    code, problems = validate(damaged)
+    assert code == 1
+    assert len(problems) == 1 and problems[0].startswith("/timestamps: not increasing at row 11")
+
+
+@pytest.mark.parametrize("attr", ["task", "episode_id", "rig_config", "started_at"])
+def test_missing_metadata_is_named(damaged, attr):
+    with h5py.File(damaged, "r+") as f:
+        del f.attrs[attr]
+    code, problems = validate(damaged)
+    assert code == 1
+    assert problems == [f"/: missing attribute '{attr}'"]
+
+
+def test_a_frame_that_does_not_decode_is_named(damaged):
+    with h5py.File(damaged, "r+") as f:
+        frames = f["observations/images/cam_high"]
+        n = frames.shape[0]
+        junk = np.empty(1, dtype=object)
+        junk[0] = np.frombuffer(b"not a jpeg at all", np.uint8)
+        space = frames.id.get_space()
+        space.select_hyperslab((n - 1,), (1,))
+        frames.id.write(h5py.h5s.create_simple((1,)), space, junk)
+    code, problems = validate(damaged)
+    assert code == 1
+    assert len(problems) == 1
+    assert problems[0].startswith(f"/observations/images/cam_high[{n - 1}]: does not decode")
+
+
+def test_missing_efficiency_accounts_and_a_missing_dataset_are_named(damaged):
+    with h5py.File(damaged, "r+") as f:
+        del f["quality/ft/dt_ns"]
+        del f["efficiency"].attrs["availability"]
+    code, problems = validate(damaged)
+    assert code == 1
+    assert sorted(problems) == ["/efficiency: attribute 'availability' field required",
+                                "/quality/ft/dt_ns: missing"]
+
+
+def test_not_an_episode(tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    code, problems = validate(junk)
+    assert code == 1 and problems[0].startswith("/: cannot open as HDF5")
