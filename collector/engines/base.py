@@ -56,5 +56,9 @@ class Engine(ABC):
                        overhead_s: dict[str, float]) -> EpisodeSummary:
         """Wait for every batch in flight, then commit the episode."""
 
+    def health(self) -> dict[str, dict]:
+        """Per device: rate, samples, last sample age, seconds disconnected (see Capture)."""
+        return {}
+
     @abstractmethod
     def close(self) -> None: ...
