@@ -180,8 +180,8 @@ class Daemon:
         # Setting up and committing the episode (outside its grid) is time lost to overhead.
         now = time.monotonic()
         overhead = now - cause_start.mono - summary.accounts.recording_s
-        self.book.interval("episode_overhead", overhead, cause_start.wall)
         self.book.episode(summary, cause_start.wall, reason)
+        self.book.interval("episode_overhead", overhead, cause_start.wall)
         self._interval = _Interval("idle", now, dt.datetime.now(dt.timezone.utc))
         a = summary.accounts
         self.last = LastEpisode(episode_id=summary.episode_id, outcome=summary.outcome,
