@@ -75,8 +75,11 @@ class EpisodeTally:
         for name, missing in self.missing.items():
             c = self.counters.get(name, StreamCounters())
             rest = missing - min(missing, round(device_lost.get(name, 0.0) * hz))
-            # a dropped sample of a stream at `rate` leaves hz / rate grid ticks without it
-            ticks_per_sample = hz / self.rates[name] if self.rates.get(name) else 1.0
+            # A dropped sample of a stream at about the grid rate or slower leaves hz / rate
+            # ticks without it; a faster stream's neighbours cover a lone drop (interpolation
+            # or the nearest sample within tolerance), so its missing ticks are sync misses.
+            rate = self.rates.get(name) or hz
+            ticks_per_sample = hz / rate if rate < 2 * hz else 0.0
             for cause, count in (("dropped", round(c.dropped * ticks_per_sample)),
                                  ("overflow", round(c.overflow * ticks_per_sample))):
                 charged = min(rest, count)
