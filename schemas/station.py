@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from schemas.devices import CAMERA_TYPES, DeviceConfig, StrictModel
 
@@ -43,6 +43,9 @@ class TaskSequence(StrictModel):
         return sum(w.duration_s + w.hold_s for w in self.waypoints)
 
 
+BUILT_IN_TASKS = ("pick_place",)
+
+
 class EpisodeConfig(StrictModel):
     control_hz: float = Field(30.0, gt=0, le=1000)
     duration_s: float = Field(20.0, gt=0, description="the longest an episode records")
@@ -52,6 +55,15 @@ class EpisodeConfig(StrictModel):
         '("package.module:Class"), or a waypoint sequence {name, waypoints: [...]}')
     task_success_rate: float = Field(1.0, ge=0, le=1, description="simulated tasks only")
     chunk_ms: float = Field(100.0, ge=10, le=2000, description="how often devices are read")
+
+    @field_validator("task")
+    @classmethod
+    def _task_is_known(cls, task: str | TaskSequence) -> str | TaskSequence:
+        if isinstance(task, str) and task not in BUILT_IN_TASKS and ":" not in task:
+            raise ValueError(f"unknown task {task!r}: use a built-in task "
+                             f"({', '.join(BUILT_IN_TASKS)}), a class as package.module:Class, "
+                             f"or a waypoint sequence")
+        return task
 
 
 class ImageEncoding(StrictModel):
