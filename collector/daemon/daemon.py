@@ -180,12 +180,14 @@ class Daemon:
         # Setting up and committing the episode (outside its grid) is time lost to overhead.
         now = time.monotonic()
         overhead = now - cause_start.mono - summary.accounts.recording_s
-        self.book.episode(summary, cause_start.wall, reason)
-        self.book.interval("episode_overhead", overhead, cause_start.wall)
-        self._interval = _Interval("idle", now, dt.datetime.now(dt.timezone.utc))
         a = summary.accounts
-        self.last = LastEpisode(episode_id=summary.episode_id, outcome=summary.outcome,
-                                reason=reason, path=summary.path, accounts=a)
+        with self.control.lock:  # status sees the episode booked and the state moved together
+            self.book.episode(summary, cause_start.wall, reason)
+            self.book.interval("episode_overhead", overhead, cause_start.wall)
+            self._interval = _Interval("idle", now, dt.datetime.now(dt.timezone.utc))
+            self.last = LastEpisode(episode_id=summary.episode_id, outcome=summary.outcome,
+                                    reason=reason, path=summary.path, accounts=a)
+            self.control.set_state("idle", locked=True)
         self.log("episode_committed", episode_id=summary.episode_id, outcome=summary.outcome,
                  reason=reason, path=summary.path, ticks=summary.ticks,
                  recording_s=round(a.recording_s, 3), efficiency=round(a.efficiency, 4),
@@ -239,6 +241,10 @@ class Daemon:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> Status:
+        with self.control.lock:
+            return self._status()
+
+    def _status(self) -> Status:
         c = self.control
         run = self.run_
         current = None

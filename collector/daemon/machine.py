@@ -113,11 +113,15 @@ class Controller:
 
     # -- the daemon loop's side ------------------------------------------------------------
 
-    def set_state(self, state: str) -> None:
-        with self.lock:
-            self.state = state
-            if state != "recording":
-                self.ending = None
+    def set_state(self, state: str, locked: bool = False) -> None:
+        """Move to `state`; `locked`: the caller already holds the lock."""
+        if not locked:
+            with self.lock:
+                return self.set_state(state, locked=True)
+        self.state = state
+        if state != "recording":
+            self.ending = None
+        return None
 
     def take_start(self) -> StartEpisode | None:
         """The start to act on now, if any (auto mode starts by itself)."""
