@@ -150,13 +150,25 @@ def test_second_sigint_aborts_and_a_restart_continues_the_session(tmp_path):
         assert status["episodes"] == {"aborted": 1}
         assert status["session"]["scheduled_s"] > before.scheduled_s
         assert status["session"]["loss_samples"]["aborted"] == before.loss_samples["aborted"]
-        again.post("/shutdown")
-        assert again.wait() == 0
+        time.sleep(1.0)
     finally:
-        again.kill()
+        again.kill()  # SIGKILL: a crash, no shutdown record
+    crashed_at = time.monotonic()
+
+    third = Daemon(sets, "--session", "s2", "--mode", "manual")
+    try:
+        resumed = third.event("session_resumed")
+        assert 0 < resumed["restart_downtime_s"] < time.monotonic() - crashed_at + 1
+        assert third.post("/shutdown")[0] == 202
+        assert third.wait() == 0
+    finally:
+        third.kill()
     records = read_session(session_file(tmp_path))
     assert [r.kind for r in records].count("shutdown") == 2
-    assert fold(records).scheduled_s > before.scheduled_s
+    books = fold(records)
+    assert books.loss_seconds["restart"] == pytest.approx(resumed["restart_downtime_s"],
+                                                          abs=0.01)
+    assert books.scheduled_s > before.scheduled_s + 1.0
 
 
 def test_api_requires_the_token_and_refuses_bad_bodies_without_changing_state(tmp_path):
@@ -215,6 +227,27 @@ def test_a_non_loopback_api_without_a_token_is_a_config_error(tmp_path):
                  "--set", "api.token=abc")
     assert ok.returncode == 0, ok.stderr
     assert not list(tmp_path.rglob("*"))  # `run` refused before opening anything
+
+
+def test_exit_codes_say_what_stopped_the_daemon(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("run", str(SIM_CONFIG), *small_station(tmp_path, **{
+            "api.port": str(port)}))
+    assert result.returncode == 5, result.stdout + result.stderr
+    [line] = [json.loads(x) for x in result.stdout.splitlines() if '"error"' in x]
+    assert f"127.0.0.1:{port}" in line["message"] and line["exit_code"] == 5
+
+    result = run_cli("run", str(SIM_CONFIG), *small_station(tmp_path, **{
+        "storage.min_free_gb": "1e9"}))
+    assert result.returncode == 4, result.stdout + result.stderr
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert last["event"] == "disk_full" and "min_free_gb" in last["message"]
+    assert not list(tmp_path.rglob("*.h5*"))
 
 
 def _seconds_between(a: str, b: str) -> float:

@@ -96,7 +96,7 @@ def test_injected_faults_are_each_charged_to_their_cause(tmp_path):
 @pytest.mark.slow
 def test_efficiency_factors_match_the_injected_faults(tmp_path):
     """Acceptance: a 5 s camera disconnect, 2% drops, 20% task failure -> within 1 point."""
-    records, books = collect(tmp_path, 20, faulty_station(tmp_path, 7.0, 2.0, 5.0))
+    records, books = collect(tmp_path, 20, faulty_station(tmp_path, 8.0, 2.0, 5.0))
     shares = check_books(records, books, 20, disconnect_s=5.0,
                          tolerance_s=0.01 * books.scheduled_s)
     # availability: the disconnect's share of the scheduled time, within 1 point

@@ -67,13 +67,13 @@ class SessionBook:
         self.resumed = bool(previous)
         self._last = previous[-1] if previous else None
 
-    def downtime_since_crash(self) -> float:
-        """Seconds since the last record when the previous run did not shut down cleanly
-        (the station was scheduled but not running: charged to `restart`)."""
+    def downtime_since_crash(self, until: dt.datetime) -> float:
+        """Seconds from the last record to `until` (this run's start) when the previous run
+        did not shut down cleanly: the station was scheduled but down (cause `restart`)."""
         if self._last is None or self._last.kind == "shutdown":
             return 0.0
         ended = dt.datetime.fromisoformat(self._last.ended_at)
-        return max((_now() - ended).total_seconds(), 0.0)
+        return max((until - ended).total_seconds(), 0.0)
 
     def interval(self, cause: str, seconds: float, started_at: dt.datetime) -> None:
         if seconds <= 0:

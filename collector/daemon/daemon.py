@@ -3,9 +3,11 @@ episode state machine, and books every second of the session to recording or to 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -90,15 +92,15 @@ class Daemon:
         cfg = self.config
         self.log("starting", station_id=cfg.station.id, session_id=self.session_id,
                  engine=cfg.engine.kind, mode=self.control.mode, pid=os.getpid())
+        self._start_api()  # first, so that a dashboard sees "starting" while devices open
         self.station = Station(cfg)
         self.book = SessionBook(self.station.output, self.session_id, cfg.station.id)
         if self.book.resumed:
-            down = self.book.downtime_since_crash()
+            down = self.book.downtime_since_crash(until=self._interval.wall)
             self.book.interval("restart", down, self._interval.wall - dt.timedelta(seconds=down))
             self.log("session_resumed", session_id=self.session_id, path=str(self.book.path),
                      restart_downtime_s=round(down, 3),
                      episodes=sum(self.book.outcomes.values()))
-        self._start_api()
         self._refresh_health(force=True)
         self._close_interval("idle")
         self._set_state("idle")
@@ -152,7 +154,16 @@ class Daemon:
         self.log("stopped", session=self._session_summary(), aborted=aborted)
         return ExitCode.ABORTED if aborted else ExitCode.CLEAN
 
+    def _check_disk(self) -> None:
+        free_gb = shutil.disk_usage(self.station.output).free / 1e9
+        if free_gb < self.config.storage.min_free_gb:
+            raise DiskFullError(
+                f"free space under {self.station.output} is {free_gb:.2f} GB, below "
+                f"storage.min_free_gb={self.config.storage.min_free_gb:g}; no new episode "
+                f"started (every committed one is complete): free some space and restart")
+
     def _record(self, start: StartEpisode) -> None:
+        self._check_disk()
         cause_start = self._close_interval("episode_overhead")
         run = self.station.begin_episode(start.duration_s)
         self.number += 1
@@ -277,6 +288,9 @@ class Daemon:
 
     def _fail(self, code: int, event: str, exc: Exception) -> int:
         self.log.error(event, message=str(exc), exit_code=code)
+        if self.book is not None:
+            with contextlib.suppress(OSError):  # the disk may be what failed
+                self._close_interval(None)  # no shutdown record: a restart books the gap
         return code
 
     def _close(self) -> None:
