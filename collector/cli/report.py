@@ -215,7 +215,7 @@ def _stacked(ax, times: list, losses: list[dict], label: str) -> None:
     labels = list(named)
     if rest:
         series.append([sum(d.get(c, 0) for c in rest) for d in losses])
-        labels.append(f"other ({len(rest)} causes)")
+        labels.append(f"other ({len(rest)} cause{'s' if len(rest) > 1 else ''})")
     if series:
         ax.stackplot(times, series, labels=labels, step="post", alpha=0.85)
         ax.legend(loc="upper left", fontsize=8, ncol=2)

@@ -187,7 +187,6 @@ class Daemon:
         if ending and ending.command == "stop":
             reason = "stopped by the operator"
         summary = self.station.end_episode(run, {}, outcome, reason)
-        self.run_ = None
         # Setting up and committing the episode (outside its grid) is time lost to overhead.
         now = time.monotonic()
         overhead = now - cause_start.mono - summary.accounts.recording_s
@@ -198,6 +197,7 @@ class Daemon:
             self._interval = _Interval("idle", now, dt.datetime.now(dt.timezone.utc))
             self.last = LastEpisode(episode_id=summary.episode_id, outcome=summary.outcome,
                                     reason=reason, path=summary.path, accounts=a)
+            self.run_ = None
             self.control.set_state("idle", locked=True)
         self.log("episode_committed", episode_id=summary.episode_id, outcome=summary.outcome,
                  reason=reason, path=summary.path, ticks=summary.ticks,
