@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     config = load_station(args.config, overrides)
     session = args.session or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     log = JsonLog()
-    daemon = Daemon(config, session, args.mode, log, started)
     received: list[int] = []
 
     def on_signal(signum: int, frame) -> None:
@@ -51,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
             action="abort the episode and exit" if abort else "finish the episode and exit")
         daemon.interrupt(signal.Signals(signum).name, abort=abort)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    def install() -> None:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    daemon = Daemon(config, session, args.mode, log, started, install)
     return daemon.run()

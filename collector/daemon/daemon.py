@@ -9,6 +9,7 @@ import errno
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from collector.daemon.accounts import EMPTY, SessionBook
@@ -47,8 +48,10 @@ class _Interval:
 
 class Daemon:
     def __init__(self, config: StationConfig, session_id: str, mode: str = "auto",
-                 log: JsonLog | None = None, started: float | None = None):
+                 log: JsonLog | None = None, started: float | None = None,
+                 install_signals: Callable[[], None] | None = None):
         self.config = config
+        self.install_signals = install_signals or (lambda: None)
         self.session_id = session_id
         self.log = log or JsonLog()
         self.control = Controller(mode)
@@ -93,7 +96,9 @@ class Daemon:
         self.log("starting", station_id=cfg.station.id, session_id=self.session_id,
                  engine=cfg.engine.kind, mode=self.control.mode, pid=os.getpid())
         self._start_api()  # first, so that a dashboard sees "starting" while devices open
+        self.install_signals()
         self.station = Station(cfg)
+        self.install_signals()  # again: ray.init puts its own SIGTERM handler in their place
         self.book = SessionBook(self.station.output, self.session_id, cfg.station.id)
         if self.book.resumed:
             down = self.book.downtime_since_crash(until=self._interval.wall)

@@ -14,7 +14,7 @@ class JsonLog:
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler may log mid-write
 
     def __call__(self, event: str, level: str = "info", **fields: object) -> None:
         record = {"ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
