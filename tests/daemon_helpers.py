@@ -19,13 +19,17 @@ from tests.conftest import ROOT, SIM_CONFIG
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
 
+def small_cameras() -> list[str]:
+    """Overrides for small frames (the frame counter needs 384 px): light on a shared machine."""
+    return [f"devices.{cam}.{key}={value}" for cam in CAMERAS
+            for key, value in (("width", 384), ("height", 96))]
+
+
 def small_station(tmp_path: Path, **extra: str) -> list[str]:
-    """`--set` overrides: small frames (the counter needs 384 px), inline engine, any port."""
+    """`--set` overrides: small frames, inline engine, any free port, output in tmp_path."""
     sets = {"station.output_dir": str(tmp_path), "engine.kind": "inline", "api.port": "0",
             "episode.reset_s": "0.3", "episode.duration_s": "30"}
-    for cam in CAMERAS:
-        sets[f"devices.{cam}.width"] = "384"
-        sets[f"devices.{cam}.height"] = "96"
+    sets.update(item.split("=", 1) for item in small_cameras())
     sets.update(extra)
     out = []
     for key, value in sets.items():

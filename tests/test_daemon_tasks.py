@@ -12,6 +12,7 @@ from collector.station import Station
 from collector.task import PickPlaceTask, SuccessDraw, make_task
 from drivers.sim.world import HOME
 from tests.conftest import SIM_CONFIG, run_cli
+from tests.daemon_helpers import small_cameras
 
 WAVE = ("{name: wave, waypoints: ["
         "{joints: [0.5, -0.2, 0.9], gripper: 0.0, duration_s: 0.4},"
@@ -40,7 +41,7 @@ class HoldPose:
 
 def record_one(tmp_path, *overrides: str) -> str:
     config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=inline",
-                                       "episode.duration_s=10", *overrides])
+                                       "episode.duration_s=10", *small_cameras(), *overrides])
     station = Station(config)
     try:
         [summary] = station.record(1)

@@ -12,13 +12,15 @@ from collector.config import load_station
 from collector.daemon.accounts import SessionBook, session_path
 from collector.station import Station
 from tests.conftest import SIM_CONFIG, run_cli, short_run
+from tests.daemon_helpers import small_cameras
 
 
 @pytest.fixture(scope="module")
 def one_episode(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     config = load_station(SIM_CONFIG, [f"station.output_dir={out}", "engine.kind=inline",
-                                       "episode.duration_s=1", "episode.task_success_rate=0"])
+                                       "episode.duration_s=1", "episode.task_success_rate=0",
+                                       *small_cameras()])
     station = Station(config)
     try:
         [summary] = station.record(1)
@@ -70,8 +72,9 @@ def test_a_damaged_session_file_is_named(tmp_path):
 
 
 def test_report_of_a_folder_without_sessions_reads_the_episodes(tmp_path):
+    small = [arg for item in small_cameras() for arg in ("--set", item)]
     recorded = run_cli("record", str(SIM_CONFIG), "--episodes", "2", "--engine", "inline",
-                       *short_run(tmp_path, 1.0))
+                       *short_run(tmp_path, 1.0), *small)
     assert recorded.returncode == 0, recorded.stderr
     shown = run_cli("report", str(tmp_path), "--json")
     assert shown.returncode == 0, shown.stderr
