@@ -7,29 +7,75 @@ to the station's node for the Ray engine.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from collector.batch import EpisodeClock, RawBatch
 from collector.rig import build_rig
 from drivers.base import StreamInfo
+from drivers.chunk import Chunk
 from schemas.station import StationConfig
+
+HEALTH_WINDOW_NS = 2_000_000_000  # rates are measured over the last reads of about this long
+
+
+class StreamHealth:
+    """What the reads of one device show: its rate, its last sample, its time disconnected."""
+
+    def __init__(self, info: StreamInfo):
+        self.info = info
+        self.samples = 0
+        self.lost_s = 0.0
+        self.last_sample_ns: int | None = None
+        self.reads: deque = deque(maxlen=256)  # (read ns, samples): bounded
+
+    def add(self, read_ns: int, chunk: Chunk) -> None:
+        self.samples += len(chunk)
+        self.lost_s += chunk.lost_s
+        if len(chunk):
+            self.last_sample_ns = int(chunk.arrival_ns[-1])
+        self.reads.append((read_ns, len(chunk)))
+
+    def report(self, now_ns: int) -> dict:
+        recent = [(t, n) for t, n in self.reads if now_ns - t <= HEALTH_WINDOW_NS]
+        span = (recent[-1][0] - recent[0][0]) / 1e9 if len(recent) > 1 else 0.0
+        rate = sum(n for _, n in recent[1:]) / span if span > 0 else 0.0
+        age = (now_ns - self.last_sample_ns) / 1e9 if self.last_sample_ns else None
+        stale_after = max(0.5, 5.0 / self.info.rate_hz)
+        return {"kind": self.info.kind, "nominal_hz": self.info.rate_hz, "rate_hz": rate,
+                "samples": self.samples, "last_sample_age_s": age,
+                "disconnected_s": self.lost_s,
+                "ok": age is not None and age < stale_after}
 
 
 class Capture:
     def __init__(self, config: StationConfig, realtime: bool = True):
         self.rig = build_rig(config, realtime=realtime)
         self.rig.open()
+        self._health = {d.describe().name: StreamHealth(d.describe()) for d in self.rig.streams()}
 
     def describe(self) -> list[StreamInfo]:
         return [d.describe() for d in self.rig.streams()]
 
     def discard(self) -> int:
         """Empty every device's buffer (between episodes); returns the samples thrown away."""
-        return sum(len(d.read()) for d in self.rig.streams())
+        return sum(len(c) for c in self._read().values())
 
     def read_batch(self, clock: EpisodeClock, index: int, final: bool) -> RawBatch:
         read_ns = time.monotonic_ns()
-        chunks = {d.describe().name: d.read() for d in self.rig.streams()}
+        chunks = self._read()
         return RawBatch(clock=clock, index=index, read_ns=read_ns, final=final, chunks=chunks)
+
+    def _read(self) -> dict[str, Chunk]:
+        read_ns = time.monotonic_ns()
+        chunks = {d.describe().name: d.read() for d in self.rig.streams()}
+        for name, chunk in chunks.items():
+            self._health[name].add(read_ns, chunk)
+        return chunks
+
+    def health(self) -> dict[str, dict]:
+        """Per device: measured rate, samples so far, age of the last sample, seconds lost."""
+        now = time.monotonic_ns()
+        return {name: h.report(now) for name, h in self._health.items()}
 
     def begin_task(self, start_ns: int, duration_s: float) -> None:
         if self.rig.task is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.task import PickPlaceTask, TaskRunner
+from collector.task import TaskRunner, make_task
 from drivers.base import Device
 from drivers.sim.arm import SimArm
 from drivers.sim.camera import SimCamera
@@ -74,8 +74,8 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
     task = None
     if arm is not None:
         episode = config.episode
-        task = TaskRunner(arm, PickPlaceTask(arm.config.joints, episode.task_success_rate),
-                          episode.control_hz, realtime=realtime)
+        task = TaskRunner(arm, make_task(episode, arm.config.joints), episode.control_hz,
+                          realtime=realtime)
     return Rig(devices, task)
 
 

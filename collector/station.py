@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import threading
 import time
 import uuid
@@ -23,11 +22,24 @@ from collector.stages.perception import LATE_NS
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
 from collector.storage.writer import free_gb
+from collector.task import episode_seconds, task_name
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import StationConfig
 
 LEAD_NS = 60_000_000
+
+
+@dataclass
+class EpisodeRun:
+    """An episode being recorded: its grid and how many batches went in."""
+
+    episode_id: str
+    started_at: dt.datetime
+    clock: EpisodeClock
+    duration_s: float  # planned; `clock.ticks` shrinks when the episode is cut short
+    start_metadata: dict  # root attributes known at the start, written into the partial file
+    index: int = 0
 
 
 @dataclass
@@ -110,11 +122,32 @@ class Station:
 
     def record_episode(self, number: int, episodes: int, overhead_s: dict[str, float],
                        progress: Callable[[Progress], None] | None = None) -> EpisodeSummary:
+        run = self.begin_episode()
+        stopped = ""
+        while True:
+            if not stopped and (self.stop.is_set() or self.disk_low()):
+                stopped = self.stop_reason if self.stop.is_set() else "disk space low"
+                self.cut_short(run)
+            final = self.step_episode(run)
+            if progress:
+                elapsed = min((time.monotonic_ns() - run.clock.start_ns) / 1e9, run.duration_s)
+                progress(Progress(number, episodes, elapsed, run.duration_s, "recording"))
+            if final:
+                break
+        reason = (f"stopped after {run.clock.ticks / self.config.episode.control_hz:.2f} of "
+                  f"{run.duration_s:g} s: {stopped}") if stopped else ""
+        return self.end_episode(run, overhead_s, "aborted" if self._abort else None, reason)
+
+    # The episode in three steps, so that a caller (the daemon) can act between chunks.
+
+    def begin_episode(self, duration_s: float | None = None) -> EpisodeRun:
+        """Open the writer, discard stale samples and start the task; `duration_s`: at most."""
         ep = self.config.episode
+        duration_s = episode_seconds(ep, duration_s)
         started_at = dt.datetime.now(dt.timezone.utc)
         episode_id = f"{self.config.station.id}-{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         day = self.output / f"{started_at:%Y-%m-%d}"
-        known = dict(episode_id=episode_id, station_id=self.config.station.id, task=ep.task,
+        known = dict(episode_id=episode_id, station_id=self.config.station.id, task=task_name(ep),
                      operator=self.config.station.operator, started_at=started_at.isoformat(),
                      control_hz=ep.control_hz, rig_config=dump_station(self.config),
                      software_version=__version__)
@@ -126,36 +159,38 @@ class Station:
         ))
         self.engine.discard()
         period_ns = round(1e9 / ep.control_hz)
-        ticks = round(ep.duration_s * ep.control_hz)
+        ticks = max(1, round(duration_s * ep.control_hz))
         # The grid starts a little after the discard, so the first tick has samples on both sides.
         clock = EpisodeClock(episode_id, time.monotonic_ns() + LEAD_NS, period_ns, ticks)
-        self.engine.begin_task(clock.start_ns, ep.duration_s)
-        chunk_ns = int(ep.chunk_ms * 1e6)
-        index = 0
-        stopped = ""
-        while True:
-            if not stopped and (self.stop.is_set() or self.disk_low()):
-                stopped = self.stop_reason if self.stop.is_set() else "disk space low"
-                _cut_short(clock)
-            due = clock.start_ns + (index + 1) * chunk_ns
-            final = due >= clock.end_ns + LATE_NS
-            if final:
-                due = clock.end_ns + LATE_NS
-            _sleep_until(due)
-            self.engine.submit(clock, index, final)
-            index += 1
-            if progress:
-                elapsed = min((time.monotonic_ns() - clock.start_ns) / 1e9, ep.duration_s)
-                progress(Progress(number, episodes, elapsed, ep.duration_s, "recording"))
-            if final:
-                break
+        self.engine.begin_task(clock.start_ns, ticks / ep.control_hz)
+        return EpisodeRun(episode_id, started_at, clock, ticks / ep.control_hz, known)
+
+    def step_episode(self, run: EpisodeRun) -> bool:
+        """Wait for the next chunk and submit it; True once the final batch is in."""
+        chunk_ns = int(self.config.episode.chunk_ms * 1e6)
+        due = run.clock.start_ns + (run.index + 1) * chunk_ns
+        final = due >= run.clock.end_ns + LATE_NS
+        if final:
+            due = run.clock.end_ns + LATE_NS
+        _sleep_until(due)
+        self.engine.submit(run.clock, run.index, final)
+        run.index += 1
+        return final
+
+    def cut_short(self, run: EpisodeRun) -> None:
+        """End the grid at the tick now due: every tick up to now is still recorded."""
+        elapsed = (time.monotonic_ns() - run.clock.start_ns) // run.clock.period_ns + 1
+        run.clock.ticks = int(min(max(elapsed, 1), run.clock.ticks))
+
+    def end_episode(self, run: EpisodeRun, overhead_s: dict[str, float],
+                    outcome: str | None = None, reason: str = "") -> EpisodeSummary:
+        """Stop the task and commit; `outcome` (rejected, aborted) overrides the task's."""
+        ep = self.config.episode
         succeeded = self.engine.end_task()
-        outcome = "aborted" if self._abort else "success" if succeeded else "failure"
-        reason = (f"stopped after {clock.ticks / ep.control_hz:.2f} of {ep.duration_s:g} s: "
-                  f"{stopped}") if stopped else ""
-        metadata = EpisodeMetadata(**known, ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-                                   outcome=outcome, reason=reason)
-        return self.engine.finish_episode(metadata, clock.ticks / ep.control_hz, overhead_s)
+        metadata = EpisodeMetadata(
+            **run.start_metadata, ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+            outcome=outcome or ("success" if succeeded else "failure"), reason=reason)
+        return self.engine.finish_episode(metadata, run.clock.ticks / ep.control_hz, overhead_s)
 
     def reset(self, number: int, episodes: int,
               progress: Callable[[Progress], None] | None = None) -> float:
@@ -168,12 +203,6 @@ class Station:
 
     def close(self) -> None:
         self.engine.close()
-
-
-def _cut_short(clock: EpisodeClock) -> None:
-    """End the grid at the tick now due: every tick up to now is still emitted and written."""
-    elapsed = math.ceil((time.monotonic_ns() - clock.start_ns) / clock.period_ns)
-    clock.ticks = min(clock.ticks, max(elapsed, 1))
 
 
 def _sleep_until(t_ns: int) -> None:

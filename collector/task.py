@@ -1,16 +1,41 @@
-"""Tasks command the arm during an episode; the commands are recorded as the `action` stream."""
+"""Tasks command the arm during an episode; the commands are recorded as the `action` stream.
+
+A task is a small class with `target(elapsed_s, episode_s) -> (joints, gripper)`, `duration_s`
+(None: it runs as long as the episode) and `succeeded()`. Built-in: `pick_place`; a YAML
+waypoint sequence becomes a `WaypointTask`; `package.module:Class` names a class of your own.
+"""
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 
 import numpy as np
 
+from collector.errors import ConfigError
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.sim.world import HOME, Pacer
+from schemas.station import EpisodeConfig, TaskSequence
 
 ACTION_STREAM = "action"
+
+
+class SuccessDraw:
+    """Simulated success at `rate`, spread evenly: over any run of episodes the share of
+    successes stays within one episode of `rate` (error diffusion), so a configured rate is
+    what a session shows, not a coin-flip away from it."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.credit = 0.5
+
+    def __call__(self) -> bool:
+        self.credit += self.rate
+        if self.credit >= 1.0:
+            self.credit -= 1.0
+            return True
+        return False
 
 
 class PickPlaceTask:
@@ -33,15 +58,18 @@ class PickPlaceTask:
         [1.00, 0.00, -0.60, 1.20, 0.0],
     ])
 
-    def __init__(self, joints: int, success_rate: float = 1.0, seed: int = 0):
+    name = "pick_place"
+    duration_s: float | None = None  # spans whatever the episode lasts
+
+    def __init__(self, joints: int, success_rate: float = 1.0):
         self.joints = joints
         self.success_rate = success_rate
-        self.rng = np.random.default_rng(seed)
+        self._draw = SuccessDraw(success_rate)
 
-    def target(self, phase: float) -> tuple[np.ndarray, float]:
-        """Joint target and gripper closure at `phase` in [0, 1] of the episode."""
+    def target(self, elapsed_s: float, episode_s: float) -> tuple[np.ndarray, float]:
+        """Joint target and gripper closure `elapsed_s` into an episode of `episode_s`."""
         w = self.WAYPOINTS
-        phase = min(max(phase, 0.0), 1.0)
+        phase = min(max(elapsed_s / episode_s, 0.0), 1.0) if episode_s > 0 else 0.0
         first3 = [np.interp(phase, w[:, 0], w[:, 1 + j]) for j in range(3)]
         q = np.resize(HOME, self.joints).astype(np.float64)
         q[: min(3, self.joints)] = first3[: self.joints]
@@ -49,7 +77,79 @@ class PickPlaceTask:
         return q, gripper
 
     def succeeded(self) -> bool:
-        return bool(self.rng.random() < self.success_rate)
+        return self._draw()
+
+
+class WaypointTask:
+    """A YAML task: move through the waypoints in order (linear in joint space), holding each
+    for its `hold_s`. Joints the waypoints do not name hold their home pose."""
+
+    def __init__(self, sequence: TaskSequence, joints: int, success_rate: float = 1.0):
+        for i, w in enumerate(sequence.waypoints):
+            if len(w.joints) > joints:
+                raise ConfigError(f"episode.task.waypoints[{i}].joints has {len(w.joints)} "
+                                  f"values but the arm has {joints} joints")
+        self.name = sequence.name
+        self.joints = joints
+        self.duration_s = sequence.duration_s
+        home = np.resize(HOME, joints).astype(np.float64)
+        poses = [home.copy()]
+        times, grips = [0.0], [0.0]
+        for w in sequence.waypoints:
+            q = home.copy()
+            q[: len(w.joints)] = w.joints
+            for dt in (w.duration_s, w.hold_s):
+                if dt > 0:
+                    times.append(times[-1] + dt)
+                    poses.append(q)
+                    grips.append(w.gripper)
+        self._times = np.array(times)
+        self._poses = np.stack(poses)
+        self._grips = np.array(grips)
+        self._draw = SuccessDraw(success_rate)
+
+    def target(self, elapsed_s: float, episode_s: float) -> tuple[np.ndarray, float]:
+        t = min(max(elapsed_s, 0.0), self.duration_s)
+        q = np.array([np.interp(t, self._times, self._poses[:, j]) for j in range(self.joints)])
+        return q, float(np.interp(t, self._times, self._grips))
+
+    def succeeded(self) -> bool:
+        return self._draw()
+
+
+BUILT_IN = {"pick_place": PickPlaceTask}
+
+
+def make_task(episode: EpisodeConfig, joints: int):
+    """The task an episode config names: built-in, `package.module:Class`, or a sequence."""
+    spec = episode.task
+    if isinstance(spec, TaskSequence):
+        return WaypointTask(spec, joints, episode.task_success_rate)
+    if spec in BUILT_IN:
+        return BUILT_IN[spec](joints, episode.task_success_rate)
+    module, sep, name = spec.partition(":")
+    if not sep:
+        raise ConfigError(f"episode.task {spec!r}: not a built-in task ({', '.join(BUILT_IN)}); "
+                          f"name a class as package.module:Class or give waypoints")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"episode.task {spec!r}: cannot import it ({exc})") from None
+    return cls(joints, episode.task_success_rate)
+
+
+def task_name(episode: EpisodeConfig) -> str:
+    """What episode metadata calls the task."""
+    return episode.task.name if isinstance(episode.task, TaskSequence) else episode.task
+
+
+def episode_seconds(episode: EpisodeConfig, limit_s: float | None = None) -> float:
+    """How long the next episode records: the duration limit, or less when the task (a
+    sequence) finishes sooner, or the operator's own limit."""
+    seconds = episode.duration_s if limit_s is None else min(limit_s, episode.duration_s)
+    if isinstance(episode.task, TaskSequence):
+        seconds = min(seconds, episode.task.duration_s)
+    return seconds
 
 
 class TaskRunner(ThreadedDevice):
@@ -59,7 +159,7 @@ class TaskRunner(ThreadedDevice):
     path, timestamps and grid alignment as every observation.
     """
 
-    def __init__(self, arm, task: PickPlaceTask, control_hz: float, realtime: bool = True):
+    def __init__(self, arm, task, control_hz: float, realtime: bool = True):
         joints = task.joints
         super().__init__(StreamInfo(ACTION_STREAM, "action", control_hz, {
             "qpos": FieldInfo((joints,), "float64", "rad"),
@@ -87,8 +187,8 @@ class TaskRunner(ThreadedDevice):
         t = self.pacer.wait(self._stop)
         with self._lock:
             episode = self._episode
-        phase = 0.0 if episode is None else (t - episode[0]) / 1e9 / episode[1]
-        q, gripper = self.task.target(phase)
+        elapsed, length = (0.0, 1.0) if episode is None else ((t - episode[0]) / 1e9, episode[1])
+        q, gripper = self.task.target(elapsed, length)
         self.arm.command(q, gripper)
         seq = np.array([self.seq])
         self.seq += 1

@@ -86,6 +86,7 @@ class ThreadedDevice(Device):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lost_ns = 0
+        self._down_since_ns: int | None = None  # while reconnecting: when the device went away
         self._lost_lock = threading.Lock()
         self._error: BaseException | None = None
         self.checksum_failures = 0
@@ -121,6 +122,12 @@ class ThreadedDevice(Device):
             raise DeviceError(f"{self.info.name}: reader thread failed: {self._error}")
         times, values, overflow = self._ring.drain()
         with self._lost_lock:
+            # Downtime is reported as it passes, not only once the device is back, so each
+            # read (and each episode) is charged only the downtime that fell within it.
+            if self._down_since_ns is not None:
+                now = time.monotonic_ns()
+                self._lost_ns += now - self._down_since_ns
+                self._down_since_ns = now
             lost_s, self._lost_ns = self._lost_ns / 1e9, 0
         failures = self.checksum_failures - self._reported_checksum_failures
         self._reported_checksum_failures += failures
@@ -162,10 +169,12 @@ class ThreadedDevice(Device):
             try:
                 block = self._capture()
             except DeviceError:
-                down_since = time.monotonic_ns()
+                with self._lost_lock:
+                    self._down_since_ns = time.monotonic_ns()
                 self._reconnect_with_backoff(backoff)
                 with self._lost_lock:
-                    self._lost_ns += time.monotonic_ns() - down_since
+                    self._lost_ns += time.monotonic_ns() - self._down_since_ns
+                    self._down_since_ns = None
                 continue
             except Exception as exc:  # a bug in a driver: surface it on the next read
                 self._error = exc

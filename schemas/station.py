@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from schemas.devices import CAMERA_TYPES, DeviceConfig, StrictModel
 
@@ -24,13 +25,47 @@ class EngineConfig(StrictModel):
         3.0, gt=0, description="a batch not computed this long after its read is counted lost")
 
 
+class Waypoint(StrictModel):
+    """One step of a task sequence: move to `joints` (rad) over `duration_s`, then hold."""
+
+    joints: list[float] = Field(min_length=1, description="joint targets, rad")
+    gripper: float = Field(0.0, ge=0, le=1, description="0 open .. 1 closed")
+    duration_s: float = Field(gt=0, description="time to reach this waypoint from the last")
+    hold_s: float = Field(0.0, ge=0, description="time to stay here before the next")
+
+
+class TaskSequence(StrictModel):
+    """A task written in YAML: waypoints the arm follows in order; the episode ends after them."""
+
+    name: str = Field("sequence", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    waypoints: list[Waypoint] = Field(min_length=1)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(w.duration_s + w.hold_s for w in self.waypoints)
+
+
+BUILT_IN_TASKS = ("pick_place",)
+
+
 class EpisodeConfig(StrictModel):
     control_hz: float = Field(30.0, gt=0, le=1000)
-    duration_s: float = Field(20.0, gt=0)
+    duration_s: float = Field(20.0, gt=0, description="the longest an episode records")
     reset_s: float = Field(2.0, ge=0)
-    task: str = "pick_place"
+    task: str | TaskSequence = Field(
+        "pick_place", description='a built-in task ("pick_place"), a Python class '
+        '("package.module:Class"), or a waypoint sequence {name, waypoints: [...]}')
     task_success_rate: float = Field(1.0, ge=0, le=1, description="simulated tasks only")
     chunk_ms: float = Field(100.0, ge=10, le=2000, description="how often devices are read")
+
+    @field_validator("task")
+    @classmethod
+    def _task_is_known(cls, task: str | TaskSequence) -> str | TaskSequence:
+        if isinstance(task, str) and task not in BUILT_IN_TASKS and ":" not in task:
+            raise ValueError(f"unknown task {task!r}: use a built-in task "
+                             f"({', '.join(BUILT_IN_TASKS)}), a class as package.module:Class, "
+                             f"or a waypoint sequence")
+        return task
 
 
 class ImageEncoding(StrictModel):
@@ -52,6 +87,33 @@ class StorageConfig(StrictModel):
     keep_raw: bool = Field(True, description="store full-rate samples under /raw")
 
 
+class ApiConfig(StrictModel):
+    """The daemon's HTTP control and status API (`collector run`)."""
+
+    host: str = Field("127.0.0.1", description="listen address; non-loopback needs a token")
+    port: int = Field(8765, ge=0, le=65535, description="0: any free port (logged at start)")
+    token: SecretStr | None = Field(None, description="every request must carry it as "
+                                    "'Authorization: Bearer <token>'")
+    token_env: str | None = Field(None, description="read the token from this environment "
+                                  "variable instead (keeps it out of the YAML)")
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve anywhere
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ApiConfig:
+        if not self.loopback and self.token is None and self.token_env is None:
+            raise ValueError(f"api.host {self.host} is not a loopback address: set api.token "
+                             f"(or api.token_env) so that every request must carry it")
+        return self
+
+
 class StationConfig(StrictModel):
     station: StationInfo
     engine: EngineConfig = EngineConfig()
@@ -59,6 +121,7 @@ class StationConfig(StrictModel):
     devices: list[DeviceConfig] = Field(min_length=1)
     pipeline: PipelineConfig = PipelineConfig()
     storage: StorageConfig = StorageConfig()
+    api: ApiConfig = ApiConfig()
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> StationConfig:

@@ -10,7 +10,8 @@ import sys
 
 from collector.errors import CollectorError
 
-COMMANDS = ["record", "inspect", "config_cmd", "devices", "recover", "validate", "export"]
+COMMANDS = ["record", "inspect", "config_cmd", "devices", "recover", "validate", "export", "run",
+            "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,5 +60,9 @@ class Engine(ABC):
         """Engine counters for reports: start-up time, backpressure waits..."""
         return {"startup_s": self.startup_s}
 
+    def health(self) -> dict[str, dict]:
+        """Per device: rate, samples, last sample age, seconds disconnected (see Capture)."""
+        return {}
+
     @abstractmethod
     def close(self) -> None: ...

@@ -46,6 +46,9 @@ class InlineEngine(Engine):
                        overhead_s: dict[str, float]) -> EpisodeSummary:
         return self.execution.finish(metadata, recording_s, overhead_s)
 
+    def health(self) -> dict[str, dict]:
+        return self.capture.health()
+
     def close(self) -> None:
         self.execution.close()
         self.capture.close()

@@ -152,6 +152,9 @@ class RayEngine(Engine):
             ray.get(self.inflight.popleft())
         return ray.get(self.execution.call.remote("finish", metadata, recording_s, overhead_s))
 
+    def health(self) -> dict[str, dict]:
+        return ray.get(self.capture.call.remote("health"))
+
     def close(self) -> None:
         for actor, method in ((self.execution, "close"), (self.capture, "close")):
             with contextlib.suppress(Exception):  # best effort: the actor may be gone

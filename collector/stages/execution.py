@@ -61,7 +61,7 @@ class Execution:
         if self._writer is not None:
             self._writer.close()
         self._plan = plan
-        self._tally = EpisodeTally()
+        self._tally = EpisodeTally(rates={s.name: s.rate_hz for s in plan.streams})
         self._waiting.clear()
         self._next_index = 0
         self._clock = None

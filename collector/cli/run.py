@@ -1,0 +1,58 @@
+"""`collector run CONFIG`: the station daemon. Runs in the foreground (systemd-friendly), logs
+one JSON object per line on stdout, and is driven through its HTTP API.
+
+SIGTERM / SIGINT: finish the episode in progress, book the session, exit 0.
+A second SIGINT: abort the episode in progress (kept in rejected/) and exit 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import time
+
+import psutil
+
+from collector.cli import add_config_args
+from collector.config import load_station
+from collector.daemon.daemon import Daemon
+from collector.daemon.logs import JsonLog
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("run", help="run the station daemon (API, episodes, accounts)")
+    add_config_args(parser)
+    parser.add_argument("--mode", choices=["auto", "manual"], default="auto",
+                        help="auto: episodes follow one another (default); manual: each "
+                             "starts on POST /episodes/start")
+    parser.add_argument("--session", metavar="ID",
+                        help="session whose accounts to continue (default: today's, UTC)")
+    parser.add_argument("--engine", choices=["ray", "inline"], help="override engine.kind")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Start-up is booked from the moment the process began (interpreter, imports, devices).
+    started = time.monotonic() - max(time.time() - psutil.Process().create_time(), 0.0)
+    overrides = list(args.overrides)
+    if args.engine:
+        overrides.append(f"engine.kind={args.engine}")
+    config = load_station(args.config, overrides)
+    session = args.session or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    log = JsonLog()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame) -> None:
+        received.append(signum)
+        abort = signum == signal.SIGINT and received.count(signal.SIGINT) >= 2
+        log("signal", signal=signal.Signals(signum).name,
+            action="abort the episode and exit" if abort else "finish the episode and exit")
+        daemon.interrupt(signal.Signals(signum).name, abort=abort)
+
+    def install() -> None:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    daemon = Daemon(config, session, args.mode, log, started, install)
+    return daemon.run()

@@ -1,0 +1,1 @@
+"""The station daemon behind `collector run`: state machine, control API, session accounts."""

@@ -1,0 +1,138 @@
+"""The episode state machine's inputs: operator commands, checked against the state they
+arrive in. The API thread calls `command`; the daemon loop reads what was asked and moves.
+
+    starting -> idle -> recording -> resetting -> idle -> ...      (auto: idle starts at once)
+                  \\-> paused <-/   (pause waits for the episode in progress to end)
+    any -> stopping (shutdown: the episode in progress is finished first)
+
+A command that does not fit the state raises `Conflict` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from schemas.api import Accepted, EndWithReason, StartEpisode
+
+ENDINGS = {"stop": None, "reject": "rejected", "abort": "aborted"}
+
+
+class Conflict(Exception):
+    """The command does not apply in the current state (HTTP 409)."""
+
+
+@dataclass
+class Ending:
+    """How the operator asked the episode in progress to end."""
+
+    command: str  # stop | reject | abort
+    reason: str = ""
+
+    @property
+    def outcome(self) -> str | None:
+        """None: the task decides (success / failure)."""
+        return ENDINGS[self.command]
+
+
+class Controller:
+    def __init__(self, mode: str):
+        self.mode = mode  # auto: episodes follow one another; manual: POST /episodes/start
+        self.lock = threading.Lock()
+        self.wake = threading.Event()  # set on every accepted command
+        self.state = "starting"
+        self.paused = False
+        self.shutdown = False
+        self.abort_on_shutdown = False
+        self.start: StartEpisode | None = None
+        self.ending: Ending | None = None
+
+    def command(self, name: str, body) -> Accepted:
+        with self.lock:
+            getattr(self, f"_{name}")(body)
+            state = self.state
+        self.wake.set()
+        return Accepted(accepted=name, state=state)
+
+    # -- commands (under the lock) ---------------------------------------------------------
+
+    def _start(self, body: StartEpisode) -> None:
+        self._refuse_when_stopping()
+        if self.paused:
+            raise Conflict("collection is paused: POST /resume first")
+        if self.state != "idle" or self.start is not None:
+            raise Conflict(f"cannot start an episode while {self.state}; wait for idle")
+        self.start = body
+
+    def _stop(self, body) -> None:
+        self._end(Ending("stop"))
+
+    def _reject(self, body: EndWithReason) -> None:
+        self._end(Ending("reject", body.reason))
+
+    def _abort(self, body: EndWithReason) -> None:
+        self._end(Ending("abort", body.reason))
+
+    def _end(self, ending: Ending) -> None:
+        if self.state != "recording":
+            raise Conflict(f"no episode is recording (state {self.state})")
+        if self.ending is not None:
+            raise Conflict(f"the episode is already ending ({self.ending.command})")
+        self.ending = ending
+
+    def _pause(self, body) -> None:
+        self._refuse_when_stopping()
+        if self.paused:
+            raise Conflict("collection is already paused")
+        self.paused = True
+
+    def _resume(self, body) -> None:
+        self._refuse_when_stopping()
+        if not self.paused:
+            raise Conflict("collection is not paused")
+        self.paused = False
+
+    def _shutdown(self, body) -> None:
+        self.shutdown = True
+
+    def _refuse_when_stopping(self) -> None:
+        if self.shutdown:
+            raise Conflict("the station is shutting down")
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def interrupt(self, abort: bool) -> None:
+        """SIGTERM / SIGINT: finish and stop; `abort` (a second SIGINT): cut the episode."""
+        with self.lock:
+            self.shutdown = True
+            if abort:
+                self.abort_on_shutdown = True
+                if self.state == "recording":
+                    self.ending = Ending("abort", "interrupted (second SIGINT)")
+        self.wake.set()
+
+    # -- the daemon loop's side ------------------------------------------------------------
+
+    def set_state(self, state: str, locked: bool = False) -> None:
+        """Move to `state`; `locked`: the caller already holds the lock."""
+        if not locked:
+            with self.lock:
+                return self.set_state(state, locked=True)
+        self.state = state
+        if state != "recording":
+            self.ending = None
+        return None
+
+    def take_start(self) -> StartEpisode | None:
+        """The start to act on now, if any (auto mode starts by itself)."""
+        with self.lock:
+            if self.shutdown or self.paused:
+                return None
+            start, self.start = self.start, None
+            if start is None and self.mode == "auto":
+                start = StartEpisode()
+            return start
+
+    def wait(self, seconds: float) -> None:
+        self.wake.wait(seconds)
+        self.wake.clear()

@@ -1,0 +1,62 @@
+"""`GET /metrics`: the station's status in Prometheus text format, from its own registry."""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from schemas.api import State, Status
+
+STATES = State.__args__
+
+
+class StationMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()  # never the process-global one
+        r = self.registry
+        self.state = Gauge("collector_state", "1 for the state the station is in", ["state"],
+                           registry=r)
+        self.factor = Gauge("collector_efficiency_ratio", "session efficiency factors",
+                            ["factor"], registry=r)
+        self.seconds = Gauge("collector_session_seconds", "session time, scheduled and "
+                             "recording", ["kind"], registry=r)
+        self.samples = Gauge("collector_session_samples", "grid samples this session",
+                             ["kind"], registry=r)
+        self.loss_s = Gauge("collector_loss_seconds", "scheduled time lost, by cause",
+                            ["cause"], registry=r)
+        self.loss_n = Gauge("collector_loss_samples", "grid samples lost, by cause",
+                            ["cause"], registry=r)
+        self.episodes = Gauge("collector_episodes", "episodes this session, by outcome",
+                              ["outcome"], registry=r)
+        self.rate = Gauge("collector_device_rate_hz", "measured sample rate", ["device"],
+                          registry=r)
+        self.up = Gauge("collector_device_up", "1 while the device delivers samples",
+                        ["device"], registry=r)
+        self.down_s = Gauge("collector_device_disconnected_seconds",
+                            "time the device was disconnected", ["device"], registry=r)
+        self._lock = threading.Lock()
+
+    def render(self, status: Status) -> str:
+        with self._lock:  # one scrape at a time rewrites the gauges
+            for state in STATES:
+                self.state.labels(state).set(1 if status.state == state else 0)
+            a = status.session
+            for name in ("availability", "performance", "quality", "efficiency"):
+                self.factor.labels(name).set(getattr(a, name))
+            self.seconds.labels("scheduled").set(a.scheduled_s)
+            self.seconds.labels("recording").set(a.recording_s)
+            for kind in ("expected", "delivered", "good"):
+                self.samples.labels(kind).set(getattr(a, f"{kind}_samples"))
+            for gauge, values in ((self.loss_s, a.loss_seconds), (self.loss_n, a.loss_samples),
+                                  (self.episodes, status.episodes)):
+                gauge.clear()
+                for label, value in values.items():
+                    gauge.labels(label).set(value)
+            for gauge in (self.rate, self.up, self.down_s):
+                gauge.clear()
+            for device, h in status.devices.items():
+                self.rate.labels(device).set(h.get("rate_hz", 0.0))
+                self.up.labels(device).set(1 if h.get("ok") else 0)
+                self.down_s.labels(device).set(h.get("disconnected_s", 0.0))
+            return generate_latest(self.registry).decode()

@@ -1,0 +1,68 @@
+"""Bodies of the station daemon's HTTP API (`collector run`): requests in, responses out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.episode import EfficiencyAccounts
+
+State = Literal["starting", "idle", "recording", "resetting", "paused", "stopping"]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Empty(Request):
+    """Endpoints that take no parameters accept no body, `{}` or nothing."""
+
+
+class StartEpisode(Request):
+    duration_s: float | None = Field(None, gt=0, description="at most this long (s)")
+
+
+class EndWithReason(Request):
+    reason: str = Field(min_length=1, max_length=500, description="why, kept in the metadata")
+
+
+class Accepted(BaseModel):
+    """A command was accepted; the state machine acts on it at its next step."""
+
+    accepted: str
+    state: State
+
+
+class ApiError(BaseModel):
+    error: str
+
+
+class EpisodeStatus(BaseModel):
+    episode_id: str
+    number: int
+    elapsed_s: float
+    duration_s: float
+    ending: str | None = Field(None, description="stop | rejected | aborted, once requested")
+
+
+class LastEpisode(BaseModel):
+    episode_id: str
+    outcome: str
+    reason: str = ""
+    path: str
+    accounts: EfficiencyAccounts
+
+
+class Status(BaseModel):
+    station_id: str
+    session_id: str
+    state: State
+    mode: Literal["auto", "manual"]
+    paused: bool
+    shutdown_requested: bool
+    episodes: dict[str, int] = Field(description="episodes this session, by outcome")
+    current_episode: EpisodeStatus | None
+    last_episode: LastEpisode | None
+    devices: dict[str, dict]
+    session: EfficiencyAccounts
