@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-JUMP_NS = 500_000_000  # a device time this far off the fit: the device clock restarted
+JUMP_NS = 500_000_000  # a device clock that jumps this far has restarted
 
 
 class ClockMap:
@@ -30,17 +30,21 @@ class ClockMap:
         self._delay = np.zeros(self.bins, np.int64)  # its arrival - device
         self._ref: int | None = None  # device time origin, keeps the fit well conditioned
         self._fit: tuple[float, float] | None = None  # delay = a + b * (device - ref)
+        self._last_device = np.iinfo(np.int64).min
 
     def update(self, device_ns: np.ndarray, arrival_ns: np.ndarray) -> None:
         """Add samples (device time, arrival time); both int64 ns, same length."""
         if device_ns.size == 0:
             return
         if self._fit is not None:
-            off = arrival_ns[-1] - self._map_one(int(device_ns[-1]))
-            if abs(off) > JUMP_NS or device_ns[-1] < self._ref:
+            # A device clock that went backwards, or forward past the arrival time, restarted.
+            # A late arrival (a starved reader thread) is no reason to refit: it is only delay.
+            ahead = self._map_one(int(device_ns[-1])) - arrival_ns[-1]
+            if ahead > JUMP_NS or device_ns[0] < self._last_device - JUMP_NS:
                 self.reset()
         if self._ref is None:
             self._ref = int(device_ns[0])
+        self._last_device = int(device_ns[-1])
         delay = arrival_ns - device_ns
         key = (device_ns - self._ref) // self.bin_ns
         # per-bin minimum of this block, vectorized: sort by (key, delay), take each key's first

@@ -107,3 +107,43 @@ def test_camera_that_goes_away_reconnects_and_accounts_the_gap(tmp_path):
     assert np.all(np.diff(seq) == 1)  # the device's sequence continues across the reconnect
     lost_s = sum(c.lost_s for c in chunks)
     assert 0.3 <= lost_s <= 0.6 + 0.5, lost_s  # the gap, give or take a read and a backoff
+
+
+def test_http_mjpeg_stream_url():
+    """A network camera: multipart MJPEG over HTTP, served from a thread on 127.0.0.1."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class MJPEG(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(40):
+                bgr = np.full((H, W, 3), 90, np.uint8)
+                write_counter(bgr, i)
+                jpg = cv2.imencode(".jpg", bgr)[1].tobytes()
+                try:
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                     b"Content-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                time.sleep(0.02)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MJPEG)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+        camera = OpenCVCamera(OpenCVCameraConfig(name="net", type="opencv_camera", source=url,
+                                                 width=W, height=H, fps=50, warmup_frames=0))
+        with camera:
+            chunks = collect(camera, 20)
+    finally:
+        server.shutdown()
+    frames = np.concatenate([c.fields["image"] for c in chunks])[:20]
+    counters = [read_counter(f) for f in frames]
+    assert len(counters) == 20 and counters[0] <= 5
+    assert counters == list(range(counters[0], counters[0] + 20))  # every frame, in order

@@ -55,3 +55,12 @@ def test_bursty_arrivals_and_a_clock_restart():
     device2 = host2 - host2[0]
     mapped2 = run_online(clock, device2, host2 + 200_000, chunk=100)
     assert np.abs(mapped2 - host2)[1000:].max() < 0.3 * MS
+
+
+def test_a_starved_reader_does_not_throw_the_fit_away():
+    """Arrivals that come 2 s late (the reader thread was starved) are delay, not a new clock."""
+    host, device, arrival = simulate(10, 1000, drift_ppm=20, offset_ms=1, jitter_ms=0.5)
+    arrival[6000:6100] += 2_000_000_000
+    clock = ClockMap()
+    mapped = run_online(clock, device, arrival, chunk=100)
+    assert np.abs(mapped - host)[3000:].max() < 0.1 * MS

@@ -182,3 +182,27 @@ def test_station_records_through_the_real_drivers_with_corrupt_bytes(tmp_path):
         assert np.all(np.diff(f["raw/arm/seq"][:]) >= 1)
         capture = f["raw/ft/capture_ns"][:]
         assert np.all(np.diff(capture) >= 0)
+
+
+def test_loop_url_port():
+    """pyserial's loop:// (what is written comes back): the driver's no-descriptor read path."""
+    from drivers.serial_sensor import SerialSensor
+    from schemas.devices import SerialSensorConfig
+
+    config = SerialSensorConfig(name="imu", type="serial_sensor", port="loop://", rate_hz=100,
+                                lines={"fields": [{"name": "n", "role": "sequence"},
+                                                  {"name": "gyro", "count": 3, "unit": "rad/s"}]})
+    device = SerialSensor(config)
+    with device:
+        device.port.write(b"junk from before we listened\n")
+        device.port.write(b"".join(b"%d,%d,0.5,-2\n" % (i, i) for i in range(50)))
+        deadline = time.monotonic() + 5
+        chunks = []
+        while time.monotonic() < deadline and sum(len(c) for c in chunks) < 50:
+            time.sleep(0.05)
+            chunks.append(device.read())
+    seq = np.concatenate([c.seq for c in chunks])
+    gyro = np.concatenate([c.fields["gyro"] for c in chunks])
+    np.testing.assert_array_equal(seq, np.arange(50))
+    np.testing.assert_array_equal(gyro[:, 0], np.arange(50))
+    assert device.describe().fields["gyro"].unit == "rad/s"
