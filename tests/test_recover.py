@@ -37,7 +37,7 @@ def partials(root: Path) -> list[Path]:
     return sorted(root.rglob("*.h5.partial"))
 
 
-def wait_for_partial(proc: subprocess.Popen, root: Path, timeout: float = 60) -> None:
+def wait_for_partial(proc: subprocess.Popen, root: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not partials(root):
         assert proc.poll() is None, proc.communicate()
@@ -74,7 +74,7 @@ def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
         proc.communicate()
     left = partials(tmp_path)
 
-    recovered = run_cli("recover", str(tmp_path), "--min-age", "0")
+    recovered = run_cli("recover", str(tmp_path))
     assert "Traceback" not in recovered.stderr, recovered.stderr
     assert not partials(tmp_path), "a partial file was left behind"
     for path in left:
@@ -124,7 +124,7 @@ def test_recover_sets_aside_what_it_cannot_read(tmp_path):
     day.mkdir(parents=True)
     junk = day / "sim-01-x.h5.partial"
     junk.write_bytes(b"\x89HDF\r\n" + b"\0" * 100)
-    result = run_cli("recover", str(tmp_path), "--min-age", "0")
+    result = run_cli("recover", str(tmp_path))
     assert result.returncode == 1
     assert "nothing salvaged" in result.stdout and "Traceback" not in result.stderr
     kept = tmp_path / "sim-01" / "rejected" / "sim-01-x.h5.unrecoverable"
@@ -135,11 +135,13 @@ def test_recover_leaves_a_partial_that_is_still_being_written(tmp_path):
     proc = start_recorder(tmp_path, 1, 3.0)
     try:
         wait_for_partial(proc, tmp_path)
-        result = run_cli("recover", str(tmp_path))  # default --min-age: a live file is skipped
+        [partial] = partials(tmp_path)
+        result = run_cli("recover", str(tmp_path))
         assert result.returncode == 0
-        assert "skipped" in result.stdout
+        assert f"skipped {partial}: a running recorder is writing it" in result.stdout
+        assert partial.exists()
     finally:
-        _out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert not partials(tmp_path) and len(list(tmp_path.rglob("*.h5"))) == 1
 
@@ -160,6 +162,7 @@ for i in range(9):
     w.append(sensor_batch(i, i * 10, 10, rng))
 w._stop_timer()
 w._file.close()  # what finish() does first
+w._release()
 if sys.argv[2] == "reopened":  # ... then it reopens the file to write the final metadata
     f = h5py.File(sys.argv[1], "r+")
     f.attrs["outcome"] = "success"
@@ -175,7 +178,7 @@ def test_recover_a_recorder_killed_while_finishing(tmp_path, moment):
     made = subprocess.run([sys.executable, "-c", KILLED_WHILE_FINISHING, str(partial), moment],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
-    recovered = run_cli("recover", str(tmp_path), "--min-age", "0")
+    recovered = run_cli("recover", str(tmp_path))
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "90 ticks (3.00 s)" in recovered.stdout
     path = partial.with_name("ep-1.h5")

@@ -9,6 +9,7 @@ from collector.errors import EpisodeFileError
 from collector.storage.recover import (
     NothingFlushed,
     find_partials,
+    in_use,
     recently_modified,
     recover_partial,
     set_aside,
@@ -20,9 +21,9 @@ def register(sub) -> None:
     parser.add_argument("path", nargs="?", default="episodes",
                         help="a folder searched recursively, or one partial file "
                              "(default: episodes)")
-    parser.add_argument("--min-age", type=float, default=10.0, metavar="SECONDS",
-                        help="skip partial files modified this recently: a live recorder may "
-                             "still be writing them (default 10; 0 after a known crash)")
+    parser.add_argument("--min-age", type=float, default=0.0, metavar="SECONDS",
+                        help="also skip partial files modified this recently (default 0; files "
+                             "a running recorder holds are always skipped)")
     parser.set_defaults(func=recover)
 
 
@@ -33,6 +34,9 @@ def recover(args: argparse.Namespace) -> int:
         return 0
     failed = 0
     for partial in partials:
+        if in_use(partial):
+            print(f"skipped {partial}: a running recorder is writing it")
+            continue
         if recently_modified(partial, args.min_age):
             print(f"skipped {partial}: modified less than {args.min_age:g} s ago, a recorder may "
                   f"still be writing it (use --min-age 0 if it crashed)")

@@ -9,6 +9,7 @@ datasets to theirs), writes a fresh episode with outcome `recovered` next to it,
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
 import time
@@ -55,6 +56,18 @@ def find_partials(root: Path) -> list[Path]:
     if not root.is_dir():
         raise EpisodeFileError(f"{root}: no such file or folder")
     return sorted(root.rglob(f"*.h5{L.PARTIAL_SUFFIX}"))
+
+
+def in_use(path: Path) -> bool:
+    """A live writer (or reader) holds a lock on the file; a killed one holds nothing."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock
+    return False
 
 
 def recently_modified(path: Path, min_age_s: float) -> bool:

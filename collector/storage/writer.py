@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import threading
@@ -98,6 +99,7 @@ class EpisodeWriter:
         self._unflushed_bytes = 0
         self._error: BaseException | None = None
         self._last_flush = time.monotonic()
+        self._owner: int | None = None
         try:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
             self._create(image_encoding)
@@ -109,6 +111,10 @@ class EpisodeWriter:
         except (OSError, RuntimeError) as exc:
             self._raise_if_disk_full(exc)
             raise
+        # HDF5 drops its own file lock in SWMR mode; this one tells `collector recover` that a
+        # live writer owns the file. The kernel releases it when the process dies, however.
+        self._owner = os.open(self.partial_path, os.O_RDONLY)
+        fcntl.flock(self._owner, fcntl.LOCK_SH)
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._flush_on_timer, daemon=True,
                                        name=f"flush-{self.partial_path.name}")
@@ -271,6 +277,7 @@ class EpisodeWriter:
                 raise self._error
             try:
                 self._file.close()
+                self._release()  # HDF5 takes its own exclusive lock to reopen the file
                 with h5py.File(self.partial_path, "r+") as f:
                     f.attrs.update(metadata.model_dump(mode="json"))
                     f[L.EFFICIENCY].attrs.update(flatten_accounts(accounts))
@@ -287,6 +294,12 @@ class EpisodeWriter:
                 # On a full disk the close fails; what was flushed is already on disk.
                 with contextlib.suppress(OSError, RuntimeError):
                     self._file.close()
+            self._release()
+
+    def _release(self) -> None:
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
 
     def _stop_timer(self) -> None:
         self._stop.set()
