@@ -88,7 +88,21 @@ class SimArmConfig(DeviceBase):
     faults: Faults = Faults()
 
 
-DEVICE_MODELS = (SimCameraConfig, OpenCVCameraConfig, SimSensorConfig, SimArmConfig)
+class ReplayConfig(DeviceBase):
+    """One stream of a recorded episode played back as a live stream (drivers/replay.py)."""
+
+    type: Literal["replay"]
+    episode: str | None = Field(None, description="episode .h5; null: the one on the command line")
+    stream: str | None = Field(None, description="stream in the episode; null: this device's name")
+    kind: Literal["camera", "sensor", "arm", "action"] | None = Field(
+        None, description="null: from the episode (images: camera, actions: action, qpos: arm)")
+    start_s: float = Field(0.0, ge=0, description="episode seconds to start from")
+    end_s: float | None = Field(None, gt=0, description="episode seconds to stop at; null: end")
+    realtime: bool = Field(True, description="false: as fast as the pipeline takes samples")
+
+
+DEVICE_MODELS = (SimCameraConfig, OpenCVCameraConfig, SimSensorConfig, SimArmConfig,
+                 ReplayConfig)
 DeviceConfig = Annotated[Union[DEVICE_MODELS], Field(discriminator="type")]  # noqa: UP007
 DEVICE_TYPES = frozenset(get_args(m.model_fields["type"].annotation)[0] for m in DEVICE_MODELS)
 
