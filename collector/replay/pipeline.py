@@ -11,7 +11,7 @@ import yaml
 
 from collector import __version__
 from collector.batch import EpisodeClock
-from collector.config import dump_station, load_station, validate_station
+from collector.config import _apply_override, dump_station, load_station, validate_station
 from collector.replay.source import ReplayError, TickRange
 from collector.stages.computation import encoding_params
 from collector.stages.execution import EpisodePlan, EpisodeSummary
@@ -26,8 +26,8 @@ from schemas.station import StationConfig
 FUTURE_NS = 3600 * 1_000_000_000  # stepped replays run on a grid an hour ahead of the host clock
 
 
-def derived_config(episode: Episode, ticks: TickRange, start_s: float,
-                   end_s: float | None) -> StationConfig:
+def derived_config(episode: Episode, ticks: TickRange, start_s: float, end_s: float | None,
+                   overrides: list[str] | None = None) -> StationConfig:
     """The stored rig config with every device, and the action stream, replaced by a replay
     device of the same name; the episode lasts exactly the replayed ticks."""
     text = episode.metadata.get("rig_config")
@@ -47,6 +47,8 @@ def derived_config(episode: Episode, ticks: TickRange, start_s: float,
     raw["devices"] = devices
     hz = float(raw.get("episode", {}).get("control_hz") or episode.metadata["control_hz"])
     raw.setdefault("episode", {})["duration_s"] = len(ticks) / hz
+    for item in overrides or []:  # new settings for the re-processing, as `record --set`
+        _apply_override(raw, item, episode.path)
     return validate_station(raw, source=f"{episode.path} rig_config")
 
 
