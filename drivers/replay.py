@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from collector.errors import DeviceError
+from collector.replay.source import tick_range
 from collector.stages.computation import IMAGE_FIELD, decode_frame
 from collector.storage import layout as L
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
@@ -100,11 +101,8 @@ class ReplayDevice(ThreadedDevice):
             raise DeviceError(f"{config.name}: {config.episode} is not a Collector episode")
         grid = f[L.TIMESTAMPS][:]
         hz = float(f.attrs.get("control_hz", 0)) or 1e9 / float(np.median(np.diff(grid)))
-        t = (grid - grid[0]) / 1e9
-        first = int(np.searchsorted(t, config.start_s - 1e-9))
-        stop = grid.size if config.end_s is None else int(np.searchsorted(t, config.end_s - 1e-9))
-        if stop <= first:
-            raise DeviceError(f"{config.name}: no grid tick in {config.start_s}..{config.end_s} s")
+        ticks = tick_range(grid, hz, config.start_s, config.end_s)
+        first, stop = ticks.first, ticks.stop
         self.first_tick_ns = int(grid[first])
         self.outcome = str(f.attrs.get("outcome", "success"))
         lo, hi = int(grid[first]) - PAD_NS, int(grid[stop - 1]) + PAD_NS

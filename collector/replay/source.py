@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,8 @@ def tick_range(timestamps: np.ndarray, control_hz: float, start_s: float | None,
         raise ReplayError(f"--end {end:g} must be after --start {start:g} (seconds)")
     if start >= duration:
         raise ReplayError(f"--start {start:g}: the episode is only {duration:.2f} s long")
-    t = (timestamps - timestamps[0]) / 1e9
-    first = int(np.searchsorted(t, start - 1e-9))
-    stop = int(np.searchsorted(t, end - 1e-9))
+    first = min(math.ceil(start * control_hz - 1e-6), n)  # tick i is at i / control_hz
+    stop = min(math.ceil(end * control_hz - 1e-6), n)
     if stop <= first:
         raise ReplayError(f"--start {start:g} --end {end:g}: no grid tick in that range")
     return TickRange(first, stop)
