@@ -76,6 +76,10 @@ def test_robot_replay_over_the_bound_exits_non_zero(recorded):
 
 
 def assert_same_grid(original: Path, replayed: Path, ticks: slice = slice(None)) -> None:
+    """Grid data equal, frames within JPEG tolerance. In a sub-range, the first tick of an
+    interpolated stream may differ: perception keeps no sample older than its tolerance before
+    the first tick, and the recording's first-tick neighbour can be older than that."""
+    exact = slice(0 if ticks.start is None else 1, None)
     with open_episode(original) as a, open_episode(replayed) as b:
         n = len(b)
         assert n == len(a.timestamps[ticks])
@@ -83,10 +87,11 @@ def assert_same_grid(original: Path, replayed: Path, ticks: slice = slice(None))
         for stream in GRID_STREAMS:
             fa, fb = a.fields(stream), b.fields(stream)
             for name in fa:
-                np.testing.assert_array_equal(fb[name], fa[name][ticks], err_msg=stream)
+                np.testing.assert_array_equal(fb[name][exact], fa[name][ticks][exact],
+                                              err_msg=stream)
             sa, sb = a.sync(stream), b.sync(stream)
             np.testing.assert_array_equal(sb.missing, sa.missing[ticks])
-            np.testing.assert_array_equal(sb.dt_ns, sa.dt_ns[ticks])
+            np.testing.assert_array_equal(sb.dt_ns[exact], sa.dt_ns[ticks][exact])
         for cam in a.cameras:
             fa, fb = a.images(cam), b.images(cam)
             np.testing.assert_array_equal(b.sync(cam).dt_ns, a.sync(cam).dt_ns[ticks])

@@ -56,10 +56,10 @@ def tick_range(timestamps: np.ndarray, control_hz: float, start_s: float | None,
     end = duration if end_s is None else float(end_s)
     if start < 0:
         raise ReplayError(f"--start {start:g}: must be 0 or more seconds")
-    if end <= start:
-        raise ReplayError(f"--end {end:g} must be after --start {start:g} (seconds)")
     if start >= duration:
         raise ReplayError(f"--start {start:g}: the episode is only {duration:.2f} s long")
+    if end <= start:
+        raise ReplayError(f"--end {end:g} must be after --start {start:g} (seconds)")
     first = min(math.ceil(start * control_hz - 1e-6), n)  # tick i is at i / control_hz
     stop = min(math.ceil(end * control_hz - 1e-6), n)
     if stop <= first:
