@@ -80,6 +80,8 @@ class ReplayDevice(ThreadedDevice):
         self.config = config
         self.clock = clock
         self.realtime = realtime and config.realtime
+        if not self.realtime:
+            self.ring_seconds = 0.0  # stepped reads bypass the ring: keep it at its minimum
         self.stream = config.stream or config.name
         self._file = h5py.File(path, "r")
         try:
