@@ -76,30 +76,36 @@ def test_robot_replay_over_the_bound_exits_non_zero(recorded):
 
 
 def assert_same_grid(original: Path, replayed: Path, ticks: slice = slice(None)) -> None:
-    """Grid data equal, frames within JPEG tolerance. In a sub-range, the first ticks (0.1 s) of
-    an interpolated stream may differ: perception keeps no sample older than its tolerance
-    before the first tick, and the recording's neighbour of it can be older than that."""
-    exact = slice(0 if ticks.start is None else 3, None)
+    """Grid data equal, frames within JPEG tolerance.
+
+    In a sub-range, perception keeps no sample older than its tolerance before the first tick,
+    while the recording could use one: there, the first 0.1 s and the ticks the recording flagged
+    missing (whose stand-in value is whatever sample was nearest) are not compared by value.
+    """
+    settled = 0 if ticks.start is None else 3
     with open_episode(original) as a, open_episode(replayed) as b:
         n = len(b)
         assert n == len(a.timestamps[ticks])
         assert np.all(np.diff(b.timestamps) == np.diff(a.timestamps[ticks]))
-        for stream in GRID_STREAMS:
+        for stream in (*GRID_STREAMS, *a.cameras):
+            sa, sb = a.sync(stream), b.sync(stream)
+            np.testing.assert_array_equal(sb.missing[settled:], sa.missing[ticks][settled:])
+            trusted = ~sa.missing[ticks]
+            trusted[:settled] = False
+            np.testing.assert_array_equal(sb.dt_ns[trusted], sa.dt_ns[ticks][trusted])
+            if stream in a.cameras:
+                fa, fb = a.images(stream), b.images(stream)
+                first = range(len(a))[ticks][0]
+                for i in np.flatnonzero(trusted)[::9]:
+                    x, y = fa[first + i], fb[i]
+                    assert np.abs(x.astype(np.int16) - y).mean() < JPEG_TOLERANCE, (stream, i)
+                    assert read_counter(y) == read_counter(x)
+                continue
             fa, fb = a.fields(stream), b.fields(stream)
             for name in fa:
-                np.testing.assert_array_equal(fb[name][exact], fa[name][ticks][exact],
+                np.testing.assert_array_equal(fb[name][trusted], fa[name][ticks][trusted],
                                               err_msg=stream)
-            sa, sb = a.sync(stream), b.sync(stream)
-            np.testing.assert_array_equal(sb.missing, sa.missing[ticks])
-            np.testing.assert_array_equal(sb.dt_ns[exact], sa.dt_ns[ticks][exact])
-        for cam in a.cameras:
-            fa, fb = a.images(cam), b.images(cam)
-            np.testing.assert_array_equal(b.sync(cam).dt_ns, a.sync(cam).dt_ns[ticks])
-            first = range(len(a))[ticks][0]
-            for i in range(0, n, 9):
-                x, y = fa[first + i], fb[i]
-                assert np.abs(x.astype(np.int16) - y).mean() < JPEG_TOLERANCE, (cam, i)
-                assert read_counter(y) == read_counter(x)
+        assert trusted.sum() > 0.5 * n  # the comparison covered most of the episode
 
 
 def test_pipeline_replay_reproduces_the_episode(recorded, tmp_path):

@@ -17,10 +17,12 @@ from collector.sync import align_to_grid
 from collector.task import ACTION_STREAM
 from schemas.station import StationConfig
 
-# The documented bound on the RMS tracking error (rad, every joint, whole range) when an episode
-# recorded on the simulated station is replayed on the simulated arm at speed 1. What remains is
-# scheduling jitter of a few ms on a ~1 rad/s trajectory; a real arm adds its own tracking error.
-DEFAULT_BOUND_RAD = 0.02
+# The documented bound on the RMS tracking error (rad, over all joints and the whole range) when
+# an episode recorded on the simulated station is replayed on the simulated arm at speed 1.
+# What remains is scheduling delay of the commands on a trajectory of up to ~2 rad/s: measured
+# 0.002 rad on a quiet 2-core machine, 0.018 rad at load average 20; a real arm adds its own.
+DEFAULT_BOUND_RAD = 0.05
+GAP_S = 0.1  # a tick with no replayed joint state within this is counted as missing
 SETTLE_S = 1.0  # time given to reach the recorded start pose (12 lag time constants in sim)
 READ_EVERY_S = 0.05
 
@@ -117,7 +119,8 @@ def replay_to_robot(episode: Episode, ticks: TickRange, config: StationConfig,
         arm.close()
     grid = episode.timestamps[ticks.slice]
     period = int(np.median(np.diff(episode.timestamps))) if len(episode) > 1 else 1
-    aligned = align_to_grid(times, {"qpos": qpos}, grid, "interpolate", period, period)
+    aligned = align_to_grid(times, {"qpos": qpos}, grid, "interpolate", int(GAP_S * 1e9),
+                            period)
     error = aligned.values["qpos"] - observed["qpos"][ticks.slice]
     if save:
         np.savez(save, episode_ns=times, qpos=qpos, grid_ns=grid, replayed=aligned.values["qpos"],
