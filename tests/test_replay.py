@@ -267,3 +267,32 @@ def test_pipeline_replay_on_the_ray_engine(recorded, tmp_path, ray_session):
     summary = replay_to_pipeline(with_overrides(config, tmp_path, "ray"))
     assert summary.ticks == round(DURATION_S * 30)
     assert_same_grid(recorded, Path(summary.path))
+
+
+def test_video_timeline_marks_flagged_ticks(recorded, tmp_path):
+    """The overlay's flag bar is red exactly over the ticks a quality flag is raised."""
+    import shutil
+
+    from collector.replay.source import episode_range, open_recorded, parse_fields
+    from collector.replay.video import Mosaic
+
+    flagged = tmp_path / "flagged.h5"
+    shutil.copy(recorded, flagged)
+    with h5py.File(flagged, "r+") as f:
+        raised = np.zeros(f["timestamps"].shape[0], bool)
+        raised[10:20] = True
+        f["quality/ft"].create_dataset("out_of_range", data=raised)
+        clean = ~raised & ~np.any([f[f"quality/{s}/missing"][:] for s in f["quality"]], axis=0)
+    with open_recorded(flagged) as episode:
+        ticks = episode_range(episode, None, None)
+        mosaic = Mosaic(episode, ticks, parse_fields("ft.value[2]", episode), 320)
+        frame = mosaic.frame(15).copy()
+    bar = frame[-STRIP_FLAGS // 2]
+    x = mosaic.timeline.x
+    red = (bar[:, 0] > 200) & (bar[:, 1] < 80)
+    cursor = np.zeros_like(raised)
+    cursor[15] = True
+    assert red[x[raised & ~cursor]].all() and not red[x[clean]].any()
+    assert (bar[x[15]] == 255).all()  # the cursor marks the current tick
+    text = frame[mosaic.layout.strip_top + 20:mosaic.layout.strip_top + STRIP_TEXT]
+    assert (text[..., 0] > 200).sum() > 50  # the flag names are written in red at tick 15
