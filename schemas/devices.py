@@ -98,7 +98,7 @@ class ReplayConfig(DeviceBase):
         None, description="null: from the episode (images: camera, actions: action, qpos: arm)")
     start_s: float = Field(0.0, ge=0, description="episode seconds to start from")
     end_s: float | None = Field(None, gt=0, description="episode seconds to stop at; null: end")
-    realtime: bool = Field(True, description="false: as fast as the pipeline takes samples")
+    realtime: bool = Field(True, description="false: stepped, each read is the next chunk")
 
 
 DEVICE_MODELS = (SimCameraConfig, OpenCVCameraConfig, SimSensorConfig, SimArmConfig,
