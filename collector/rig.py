@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from collector.task import TaskRunner, make_task
 from drivers.base import Device
+from drivers.replay import ReplayClock, ReplayDevice
 from drivers.sim.arm import SimArm
 from drivers.sim.camera import SimCamera
 from drivers.sim.sensor import SimSensor
 from drivers.sim.world import SimWorld
-from schemas.devices import ARM_TYPES, SimArmConfig, SimCameraConfig, SimSensorConfig
+from schemas.devices import ARM_TYPES, ReplayConfig, SimArmConfig, SimCameraConfig, SimSensorConfig
 from schemas.station import StationConfig
 
 
@@ -45,6 +46,7 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
     devices: list[Device] = []
     arm = None
     views = 0
+    replay_clock = ReplayClock()  # every replay device of a rig plays on one clock
     for spec in config.devices:
         if isinstance(spec, SimCameraConfig):
             devices.append(SimCamera(spec, world, view=views, realtime=realtime))
@@ -64,6 +66,9 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
 
                 arm = sim_serial_arm(spec, world)
             devices.append(arm)
+        elif isinstance(spec, ReplayConfig):
+            devices.append(ReplayDevice(spec, replay_clock, realtime=realtime,
+                                        step_ns=int(config.episode.chunk_ms * 1e6)))
         else:
             from drivers.registry import open_real_device  # real hardware: imported on demand
 
@@ -76,6 +81,10 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
         episode = config.episode
         task = TaskRunner(arm, make_task(episode, arm.config.joints), episode.control_hz,
                           realtime=realtime)
+    replays = [d for d in devices if isinstance(d, ReplayDevice)]
+    if task is None and replays:  # a replay stream takes the task's role: it anchors the replay
+        task = replays[0]
+        devices.remove(task)
     return Rig(devices, task)
 
 

@@ -263,8 +263,21 @@ def default_sensor_packet(channels: int, unit: str = "N") -> PacketSpec:
     ])
 
 
+class ReplayConfig(DeviceBase):
+    """One stream of a recorded episode played back as a live stream (drivers/replay.py)."""
+
+    type: Literal["replay"]
+    episode: str | None = Field(None, description="episode .h5; null: the one on the command line")
+    stream: str | None = Field(None, description="stream in the episode; null: this device's name")
+    kind: Literal["camera", "sensor", "arm", "action"] | None = Field(
+        None, description="null: from the episode (images: camera, actions: action, qpos: arm)")
+    start_s: float = Field(0.0, ge=0, description="episode seconds to start from")
+    end_s: float | None = Field(None, gt=0, description="episode seconds to stop at; null: end")
+    realtime: bool = Field(True, description="false: stepped, each read is the next chunk")
+
+
 DEVICE_MODELS = (SimCameraConfig, OpenCVCameraConfig, SimSensorConfig, SimArmConfig,
-                 SerialSensorConfig, SerialArmConfig)
+                 SerialSensorConfig, SerialArmConfig, ReplayConfig)
 DeviceConfig = Annotated[Union[DEVICE_MODELS], Field(discriminator="type")]  # noqa: UP007
 DEVICE_TYPES = frozenset(get_args(m.model_fields["type"].annotation)[0] for m in DEVICE_MODELS)
 

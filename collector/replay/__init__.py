@@ -1,0 +1,1 @@
+"""Replay recorded episodes: to the robot, to video, back through the pipeline, to plots."""
