@@ -140,8 +140,12 @@ class Station:
 
     # The episode in three steps, so that a caller (the daemon) can act between chunks.
 
-    def begin_episode(self, duration_s: float | None = None) -> EpisodeRun:
-        """Open the writer, discard stale samples and start the task; `duration_s`: at most."""
+    def begin_episode(self, duration_s: float | None = None,
+                      lead_ns: int = LEAD_NS) -> EpisodeRun:
+        """Open the writer, discard stale samples and start the task; `duration_s`: at most.
+
+        The grid starts `lead_ns` from now (a replay places it far ahead, see collector/replay).
+        """
         ep = self.config.episode
         duration_s = episode_seconds(ep, duration_s)
         started_at = dt.datetime.now(dt.timezone.utc)
@@ -161,18 +165,22 @@ class Station:
         period_ns = round(1e9 / ep.control_hz)
         ticks = max(1, round(duration_s * ep.control_hz))
         # The grid starts a little after the discard, so the first tick has samples on both sides.
-        clock = EpisodeClock(episode_id, time.monotonic_ns() + LEAD_NS, period_ns, ticks)
+        clock = EpisodeClock(episode_id, time.monotonic_ns() + lead_ns, period_ns, ticks)
         self.engine.begin_task(clock.start_ns, ticks / ep.control_hz)
         return EpisodeRun(episode_id, started_at, clock, ticks / ep.control_hz, known)
 
-    def step_episode(self, run: EpisodeRun) -> bool:
-        """Wait for the next chunk and submit it; True once the final batch is in."""
+    def step_episode(self, run: EpisodeRun, wait: bool = True) -> bool:
+        """Wait for the next chunk and submit it; True once the final batch is in.
+
+        `wait=False` submits at once: for devices that hand out episode time on each read
+        (a stepped replay), so the result does not depend on how loaded the machine is."""
         chunk_ns = int(self.config.episode.chunk_ms * 1e6)
         due = run.clock.start_ns + (run.index + 1) * chunk_ns
         final = due >= run.clock.end_ns + LATE_NS
         if final:
             due = run.clock.end_ns + LATE_NS
-        _sleep_until(due)
+        if wait:
+            _sleep_until(due)
         self.engine.submit(run.clock, run.index, final)
         run.index += 1
         return final

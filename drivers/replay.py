@@ -78,7 +78,7 @@ class ReplayDevice(ThreadedDevice):
         if not path.is_file():
             raise DeviceError(f"{config.name}: replay episode {path} does not exist")
         self.config = config
-        self.clock = clock
+        self.replay_clock = clock
         self.realtime = realtime and config.realtime
         if not self.realtime:
             self.ring_seconds = 0.0  # stepped reads bypass the ring: keep it at its minimum
@@ -177,10 +177,10 @@ class ReplayDevice(ThreadedDevice):
         return RecordedOutcome(self.outcome)
 
     def begin(self, start_ns: int, duration_s: float) -> None:
-        self.clock.anchor(start_ns)
+        self.replay_clock.anchor(start_ns)
 
     def end(self) -> None:
-        self.clock.stop()
+        self.replay_clock.stop()
 
     # -- playing ---------------------------------------------------------------------------
 
@@ -193,7 +193,7 @@ class ReplayDevice(ThreadedDevice):
 
     def _step(self) -> Chunk:
         """The samples of the next `step_ns` of episode time (plus one step of lead)."""
-        state = self.clock.state()
+        state = self.replay_clock.state()
         picked = slice(0, 0)
         offset = 0
         if state is not None:
@@ -226,7 +226,7 @@ class ReplayDevice(ThreadedDevice):
         return device_ns.copy()  # the replayed capture time travels as the device time
 
     def _capture(self) -> Capture | None:
-        state = self.clock.state()
+        state = self.replay_clock.state()
         if state is None:
             self._stop.wait(IDLE_S)
             return None

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-import uuid
 from pathlib import Path
 
 import yaml
 
-from collector import __version__
-from collector.batch import EpisodeClock
-from collector.config import _apply_override, dump_station, load_station, validate_station
+from collector.config import _apply_override, load_station, validate_station
 from collector.replay.source import ReplayError, TickRange
-from collector.stages.computation import encoding_params
-from collector.stages.execution import EpisodePlan, EpisodeSummary
-from collector.stages.perception import LATE_NS
-from collector.station import Station, image_shapes
-from collector.storage import layout as L
+from collector.stages.execution import EpisodeSummary
+from collector.station import Station
 from collector.storage.reader import Episode
 from schemas.devices import ReplayConfig
-from schemas.episode import EpisodeMetadata
 from schemas.station import StationConfig
 
 FUTURE_NS = 3600 * 1_000_000_000  # stepped replays run on a grid an hour ahead of the host clock
@@ -83,37 +74,12 @@ def replay_to_pipeline(config: StationConfig, realtime: bool = False) -> Episode
 
 
 def _record_stepped(station: Station) -> EpisodeSummary:
-    """`Station.record_episode` without the waiting: the grid is placed `FUTURE_NS` ahead of
-    the host clock so no tick is closed for lateness before its samples were handed out."""
-    config = station.config
-    ep = config.episode
-    started_at = dt.datetime.now(dt.timezone.utc)
-    episode_id = f"{config.station.id}-{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    station.engine.begin_episode(EpisodePlan(
-        episode_id=episode_id, final_dir=station.output / f"{started_at:%Y-%m-%d}",
-        rejected_dir=station.output / L.REJECTED_DIR, streams=station.layouts,
-        image_shapes=image_shapes(config, station.infos),
-        image_encoding=encoding_params(config.pipeline.images), storage=config.storage,
-    ))
-    station.engine.discard()
-    ticks = round(ep.duration_s * ep.control_hz)
-    clock = EpisodeClock(episode_id, time.monotonic_ns() + FUTURE_NS,
-                         round(1e9 / ep.control_hz), ticks)
-    station.engine.begin_task(clock.start_ns, ep.duration_s)
-    chunk_ns = int(ep.chunk_ms * 1e6)
-    reads = -(-(clock.end_ns + LATE_NS - clock.start_ns) // chunk_ns)
-    for index in range(reads):
-        station.engine.submit(clock, index, index == reads - 1)
-    succeeded = station.engine.end_task()
-    metadata = EpisodeMetadata(
-        episode_id=episode_id, station_id=config.station.id, task=ep.task,
-        operator=config.station.operator, started_at=started_at.isoformat(),
-        ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-        outcome="success" if succeeded else "failure", control_hz=ep.control_hz,
-        rig_config=dump_station(config), software_version=__version__,
-    )
-    return station.engine.finish_episode(metadata, ticks / ep.control_hz,
-                                         {"startup": station.engine.startup_s})
+    """The station's episode without the waiting: the grid is placed `FUTURE_NS` ahead of the
+    host clock so no tick is closed for lateness before its samples were handed out."""
+    run = station.begin_episode(lead_ns=FUTURE_NS)
+    while not station.step_episode(run, wait=False):
+        pass
+    return station.end_episode(run, {"startup": station.engine.startup_s})
 
 
 def with_overrides(config: StationConfig, output_dir: str | Path | None,

@@ -99,9 +99,8 @@ def replay_to_robot(episode: Episode, ticks: TickRange, config: StationConfig,
     if speed <= 0:
         raise ReplayError(f"--speed {speed:g}: must be more than 0")
     name = arm_stream(config)
-    recorded_arm = next((s for s, k in episode.streams().items()
-                         if k == "observation" and f"{L.OBSERVATIONS}/{s}/qpos" in episode.file),
-                        None)
+    recorded_arm = next((s for s, k in episode.streams().items() if k not in ("camera", "action")
+                         and f"{L.OBSERVATIONS}/{s}/qpos" in episode.file), None)
     if recorded_arm is None:
         raise ReplayError(f"{episode.path}: no recorded joint state (observations/<arm>/qpos)")
     observed = episode.fields(recorded_arm)

@@ -137,7 +137,7 @@ def default_fields(episode: Episode) -> list[FieldRef]:
     streams = episode.streams()
     return [FieldRef(name, next(iter(fields)), 0)
             for name, fields in grid_fields(episode).items()
-            if fields and streams.get(name) == "observation"]
+            if fields and streams.get(name) not in ("camera", "action")]
 
 
 def field_values(episode: Episode, ref: FieldRef, ticks: TickRange) -> np.ndarray:
