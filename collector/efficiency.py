@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collector.batch import GridBatch, StreamCounters
+from collector.quality import PERFORMANCE_CHECKS
 from schemas.episode import EfficiencyAccounts
 
 FAILED_OUTCOMES = {"failure": "task_failure", "rejected": "rejected", "aborted": "aborted"}
@@ -18,10 +19,17 @@ FAILED_OUTCOMES = {"failure": "task_failure", "rejected": "rejected", "aborted":
 
 @dataclass
 class EpisodeTally:
-    """Counts gathered while an episode streams through execution."""
+    """Counts gathered while an episode streams through execution.
+
+    Every lost or bad tick of a stream is counted once, under its first cause: a tick is lost
+    (performance) when missing, else when its sample was dropped; a delivered tick is bad
+    (quality) under the first check that flags it, in the order the checks are stored. So the
+    sample losses add up exactly: expected - delivered, and delivered - good.
+    """
 
     expected: int = 0
     missing: Counter = field(default_factory=Counter)  # stream -> ticks with no sample
+    lost: Counter = field(default_factory=Counter)  # "<check>:<stream>" -> undelivered ticks
     flagged: Counter = field(default_factory=Counter)  # "<check>:<stream>" -> bad ticks
     bad_ticks: Counter = field(default_factory=Counter)  # stream -> ticks failing any check
     counters: dict[str, StreamCounters] = field(default_factory=dict)
@@ -30,9 +38,17 @@ class EpisodeTally:
         for name, stream in batch.streams.items():
             self.expected += len(batch)
             self.missing[name] += int(stream.missing.sum())
+            gone = stream.missing.copy()
+            for check in PERFORMANCE_CHECKS:
+                if check in stream.flags:
+                    hit = stream.flags[check] & ~gone
+                    self.lost[f"{check}:{name}"] += int(hit.sum())
+                    gone |= hit
             bad = np.zeros(len(batch), bool)
             for check, flag in stream.flags.items():
-                hit = flag & ~stream.missing
+                if check in PERFORMANCE_CHECKS:
+                    continue
+                hit = flag & ~gone & ~bad
                 self.flagged[f"{check}:{name}"] += int(hit.sum())
                 bad |= hit
             self.bad_ticks[name] += int(bad.sum())
@@ -48,11 +64,10 @@ class EpisodeTally:
         scheduled = recording_s + sum(v for v in overhead_s.values() if v > 0)
         available = max(recording_s - unavailable, 0.0)
 
-        delivered = self.expected - sum(self.missing.values())
+        # grid samples only: raw-rate counts (sequence gaps, ring overflow) are in the counters
+        delivered = self.expected - sum(self.missing.values()) - sum(self.lost.values())
         loss_samples = {f"missing:{n}": v for n, v in self.missing.items() if v}
-        loss_samples |= {f"dropped:{n}": c.dropped for n, c in self.counters.items() if c.dropped}
-        loss_samples |= {f"overflow:{n}": c.overflow for n, c in self.counters.items()
-                         if c.overflow}
+        loss_samples |= {k: v for k, v in self.lost.items() if v}
         loss_samples |= {k: v for k, v in self.flagged.items() if v}
         good = delivered - sum(self.bad_ticks.values())
         if outcome in FAILED_OUTCOMES:
