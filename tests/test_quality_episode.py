@@ -123,14 +123,15 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     late_by_device &= (ts > device[0] + tolerance_ns()) & (ts < device[-1] - tolerance_ns())
     after = np.searchsorted(device, ts).clip(1, len(device) - 1)
     paused = (np.diff(seq)[after - 1] == 1) & (np.diff(device)[after - 1] > 1.5 * period)
+    tick_by_device = np.round((np.interp(lost, seq, device) - ts[0]) / period).astype(int)
     lost_by_device = np.zeros(n, bool)
-    lost_by_device[tick] = True
+    lost_by_device[tick_by_device[(tick_by_device >= 0) & (tick_by_device < n)]] = True
     odd = np.flatnonzero(late_by_device & ~lost_by_device & ~paused)
     assert odd.size == 0, [(int(i), int(seq[after[i] - 1]), int(seq[after[i]]),
                             (device[after[i]] - ts[i]) / 1e6, (ts[i] - device[after[i] - 1]) / 1e6,
                             sorted(tick)[:40]) for i in odd]
     starved = late_by_device & ~lost_by_device
-    assert abs(lost_by_device.mean() - drop_share) == 0
+    assert abs(lost_by_device.mean() - drop_share) <= 0.005
 
     # quality: the share of delivered ticks showing an injected fault
     kept = ~lost_ticks
