@@ -87,6 +87,10 @@ class Perception:
             annotated = self._annotate(plan, chunk, clock)
             raw[plan.name] = annotated.take(inside)
             raw[plan.name].fields = split_checks(raw[plan.name].fields)[0]  # raw: data only
+            # samples past the last tick's reach change nothing; one is kept to settle the
+            # ticks, the rest not at all (a loop running late would pile them up otherwise)
+            past = chunk.capture_ns >= clock.end_ns + max(plan.tolerance_ns, clock.period_ns)
+            keep &= ~past | (np.cumsum(past) == 1)
             fresh = annotated.take(keep)
             pending = self._pending.get(plan.name)
             self._pending[plan.name] = Chunk.concat([pending, fresh]) if pending else fresh
