@@ -213,3 +213,24 @@ def test_quality_section_validates_names(tmp_path):
         load_station(SIM_CONFIG, ["quality.cameras.cam_nope.downscale=2"])
     with pytest.raises(ConfigError, match="blur_min_laplacian"):
         load_station(SIM_CONFIG, ["quality.camera.blur_min_laplacian=-1"])
+
+
+def test_checksum_failures_and_ranges_reach_the_ticks():
+    """A corrupt packet (counted by the driver, leaving a sequence gap) flags the tick whose
+    window holds the sample after it; an out-of-range value flags its tick."""
+    t = np.arange(300, dtype=np.int64) * MS  # a 1 kHz sensor
+    seq = np.arange(300)
+    keep = seq != 150  # packet 150 failed its checksum
+    values = np.zeros((300, 3), np.float32)
+    values[80, 1] = 99.0
+    chunk = Chunk("ft", "sensor", t[keep], t[keep], t[keep], seq[keep], {"value": values[keep]},
+                  checksum_failures=1)
+    plan = StreamPlan("ft", "sensor", "interpolate", 3 * MS, 1 * MS,
+                      StreamChecker("sensor", signal=SignalChecks(min=-10, max=10)))
+    clock = EpisodeClock("e", 10 * MS, 10 * MS, 28)  # ticks at 10, 20, ... 280 ms
+    out = Perception([plan]).process(RawBatch(clock, 0, 0, True, {"ft": chunk})).streams["ft"]
+    np.testing.assert_array_equal(np.flatnonzero(out.flags["checksum"]), [15])  # (150, 160]
+    np.testing.assert_array_equal(np.flatnonzero(out.flags["out_of_range"]), [7])  # (70, 80]
+    assert out.scores["out_of_range_score"][7] == pytest.approx(89.0)
+    assert out.scores["dropped_score"][14] == 1  # 150 ms is nearest to the tick at 150 ms
+    assert out.flags["dropped"][14]  # and it was the sample that tick should have used
