@@ -16,7 +16,8 @@ from schemas.devices import Faults, SimCameraConfig
 COUNTER_BITS = 24
 COUNTER_CELL = 16  # pixels per bit cell: large enough to survive JPEG
 IMAGE_FAULTS = ("dropped", "frozen", "blurred", "overexposed")
-BLUR_SIGMA = 6.0  # pixels: a frame that lost focus (quality checks must see it)
+BLUR_KERNEL = 21  # pixels: a frame that lost focus. A box filter: a Gaussian this wide takes
+# ~10 ms, which would make every blurred frame arrive late
 OVEREXPOSE_GAIN = 180  # gray levels added: most of the frame clips to white
 _MASK = (1 << 64) - 1
 
@@ -117,7 +118,7 @@ class SimCamera(ThreadedDevice):
         else:
             image = self.render(index)
             if drawn["blurred"]:
-                image = cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA)
+                image = cv2.blur(image, (BLUR_KERNEL, BLUR_KERNEL))
             if drawn["overexposed"]:
                 image = cv2.add(image, np.full_like(image, OVEREXPOSE_GAIN))
         delay = int(plan.arrival_delay_ns(1)[0])
