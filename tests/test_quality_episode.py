@@ -81,7 +81,7 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     np.testing.assert_array_equal(ep["counters"][readable], truth["source"][shown][readable])
 
     # every injected image fault on a delivered tick is flagged; clean ticks are not
-    faulty = np.zeros(n, bool)
+    faulty, recall = np.zeros(n, bool), {}
     clipped = truth["overexposed"][shown]
     for name in ("frozen", "blurred", "overexposed"):
         hit = truth[name][shown] & delivered
@@ -89,20 +89,27 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
         if name == "blurred":  # a clipped frame has no edges left: it is flagged over-exposed
             hit &= ~clipped
         assert hit.sum() > 0, name
-        assert (ep[f"q.{name}"] & hit).sum() / hit.sum() >= 0.99, name
+        found = (ep[f"q.{name}"] & hit).sum()
+        recall[name] = f"{found}/{hit.sum()}"
+        assert found / hit.sum() >= 0.99, name
     clean = delivered & ~faulty
     flagged = np.any([ep[f"q.{name}"] for name in QUALITY_FLAGS], axis=0)
     assert (flagged & clean).sum() / clean.sum() < 0.005
 
-    # every dropped frame flags the tick nearest to where it should have been
-    lost = np.flatnonzero(truth["dropped"])
-    lost = lost[(lost > seq[0]) & (lost < seq[-1])]
-    expected_at = np.interp(lost, seq, capture)
-    tick = np.round((expected_at - ts[0]) / period).astype(int)
-    tick = tick[(tick >= 0) & (tick < n)]
-    assert tick.size > 0
-    assert (ep["q.dropped"] | missing)[tick].sum() / tick.size >= 0.99
+    # every dropped frame flags the tick nearest to where it should have been; besides the
+    # injected drops, a host too busy to drain the camera's ring in time loses frames too
+    lost = np.setdiff1d(np.arange(seq[0] + 1, seq[-1]), seq)
+    injected = truth["dropped"][lost]
+    assert (lost[injected] == np.flatnonzero(truth["dropped"][seq[0] + 1:seq[-1]]) + seq[0] + 1
+            ).all()
+    ticks_of = np.round((np.interp(lost, seq, capture) - ts[0]) / period).astype(int)
+    inside = (ticks_of >= 0) & (ticks_of < n)
+    tick, injected_tick = ticks_of[inside], ticks_of[inside & injected]
+    assert injected_tick.size > 0
+    recall["dropped"] = f"{(ep['q.dropped'] | missing)[injected_tick].sum()}/{injected_tick.size}"
+    assert (ep["q.dropped"] | missing)[injected_tick].sum() / injected_tick.size >= 0.99
     assert set(np.flatnonzero(ep["q.dropped"])) <= set(tick)
+    overflow = (~injected).sum()
 
     # performance: ticks lost to drops, plus ticks no frame reached in time (the host's timing,
     # measured here by brute force from the raw capture times)
@@ -113,7 +120,7 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     lost_ticks |= late
     eff = ep["eff"]
     assert abs(eff["performance"] - (1 - lost_ticks.mean())) <= 0.005
-    drop_share = tick.size / n
+    drop_share = np.unique(tick).size / n
     # with the device's capture instants (what a device-clock mapping gives perception) the
     # only late ticks are the drops' and those in a pause of the camera itself (a starved
     # capture thread skips ahead with no sequence gap): then the factor is the drop rate
@@ -129,7 +136,7 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     odd = np.flatnonzero(late_by_device & ~lost_by_device & ~paused)
     assert odd.size == 0, [(int(i), int(seq[after[i] - 1]), int(seq[after[i]]),
                             (device[after[i]] - ts[i]) / 1e6, (ts[i] - device[after[i] - 1]) / 1e6,
-                            sorted(tick)[:40]) for i in odd]
+                            ) for i in odd]
     starved = late_by_device & ~lost_by_device
     assert abs(lost_by_device.mean() - drop_share) <= 0.005
 
@@ -141,10 +148,12 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     injected_share = shows_fault[~truth["dropped"][frames]].mean()
     if duration_s >= 60:  # ticks sample the frames; a short episode on a busy host sways it
         assert abs((1 - eff["quality"]) - injected_share) <= 0.005
-    print(f"\nticks {n}: drops {tick.size} ({drop_share:.2%}), late {late.sum()} "
+    print(f"\nticks {n}: drops {injected_tick.size} injected + {overflow} ring overflow "
+          f"({drop_share:.2%}), late {late.sum()} "
           f"(by device time: {starved.sum()} in camera pauses), "
           f"performance {eff['performance']:.4f}, quality {eff['quality']:.4f}, "
-          f"injected image faults {injected_share:.2%}")
+          f"injected image faults {injected_share:.2%}; found {recall}, false flags "
+          f"{(flagged & clean).sum()}/{clean.sum()} clean ticks")
 
 
 def test_latency_and_jitter_show_and_frames_are_the_nearest(tmp_path):
