@@ -43,9 +43,12 @@ def jpeg_frames(frames: np.ndarray):
 
 def test_quality_checks_vs_jpeg_encoding(benchmark):
     frames = sim_frames()
-    jpeg_s = best_of(jpeg_frames, frames, rounds=7)
+    # interleaved, best of many: a shared machine's load then weighs on both alike
+    checks_s = jpeg_s = float("inf")
+    for _ in range(20):
+        jpeg_s = min(jpeg_s, best_of(jpeg_frames, frames, rounds=1))
+        checks_s = min(checks_s, best_of(check_frames, frames, rounds=1))
     benchmark.pedantic(check_frames, args=(frames,), rounds=15, iterations=1)
-    checks_s = benchmark.stats.stats.min
     ratio = checks_s / jpeg_s
     write_result("quality", {
         "frames": f"{BATCH} x 640x480 RGB, simulated scene",
