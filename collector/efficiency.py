@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collector.batch import GridBatch, StreamCounters
+from collector.quality import PERFORMANCE_CHECKS
 from schemas.episode import EfficiencyAccounts
 
 FAILED_OUTCOMES = {"failure": "task_failure", "rejected": "rejected", "aborted": "aborted"}
@@ -18,27 +19,52 @@ FAILED_OUTCOMES = {"failure": "task_failure", "rejected": "rejected", "aborted":
 
 @dataclass
 class EpisodeTally:
-    """Counts gathered while an episode streams through execution."""
+    """Counts gathered while an episode streams through execution.
+
+    Every lost or bad tick of a stream is counted once, under one cause:
+    - availability: while a device is disconnected the station is down, so that time is lost
+      as `disconnect:<device>` and the grid samples of that time are not expected at all;
+    - performance: a tick whose sample the device dropped (`dropped:<stream>`, from the
+      per-tick flag; only for streams near the grid rate or slower: a faster stream's
+      neighbours cover a lone drop), a tick lost with a crashed or stalled batch
+      (`crash:<stage>`, `stalled:<worker>`), and the remaining missing ticks, charged to ring
+      overflow (`overflow:<stream>`) as far as it explains them, the rest to `sync_miss:<stream>`;
+    - quality: a delivered tick under the first check that flags it (`<check>:<stream>`), and
+      every good sample of an episode that failed, was rejected or aborted.
+    So the sample losses add up exactly: expected - delivered, and delivered - good.
+    """
 
     rates: dict[str, float] = field(default_factory=dict)  # stream -> nominal rate, Hz
     expected: int = 0
     ticks: int = 0
     period_ns: int = 0
-    missing: Counter = field(default_factory=Counter)  # stream -> ticks with no sample
+    missing: Counter = field(default_factory=Counter)  # stream -> missing ticks not dropped
+    dropped: Counter = field(default_factory=Counter)  # "<check>:<stream>" -> undelivered ticks
     flagged: Counter = field(default_factory=Counter)  # "<check>:<stream>" -> bad ticks
     bad_ticks: Counter = field(default_factory=Counter)  # stream -> ticks failing any check
-    lost: Counter = field(default_factory=Counter)  # cause -> samples lost with crashed batches
+    crashed: Counter = field(default_factory=Counter)  # cause -> samples lost with a stage
     counters: dict[str, StreamCounters] = field(default_factory=dict)
 
     def add(self, batch: GridBatch) -> None:
         self.ticks += len(batch)
         self.period_ns = batch.clock.period_ns
+        hz = 1e9 / batch.clock.period_ns
         for name, stream in batch.streams.items():
             self.expected += len(batch)
-            self.missing[name] += int(stream.missing.sum())
+            gone = np.zeros(len(batch), bool)
+            if (self.rates.get(name) or hz) < 2 * hz:
+                for check in PERFORMANCE_CHECKS:
+                    if check in stream.flags:
+                        hit = stream.flags[check] & ~gone
+                        self.dropped[f"{check}:{name}"] += int(hit.sum())
+                        gone |= hit
+            self.missing[name] += int((stream.missing & ~gone).sum())
+            gone |= stream.missing
             bad = np.zeros(len(batch), bool)
             for check, flag in stream.flags.items():
-                hit = flag & ~stream.missing
+                if check in PERFORMANCE_CHECKS:
+                    continue
+                hit = flag & ~gone & ~bad
                 self.flagged[f"{check}:{name}"] += int(hit.sum())
                 bad |= hit
             self.bad_ticks[name] += int(bad.sum())
@@ -47,23 +73,13 @@ class EpisodeTally:
 
     def add_lost(self, cause: str, ticks: int, streams: int) -> None:
         """Ticks whose batch died with a stage: expected, never delivered, blamed on `cause`."""
+        self.ticks += ticks
         self.expected += ticks * streams
-        self.lost[cause] += ticks * streams
+        self.crashed[cause] += ticks * streams
 
     def accounts(self, recording_s: float, overhead_s: dict[str, float],
                  outcome: str) -> EfficiencyAccounts:
-        """Close the books. `overhead_s`: scheduled time not spent recording, by cause.
-
-        Each lost grid sample is charged to exactly one factor:
-        - availability: while a device is disconnected the station is down (its episode lacks
-          a stream), so that time is lost by cause `disconnect:<device>`, and the grid samples
-          of that time are neither expected nor delivered for performance;
-        - performance: the remaining missing samples, charged first to sequence gaps
-          (`dropped:<stream>`, as many ticks as the dropped samples span), then to ring
-          overflow (`overflow:<stream>`), the rest to `sync_miss:<stream>`;
-        - quality: delivered samples that fail a check (`<check>:<stream>`), and every good
-          sample of an episode that failed, was rejected or aborted.
-        """
+        """Close the books. `overhead_s`: scheduled time not spent recording, by cause."""
         hz = 1e9 / self.period_ns if self.period_ns else 0.0
         recording_s = max(recording_s, 0.0)
         device_lost = {n: min(c.lost_s, recording_s) for n, c in self.counters.items()
@@ -77,24 +93,19 @@ class EpisodeTally:
         streams = len(self.missing) or 1
         down_ticks = min(round(unavailable * hz), self.ticks)
         expected = self.expected - down_ticks * streams
-        loss_samples: dict[str, int] = {}
+        loss_samples: dict[str, int] = {k: v for k, v in self.dropped.items() if v}
         for name, missing in self.missing.items():
             c = self.counters.get(name, StreamCounters())
             rest = missing - min(missing, round(device_lost.get(name, 0.0) * hz))
-            # A dropped sample of a stream at about the grid rate or slower leaves hz / rate
-            # ticks without it; a faster stream's neighbours cover a lone drop (interpolation
-            # or the nearest sample within tolerance), so its missing ticks are sync misses.
             rate = self.rates.get(name) or hz
             ticks_per_sample = hz / rate if rate < 2 * hz else 0.0
-            for cause, count in (("dropped", round(c.dropped * ticks_per_sample)),
-                                 ("overflow", round(c.overflow * ticks_per_sample))):
-                charged = min(rest, count)
-                if charged:
-                    loss_samples[f"{cause}:{name}"] = charged
-                    rest -= charged
+            charged = min(rest, round(c.overflow * ticks_per_sample))
+            if charged:
+                loss_samples[f"overflow:{name}"] = charged
+                rest -= charged
             if rest:
                 loss_samples[f"sync_miss:{name}"] = rest
-        loss_samples |= dict(self.lost)  # batches that died with a stage (Ray engine)
+        loss_samples |= {k: v for k, v in self.crashed.items() if v}
         delivered = max(expected - sum(loss_samples.values()), 0)
         loss_samples |= {k: v for k, v in self.flagged.items() if v}
         good = max(delivered - sum(self.bad_ticks.values()), 0)
@@ -142,3 +153,4 @@ def combine(parts: list[EfficiencyAccounts],
         loss_seconds={k: round(v, 6) for k, v in sorted(lost_s.items())},
         loss_samples=dict(sorted(lost_samples.items())),
     )
+

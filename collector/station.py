@@ -13,9 +13,11 @@ from pathlib import Path
 from collector import __version__
 from collector.batch import EpisodeClock
 from collector.config import dump_station
+from collector.derive import derived_fields
 from collector.engines import start_engine
 from collector.engines.base import Engine
 from collector.errors import DiskFullError
+from collector.quality import quality_datasets
 from collector.stages.computation import IMAGE_FIELD, encoding_params
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
@@ -25,7 +27,7 @@ from collector.storage.writer import free_gb
 from collector.task import episode_seconds, task_name
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
-from schemas.station import StationConfig
+from schemas.station import DerivedSignals, StationConfig
 
 LEAD_NS = 60_000_000
 
@@ -51,15 +53,20 @@ class Progress:
     state: str  # recording | resetting
 
 
-def stream_layouts(infos: list[StreamInfo]) -> list[StreamLayout]:
-    return [
-        StreamLayout(
+def stream_layouts(infos: list[StreamInfo],
+                   derived: DerivedSignals | None = None) -> list[StreamLayout]:
+    """What the file stores per stream: its fields, derived fields and quality datasets (all
+    declared before the first write, as SWMR requires)."""
+    layouts = []
+    for i in infos:
+        fields = {**i.fields, **(derived_fields(i, derived) if derived else {})}
+        layouts.append(StreamLayout(
             name=i.name, kind=i.kind, rate_hz=i.rate_hz,
-            fields={k: (f.shape, f.dtype) for k, f in i.fields.items()},
-            units={k: f.unit for k, f in i.fields.items()},
-        )
-        for i in infos
-    ]
+            fields={k: (f.shape, f.dtype) for k, f in fields.items()},
+            units={k: f.unit for k, f in fields.items()},
+            quality=quality_datasets(i.kind),
+        ))
+    return layouts
 
 
 def image_shapes(config: StationConfig, infos: list[StreamInfo]) -> dict:
@@ -77,7 +84,7 @@ class Station:
         self.config = config
         self.engine: Engine = start_engine(config, realtime)
         self.infos = self.engine.describe()
-        self.layouts = stream_layouts(self.infos)
+        self.layouts = stream_layouts(self.infos, config.pipeline.derived)
         self.output = Path(config.station.output_dir) / config.station.id
         # Set from any thread (a signal handler, the daemon's API): the episode in progress is
         # cut short and committed, and no new one starts. `abort` sends it to rejected/ instead.

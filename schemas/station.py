@@ -75,9 +75,58 @@ class ImageEncoding(StrictModel):
     resize: tuple[int, int] | None = Field(None, description="[width, height] after capture")
 
 
+class DerivedSignals(StrictModel):
+    """Signals computed from the raw streams and stored as extra observation fields."""
+
+    velocities: bool = Field(True, description="arm joint velocities (qvel), finite differences")
+    lowpass_hz: float | None = Field(
+        20.0, gt=0, description="cut-off of the low-pass filter on sensor fields (<field>_lowpass);"
+        " null: off")
+
+
 class PipelineConfig(StrictModel):
     computation_workers: int | None = Field(None, ge=1, description="null: CPUs Ray has")
     images: ImageEncoding = ImageEncoding()
+    derived: DerivedSignals = DerivedSignals()
+
+
+class CameraChecks(StrictModel):
+    """Thresholds of the image checks. They run on a grayscale copy shrunk by `downscale`."""
+
+    downscale: int = Field(4, ge=1, le=32, description="checks see frames this many times smaller")
+    frozen_max_diff: float = Field(
+        0.05, ge=0, description="mean |gray change| from the previous frame at or below: frozen")
+    blur_min_laplacian: float = Field(
+        100.0, ge=0, description="variance of the Laplacian below: blurred")
+    clip_high: int = Field(250, ge=1, le=255, description="gray level at or above: over-exposed")
+    clip_low: int = Field(5, ge=0, le=254, description="gray level at or below: under-exposed")
+    overexposed_fraction: float = Field(0.5, gt=0, le=1, description="clipped share: flagged")
+    underexposed_fraction: float = Field(0.5, gt=0, le=1, description="clipped share: flagged")
+
+
+class SignalChecks(StrictModel):
+    """Valid range of a sensor, arm or action stream (every numeric field, every channel)."""
+
+    min: float | None = Field(None, description="values below are out of range")
+    max: float | None = Field(None, description="values above are out of range")
+    saturation: float | None = Field(
+        None, gt=0, description="|value| at or above is saturated (the sensor's full scale)")
+
+
+class QualityConfig(StrictModel):
+    """Per-sample quality checks: defaults for every camera, overrides per stream by name."""
+
+    camera: CameraChecks = CameraChecks()
+    cameras: dict[str, CameraChecks] = Field(
+        default_factory=dict, description="per-camera overrides: only the keys given change")
+    signals: dict[str, SignalChecks] = Field(
+        default_factory=dict, description="per-stream ranges of sensors, arms and the action")
+
+    def for_camera(self, name: str) -> CameraChecks:
+        override = self.cameras.get(name)
+        if override is None:
+            return self.camera
+        return self.camera.model_copy(update=override.model_dump(exclude_unset=True))
 
 
 class StorageConfig(StrictModel):
@@ -122,6 +171,7 @@ class StationConfig(StrictModel):
     pipeline: PipelineConfig = PipelineConfig()
     storage: StorageConfig = StorageConfig()
     api: ApiConfig = ApiConfig()
+    quality: QualityConfig = QualityConfig()
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> StationConfig:
@@ -129,6 +179,20 @@ class StationConfig(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"device names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _quality_names_exist(self) -> StationConfig:
+        cameras = {d.name for d in self.cameras()}
+        unknown = sorted(set(self.quality.cameras) - cameras)
+        if unknown:
+            raise ValueError(f"quality.cameras names no camera: {', '.join(unknown)}; "
+                             f"cameras are: {', '.join(sorted(cameras))}")
+        signals = {d.name for d in self.devices} - cameras | {"action"}
+        unknown = sorted(set(self.quality.signals) - signals)
+        if unknown:
+            raise ValueError(f"quality.signals names no sensor, arm or action stream: "
+                             f"{', '.join(unknown)}; they are: {', '.join(sorted(signals))}")
         return self
 
     def cameras(self) -> list:

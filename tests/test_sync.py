@@ -85,3 +85,15 @@ def test_chunk_boundaries_do_not_change_the_result(method):
     np.testing.assert_array_equal(np.concatenate(grids), whole.timestamps)
     np.testing.assert_allclose(np.concatenate(aligned), whole.streams["s"].values["v"])
     assert len(whole.timestamps) == clock.ticks
+
+
+def test_samples_past_the_episode_do_not_pile_up():
+    """A loop running late keeps reading after the last tick: those samples are not kept."""
+    clock = EpisodeClock("e", 0, 33 * MS, 10)
+    perception = Perception([StreamPlan("s", "sensor", "nearest", 5 * MS)])
+    t = 0
+    for i in range(40):
+        times = t + np.arange(30, dtype=np.int64) * 10 * MS
+        t = int(times[-1]) + 10 * MS
+        perception.process(RawBatch(clock, i, t, False, {"s": _chunk(times, np.ones((30, 2)))}))
+    assert len(perception._pending["s"]) < 80  # 40 batches of 30: one kept per batch at most

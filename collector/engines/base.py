@@ -15,7 +15,8 @@ from schemas.station import StationConfig
 
 def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perception:
     specs = {d.name: d.align for d in config.devices}
-    return Perception(plan_streams(infos, specs, config.episode.control_hz))
+    return Perception(plan_streams(infos, specs, config.episode.control_hz, config.quality,
+                                   config.pipeline.derived))
 
 
 def make_computation(config: StationConfig, infos: list[StreamInfo]) -> Computation:

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from collector.batch import GridBatch, RawBatch, StreamCounters
+from collector.derive import Deriver, derived_fields
+from collector.quality import StreamChecker, checks_of, dropped_on_grid, split_checks
 from collector.sync import align_to_grid
 from drivers.base import StreamInfo
 from drivers.chunk import Chunk
 from schemas.devices import AlignSpec
+from schemas.station import DerivedSignals, QualityConfig
 
 LATE_NS = 150_000_000  # a tick is final once the devices were read this long after it
 
@@ -23,10 +26,14 @@ class StreamPlan:
     kind: str
     method: str
     tolerance_ns: int
+    sample_ns: int = 0  # nominal sample spacing (1 / rate)
+    checker: StreamChecker | None = None  # per-sample quality checks (None: sync only)
+    deriver: Deriver | None = None  # derived fields (None: none)
 
 
 def plan_streams(infos: list[StreamInfo], specs: dict[str, AlignSpec | None],
-                 control_hz: float) -> list[StreamPlan]:
+                 control_hz: float, quality: QualityConfig | None = None,
+                 derived: DerivedSignals | None = None) -> list[StreamPlan]:
     """Defaults: cameras and actions take the nearest sample, high-rate signals interpolate."""
     plans = []
     for info in infos:
@@ -38,7 +45,16 @@ def plan_streams(infos: list[StreamInfo], specs: dict[str, AlignSpec | None],
             tolerance_s = 0.5 / info.rate_hz + 0.005  # half a frame, plus timing slack
         else:
             tolerance_s = max(3.0 / info.rate_hz, 0.5 / control_hz)
-        plans.append(StreamPlan(info.name, info.kind, spec.method, int(tolerance_s * 1e9)))
+        checker = deriver = None
+        if quality is not None:
+            checker = StreamChecker(
+                info.kind, camera=quality.for_camera(info.name) if info.kind == "camera" else None,
+                signal=quality.signals.get(info.name))
+        if derived is not None:
+            fields = derived_fields(info, derived)
+            deriver = Deriver(fields, derived.lowpass_hz) if fields else None
+        plans.append(StreamPlan(info.name, info.kind, spec.method, int(tolerance_s * 1e9),
+                                int(1e9 / info.rate_hz), checker, deriver))
     return plans
 
 
@@ -53,6 +69,7 @@ class Perception:
     def __init__(self, plans: list[StreamPlan]):
         self.plans = plans
         self._pending: dict[str, Chunk] = {}
+        self._drops: dict[str, np.ndarray] = {}  # expected times of dropped samples, per stream
         self._last_seq: dict[str, int] = {}
         self._next_tick = 0
         self._episode: str | None = None
@@ -67,20 +84,22 @@ class Perception:
             chunk = batch.chunks[plan.name]
             keep = chunk.capture_ns >= clock.start_ns - plan.tolerance_ns
             inside = keep & (chunk.capture_ns < clock.end_ns + plan.tolerance_ns)
-            raw[plan.name] = chunk.take(inside)
+            annotated = self._annotate(plan, chunk, clock)
+            raw[plan.name] = annotated.take(inside)
+            raw[plan.name].fields = split_checks(raw[plan.name].fields)[0]  # raw: data only
+            # samples past the last tick's reach change nothing; one is kept to settle the
+            # ticks, the rest not at all (a loop running late would pile them up otherwise)
+            past = chunk.capture_ns >= clock.end_ns + max(plan.tolerance_ns, clock.period_ns)
+            keep &= ~past | (np.cumsum(past) == 1)
+            fresh = annotated.take(keep)
             pending = self._pending.get(plan.name)
-            fresh = chunk.take(keep)
             self._pending[plan.name] = Chunk.concat([pending, fresh]) if pending else fresh
 
         stop = clock.ticks if batch.final else min(
             self._final_ticks(plan, clock, batch.read_ns) for plan in self.plans)
         stop = max(stop, self._next_tick)
         grid = clock.times(self._next_tick, stop)
-        streams = {}
-        for plan in self.plans:
-            pending = self._pending[plan.name]
-            streams[plan.name] = align_to_grid(pending.capture_ns, pending.fields, grid,
-                                               plan.method, plan.tolerance_ns, clock.period_ns)
+        streams = {plan.name: self._align(plan, grid, clock.period_ns) for plan in self.plans}
         out = GridBatch(clock=clock, index=batch.index, final=batch.final,
                         first_tick=self._next_tick, timestamps=grid, streams=streams, raw=raw,
                         counters=counters)
@@ -88,9 +107,50 @@ class Perception:
         self._forget_used(clock)
         return out
 
+    def _annotate(self, plan: StreamPlan, chunk: Chunk, clock) -> Chunk:
+        """The chunk with its per-sample quality checks and derived fields added as fields."""
+        fields = dict(chunk.fields)
+        if plan.deriver is not None:
+            fields |= plan.deriver.derive(chunk.capture_ns, chunk.device_ns, chunk.fields)
+        if plan.checker is not None:
+            checks, gaps = plan.checker.scores(chunk.capture_ns, chunk.seq, chunk.fields,
+                                               chunk.checksum_failures)
+            fields |= checks
+            first = gaps.times >= clock.start_ns - clock.period_ns  # before tick 0: not ours
+            known = self._drops.get(plan.name, gaps.times[:0])
+            self._drops[plan.name] = np.concatenate([known, gaps.times[first]])
+        return Chunk(chunk.stream, chunk.kind, chunk.arrival_ns, chunk.capture_ns,
+                     chunk.device_ns, chunk.seq, fields)
+
+    def _align(self, plan: StreamPlan, grid: np.ndarray, period_ns: int):
+        pending = self._pending[plan.name]
+        data, _, _ = split_checks(pending.fields)
+        aligned = align_to_grid(pending.capture_ns, data, grid, plan.method, plan.tolerance_ns,
+                                period_ns)
+        if plan.checker is None:
+            return aligned
+        # a tick's checks are those of the sample it shows, or the worst in its window
+        how = "nearest" if plan.method == "nearest" else "max"
+        checks = {k: v for k, v in pending.fields.items() if k not in data}
+        on_grid = align_to_grid(pending.capture_ns, checks, grid, how, plan.tolerance_ns,
+                                period_ns).values
+        _, tick_flags, tick_scores = split_checks(on_grid)
+        drops = self._drops.get(plan.name, np.zeros(0, np.int64))
+        dropped, count = dropped_on_grid(drops, grid, period_ns, aligned.dt_ns, plan.sample_ns)
+        tick_flags["dropped"], tick_scores["dropped_score"] = dropped, count
+        order = checks_of(plan.kind)
+        aligned.flags = {c: tick_flags[c] for c in order}
+        aligned.scores = {c + "_score": tick_scores[c + "_score"] for c in order}
+        return aligned
+
     def _reset(self, episode_id: str) -> None:
         self._episode = episode_id
         self._pending.clear()
+        self._drops.clear()
+        for plan in self.plans:
+            for state in (plan.checker, plan.deriver):
+                if state is not None:
+                    state.reset()
         self._last_seq.clear()  # samples discarded between episodes are not drops
         self._next_tick = 0
 
@@ -110,6 +170,9 @@ class Perception:
             reach = max(plan.tolerance_ns, clock.period_ns)
             first = max(int(np.searchsorted(pending.capture_ns, next_t - reach)) - 1, 0)
             self._pending[plan.name] = pending.take(slice(first, None))
+            if plan.name in self._drops:  # drops before the next tick's half-period are settled
+                drops = self._drops[plan.name]
+                self._drops[plan.name] = drops[drops >= next_t - clock.period_ns // 2]
 
     def _count(self, chunk: Chunk) -> StreamCounters:
         """Sequence gaps (the device's drops), including the one since the previous chunk."""

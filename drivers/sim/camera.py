@@ -11,10 +11,60 @@ from collector.errors import DeviceError
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.sim.faults import FaultPlan
 from drivers.sim.world import Pacer, SimWorld
-from schemas.devices import SimCameraConfig
+from schemas.devices import Faults, SimCameraConfig
 
 COUNTER_BITS = 24
 COUNTER_CELL = 16  # pixels per bit cell: large enough to survive JPEG
+IMAGE_FAULTS = ("dropped", "frozen", "blurred", "overexposed")
+BLUR_KERNEL = 21  # pixels: a frame that lost focus. A box filter: a Gaussian this wide takes
+# ~10 ms, which would make every blurred frame arrive late
+OVEREXPOSE_GAIN = 180  # gray levels added: most of the frame clips to white
+_MASK = (1 << 64) - 1
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a counter in, well-spread 64 bits out (uint64 arithmetic wraps)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def fault_draws(faults: Faults, view: int, index: np.ndarray) -> dict[str, np.ndarray]:
+    """Which image faults a camera draws for frames `index`: a pure function of the seed, the
+    camera's view number (its place among the sim cameras of the station) and the frame index,
+    so tests reproduce the simulator's ground truth from an episode's stored config alone."""
+    index = np.atleast_1d(np.asarray(index, np.int64)).astype(np.uint64)
+    rates = (faults.drop_rate, faults.frozen_rate, faults.blur_rate, faults.overexposed_rate)
+    out = {}
+    for kind, (name, rate) in enumerate(zip(IMAGE_FAULTS, rates, strict=True)):
+        key = _mix(np.array([(faults.seed * 1_000_003 + view) * 8 + kind + 1], np.uint64))
+        bits = _mix(index * np.uint64(0x9E3779B97F4A7C15) + key)
+        out[name] = (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53 < rate
+    return out
+
+
+def injected_faults(faults: Faults, view: int, frames: int) -> dict[str, np.ndarray]:
+    """Ground truth for frames 0..frames-1 since the camera opened: what each frame shows.
+
+    - dropped: never delivered (its index is missing from the stream's sequence numbers);
+    - frozen: delivered as an exact copy of the last delivered frame (counter included);
+    - blurred / overexposed: what the delivered image shows; a frozen frame shows its source's.
+    """
+    drawn = fault_draws(faults, view, np.arange(frames))
+    delivered = ~drawn["dropped"]
+    seen_before = np.concatenate([[False], np.cumsum(delivered)[:-1] > 0])
+    frozen = drawn["frozen"] & delivered & seen_before
+    rendered = np.arange(frames)
+    own = delivered & ~frozen
+    source = np.maximum.accumulate(np.where(own, rendered, -1))  # last own frame delivered
+    source = np.where(frozen, source, rendered)
+    return {
+        "dropped": drawn["dropped"],
+        "frozen": frozen,
+        "blurred": delivered & drawn["blurred"][source],
+        "overexposed": delivered & drawn["overexposed"][source],
+        "source": source,
+    }
 
 
 def write_counter(image: np.ndarray, value: int) -> None:
@@ -45,7 +95,7 @@ class SimCamera(ThreadedDevice):
         self.pacer = Pacer(config.fps, realtime)
         self.frame_index = 0
         self._background = _background(config.width, config.height, view)
-        self._last: np.ndarray | None = None
+        self._delivered: np.ndarray | None = None
 
     def _connect(self) -> None:
         now = time.monotonic_ns()
@@ -62,23 +112,21 @@ class SimCamera(ThreadedDevice):
         index = self.frame_index
         self.frame_index += 1
         plan = self.faults
-        f = plan.faults
-        dropped, frozen, blurred, bright = (plan.draw(1, r)[0] for r in (
-            f.drop_rate, f.frozen_rate, f.blur_rate, f.overexposed_rate))
-        if frozen and self._last is not None:
-            image = self._last
+        drawn = {k: bool(v[0]) for k, v in fault_draws(plan.faults, self.view, index).items()}
+        if drawn["frozen"] and self._delivered is not None:
+            image = self._delivered  # a stuck camera repeats, exactly, the frame the host got
         else:
             image = self.render(index)
-            if blurred:
-                image = cv2.GaussianBlur(image, (0, 0), 6)
-            if bright:
-                image = cv2.add(image, np.full_like(image, 180))
-        self._last = image
+            if drawn["blurred"]:
+                image = cv2.blur(image, (BLUR_KERNEL, BLUR_KERNEL))
+            if drawn["overexposed"]:
+                image = cv2.add(image, np.full_like(image, OVEREXPOSE_GAIN))
         delay = int(plan.arrival_delay_ns(1)[0])
         if delay and plan.faults.latency_ms + plan.faults.jitter_ms > 0:
             self._stop.wait(max(0.0, (captured_ns + delay - time.monotonic_ns()) / 1e9))
-        if dropped:
+        if drawn["dropped"]:
             return None  # the frame index advanced: the gap shows in the sequence numbers
+        self._delivered = image
         return Capture(
             device_ns=plan.device_clock(np.array([captured_ns])),
             seq=np.array([index]),

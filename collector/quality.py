@@ -1,0 +1,281 @@
+"""Quality checks, batched over whole chunks: what is wrong with each sample, and each tick.
+
+Per sample (in perception, as samples arrive): frozen, blurred, over/under-exposed (cameras), out
+of range and saturated (signals), checksum failures (any stream). Each check gives a score and a
+flag. Per tick: the scores and flags of the sample the tick used (nearest streams) or the worst
+over the tick's window (aggregated streams), plus `dropped`: the sample this tick should have used
+never arrived (a sequence gap). Everything is stored under /quality/<stream>/<check>[_score].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from schemas.station import CameraChecks, SignalChecks
+
+PERFORMANCE_CHECKS = ("dropped",)  # a sample that never arrived: a performance loss
+CAMERA_CHECKS = ("frozen", "blurred", "overexposed", "underexposed", "checksum")
+SIGNAL_CHECKS = ("out_of_range", "saturated", "checksum")
+SCORE = "_score"
+PREFIX = "quality:"  # per-sample check fields ride along with a stream's samples under this prefix
+
+
+def checks_of(kind: str) -> tuple[str, ...]:
+    """The checks of a stream kind, in the order losses are attributed (first failing wins)."""
+    return PERFORMANCE_CHECKS + (CAMERA_CHECKS if kind == "camera" else SIGNAL_CHECKS)
+
+
+def quality_datasets(kind: str) -> dict[str, str]:
+    """Per-tick datasets under /quality/<stream>/ besides the sync fields: name -> dtype."""
+    out = {}
+    for check in checks_of(kind):
+        out[check] = "bool"
+        out[check + SCORE] = "float32"
+    return out
+
+
+# -- cameras ------------------------------------------------------------------------------------
+
+
+def small_gray(frames: np.ndarray, downscale: int) -> np.ndarray:
+    """(m, H, W, 3) RGB uint8 -> (m, H/d, W/d) gray uint8, area-averaged.
+
+    The frames are stacked into one tall image so one OpenCV call converts, and one shrinks, the
+    whole batch; when H is a multiple of `downscale` no averaging cell straddles two frames.
+    """
+    m, h, w = frames.shape[:3]
+    if m == 0:
+        return np.zeros((0, max(h // downscale, 1), max(w // downscale, 1)), np.uint8)
+    gray = cv2.cvtColor(np.ascontiguousarray(frames).reshape(m * h, w, 3), cv2.COLOR_RGB2GRAY)
+    if downscale == 1:
+        return gray.reshape(m, h, w)
+    sh, sw = max(h // downscale, 1), max(w // downscale, 1)
+    if h % downscale == 0 and w % downscale == 0:
+        factor = downscale
+        while factor % 2 == 0:  # linear at exactly 1/2 is the 2x2 mean, 6x faster than AREA
+            gray = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2),
+                              interpolation=cv2.INTER_LINEAR)
+            factor //= 2
+        if factor > 1:
+            gray = cv2.resize(gray, (sw, m * sh), interpolation=cv2.INTER_AREA)
+        return gray.reshape(m, sh, sw)
+    return np.stack([cv2.resize(g, (sw, sh), interpolation=cv2.INTER_AREA)
+                     for g in gray.reshape(m, h, w)])
+
+
+def laplacian_variance(gray: np.ndarray) -> np.ndarray:
+    """(m, h, w) uint8 -> (m,) variance of the 4-neighbour Laplacian over each frame's interior."""
+    m, h, w = gray.shape
+    if m == 0 or h < 3 or w < 3:
+        return np.zeros(m, np.float32)
+    lap = cv2.Laplacian(gray.reshape(m * h, w), cv2.CV_16S, ksize=1).reshape(m, h, w)
+    inner = lap[:, 1:-1, 1:-1].reshape(m, -1).astype(np.float32)  # rows at frame seams excluded
+    return inner.var(axis=1)
+
+
+def clipped_fraction(gray: np.ndarray, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+    """Share of pixels at or below `low` and at or above `high`, per frame."""
+    m, h, w = gray.shape
+    flat = gray.reshape(m, h * w)
+    n = max(h * w, 1)
+    return ((flat <= low).sum(axis=1) / n).astype(np.float32), \
+        ((flat >= high).sum(axis=1) / n).astype(np.float32)
+
+
+def mean_change(gray: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """Mean |gray change| of each frame from the one before it (NaN for the very first)."""
+    m, h, w = gray.shape
+    out = np.full(m, np.nan, np.float32)
+    if m == 0:
+        return out
+    flat = gray.reshape(m, h * w)
+    if m > 1:
+        out[1:] = cv2.absdiff(flat[1:], flat[:-1]).mean(axis=1)
+    if previous is not None and previous.shape == gray.shape[1:]:
+        out[0] = cv2.absdiff(flat[0], previous.reshape(-1)).mean()
+    return out
+
+
+def camera_scores(frames: np.ndarray, previous: np.ndarray | None,
+                  checks: CameraChecks) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Scores and flags of every frame; returns them and the last small frame (for the next)."""
+    gray = small_gray(frames, checks.downscale)
+    under, over = clipped_fraction(gray, checks.clip_low, checks.clip_high)
+    sharpness = laplacian_variance(gray)
+    change = mean_change(gray, previous)
+    over_flag = over >= checks.overexposed_fraction
+    under_flag = under >= checks.underexposed_fraction
+    out = {
+        "frozen": change <= checks.frozen_max_diff,  # NaN (no previous frame) compares False
+        "frozen" + SCORE: change,
+        # a clipped frame has no edges to measure: it is flagged for exposure, not for blur
+        "blurred": (sharpness < checks.blur_min_laplacian) & ~over_flag & ~under_flag,
+        "blurred" + SCORE: sharpness,
+        "overexposed": over_flag,
+        "overexposed" + SCORE: over,
+        "underexposed": under_flag,
+        "underexposed" + SCORE: under,
+    }
+    last = gray[-1].copy() if len(gray) else previous
+    return out, last
+
+
+# -- signals ------------------------------------------------------------------------------------
+
+
+def signal_scores(fields: dict[str, np.ndarray], n: int,
+                  checks: SignalChecks | None) -> dict[str, np.ndarray]:
+    """Out of range: the largest excursion past [min, max] (non-finite counts as infinite).
+    Saturated: the largest |value| as a share of full scale, flagged at 1 and above."""
+    excursion = np.zeros(n, np.float32)
+    peak = np.zeros(n, np.float32)
+    if checks is not None:
+        for values in fields.values():
+            if not np.issubdtype(values.dtype, np.number) or values.shape[0] != n:
+                continue
+            v = values.reshape(n, -1).astype(np.float64)
+            bad = ~np.isfinite(v)
+            v = np.where(bad, 0.0, v)
+            over = np.zeros_like(v)
+            if checks.max is not None:
+                over = np.maximum(over, v - checks.max)
+            if checks.min is not None:
+                over = np.maximum(over, checks.min - v)
+            over[bad] = np.inf
+            if v.shape[1]:
+                excursion = np.maximum(excursion, over.max(axis=1).astype(np.float32))
+                if checks.saturation is not None:
+                    share = np.abs(v).max(axis=1) / checks.saturation
+                    peak = np.maximum(peak, share.astype(np.float32))
+    return {
+        "out_of_range": excursion > 0, "out_of_range" + SCORE: excursion,
+        "saturated": peak >= 1.0, "saturated" + SCORE: peak,
+    }
+
+
+# -- sequence gaps and checksum failures --------------------------------------------------------
+
+
+@dataclass
+class Gaps:
+    """Dropped samples found in one chunk, and where they should have been."""
+
+    times: np.ndarray  # (k,) int64 expected capture time of each dropped sample
+    after: np.ndarray  # (g,) index into the chunk of each sample that follows a gap
+
+
+def find_gaps(seq: np.ndarray, times: np.ndarray, previous: tuple[int, int] | None) -> Gaps:
+    """Sequence gaps in a chunk (and between it and the previous sample `(seq, time)`).
+
+    A gap of k samples between samples at tp and tn puts the lost ones evenly in between.
+    """
+    empty = np.zeros(0, np.int64)
+    if seq.shape[0] == 0:
+        return Gaps(empty, empty.astype(np.intp))
+    if previous is not None:
+        seq = np.concatenate([[previous[0]], seq])
+        times = np.concatenate([[previous[1]], times])
+    lost = np.diff(seq) - 1
+    at = np.flatnonzero(lost > 0)
+    if at.size == 0:
+        return Gaps(empty, empty.astype(np.intp))
+    k = lost[at]
+    step = (times[at + 1] - times[at]) // (k + 1)
+    j = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k) + 1  # 1..k within each gap
+    expected = np.repeat(times[at], k) + j * np.repeat(step, k)
+    after = at + 1 - (1 if previous is not None else 0)  # index into the chunk itself
+    return Gaps(expected.astype(np.int64), after.astype(np.intp))
+
+
+def checksum_counts(n: int, failures: int, after_gap: np.ndarray) -> np.ndarray:
+    """Spread a chunk's checksum failures over its samples: a packet that failed its checksum
+    leaves a sequence gap, so each failure goes to the sample after a gap (the chunk's last
+    sample takes any failure no gap explains)."""
+    out = np.zeros(n, np.float32)
+    if failures <= 0 or n == 0:
+        return out
+    used = after_gap[:failures]
+    np.add.at(out, used, 1.0)
+    out[-1] += failures - used.size
+    return out
+
+
+def dropped_on_grid(drop_times: np.ndarray, grid: np.ndarray, period_ns: int,
+                    dt_ns: np.ndarray, sample_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per tick: was the sample it should have shown dropped, and how many dropped samples is
+    this the nearest tick to.
+
+    A stream about as slow as the grid (a camera) has one sample per tick, so every drop costs
+    its nearest tick, whatever frame timing noise put there instead. A faster stream (a 1 kHz
+    sensor) loses a tick only when the dropped sample was nearer to it than the one used: the
+    tick's other samples make up for the rest.
+    """
+    m = grid.shape[0]
+    flag = np.zeros(m, bool)
+    count = np.zeros(m, np.float32)
+    if m == 0 or drop_times.shape[0] == 0:
+        return flag, count
+    tick = (drop_times - grid[0] + period_ns // 2) // period_ns
+    inside = (tick >= 0) & (tick < m)
+    tick, times = tick[inside], drop_times[inside]
+    if tick.size == 0:
+        return flag, count
+    one_per_tick = 3 * sample_ns >= 2 * period_ns
+    would_use = one_per_tick | (np.abs(times - grid[tick]) <= dt_ns[tick])
+    count += np.bincount(tick, minlength=m).astype(np.float32)
+    flag[tick[would_use]] = True
+    return flag, count
+
+
+# -- state per stream ---------------------------------------------------------------------------
+
+
+@dataclass
+class StreamChecker:
+    """Runs the per-sample checks of one stream, carrying what the next chunk needs."""
+
+    kind: str
+    camera: CameraChecks | None = None
+    signal: SignalChecks | None = None
+    previous_frame: np.ndarray | None = None
+    previous_sample: tuple[int, int] | None = None  # (seq, capture_ns) of the last sample seen
+    _fields: tuple[str, ...] = field(default=(), init=False)
+
+    def reset(self) -> None:
+        self.previous_frame = None
+        self.previous_sample = None
+
+    def scores(self, times: np.ndarray, seq: np.ndarray, fields: dict[str, np.ndarray],
+               checksum_failures: int) -> tuple[dict[str, np.ndarray], Gaps]:
+        """Per-sample check fields (flags as uint8, so window aggregation takes their max) and
+        the sequence gaps of this chunk."""
+        n = times.shape[0]
+        gaps = find_gaps(seq, times, self.previous_sample)
+        if n:
+            self.previous_sample = (int(seq[-1]), int(times[-1]))
+        if self.kind == "camera":
+            out, self.previous_frame = camera_scores(fields["image"], self.previous_frame,
+                                                     self.camera or CameraChecks())
+        else:
+            out = signal_scores(fields, n, self.signal)
+        counts = checksum_counts(n, checksum_failures, gaps.after)
+        out["checksum"] = counts > 0
+        out["checksum" + SCORE] = counts
+        return {PREFIX + k: (v.astype(np.uint8) if v.dtype == bool else v)
+                for k, v in out.items()}, gaps
+
+
+def split_checks(values: dict[str, np.ndarray]) -> tuple[dict, dict, dict]:
+    """Separate aligned values into (data fields, flags as bool, scores)."""
+    data, flags, scores = {}, {}, {}
+    for key, v in values.items():
+        if not key.startswith(PREFIX):
+            data[key] = v
+        elif key.endswith(SCORE):
+            scores[key[len(PREFIX):]] = v.astype(np.float32)
+        else:
+            flags[key[len(PREFIX):]] = v.astype(bool)
+    return data, flags, scores
