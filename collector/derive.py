@@ -93,6 +93,11 @@ def lowpass(t_ns: np.ndarray, x: np.ndarray, cutoff_hz: float,
     return out.astype(x.dtype)
 
 
+def is_derived(field: str) -> bool:
+    """A field the pipeline computes (so a replay recomputes it rather than replaying it)."""
+    return field in VELOCITY_OF.values() or field.endswith(LOWPASS_SUFFIX)
+
+
 @dataclass
 class Deriver:
     """Adds the derived fields of one stream to each chunk, carrying state across chunks."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from collector.derive import is_derived
 from collector.errors import DeviceError
 from collector.replay.source import tick_range
 from collector.stages.computation import IMAGE_FIELD, decode_frame
@@ -124,6 +125,7 @@ class ReplayDevice(ThreadedDevice):
         times, where = np.unique(chosen[valid], return_index=True)  # each frame once, in order
         self._rows = first + valid[where]  # image rows to decode
         self.times = times
+        self.device = times
         self.arrival, self.seq = self._raw_times(times, self._rows)
         self.values: dict[str, np.ndarray] = {}
         self._images = images
@@ -136,13 +138,16 @@ class ReplayDevice(ThreadedDevice):
     def _load_samples(self, group: h5py.Group, kind: str, first: int, stop: int, lo: int,
                       hi: int, hz: float) -> StreamInfo:
         raw = self._file.get(f"{L.RAW}/{self.stream}")
-        fields = [k for k in group if raw is None or k in raw]
+        # derived fields (qvel, *_lowpass) are not replayed: perception derives them again
+        fields = [k for k in group if (raw is None or k in raw) and not is_derived(k)]
         if raw is not None and "capture_ns" in raw and raw["capture_ns"].shape[0]:
             capture = raw["capture_ns"][:]
             keep = slice(int(np.searchsorted(capture, lo)),
                          int(np.searchsorted(capture, hi, "right")))
             self.times = capture[keep]
             self.arrival, self.seq = raw["arrival_ns"][keep], raw["seq"][keep]
+            # the device's own clock, as recorded: derived signals difference over it
+            self.device = raw["device_ns"][keep] if "device_ns" in raw else self.times
             self.values = {k: raw[k][keep] for k in fields}
             rate = float(raw.attrs.get("rate_hz", 0)) or hz
         else:  # no full-rate samples stored: replay the grid's choices
@@ -151,6 +156,7 @@ class ReplayDevice(ThreadedDevice):
             self.times, where = np.unique(chosen[valid], return_index=True)
             rows = first + valid[where]
             self.arrival, self.seq = self.times.copy(), rows.astype(np.int64)
+            self.device = self.times
             self.values = {k: group[k][:][rows] for k in fields}
             rate = hz
         self._rows = None
@@ -209,7 +215,8 @@ class ReplayDevice(ThreadedDevice):
         capture = self.times[picked] + offset
         return Chunk(stream=self.info.name, kind=self.info.kind,
                      arrival_ns=self.arrival[picked] + offset, capture_ns=capture,
-                     device_ns=capture.copy(), seq=self.seq[picked], fields=self._values(picked))
+                     device_ns=self.device[picked].copy(), seq=self.seq[picked],
+                     fields=self._values(picked))
 
     def _connect(self) -> None:
         pass

@@ -38,7 +38,8 @@ def test_plot_draws_every_stream_and_shades_flagged_ticks(recorded, tmp_path):
     clean = tmp_path / "clean.png"
     result = run_cli("plot", str(recorded), "--out", str(clean))
     assert result.returncode == 0, result.stderr
-    assert "5 panels" in result.stdout  # arm qpos+gripper, ft value, action qpos+gripper
+    # arm qpos+gripper+qvel, ft value+value_lowpass, action qpos+gripper
+    assert "7 panels" in result.stdout
     image = cv2.imread(str(clean))
     assert image is not None and image.shape[0] > 600 and image.shape[1] > 600
 
@@ -51,7 +52,7 @@ def test_plot_draws_every_stream_and_shades_flagged_ticks(recorded, tmp_path):
         missing[...] = values
         extra = np.zeros(values.shape, bool)
         extra[20:25] = True
-        f["quality/ft"].create_dataset("out_of_range", data=extra)
+        f["quality/ft/out_of_range"][...] = extra  # the check exists: raise its flag
     shaded = tmp_path / "flagged.png"
     result = run_cli("plot", str(flagged), "--out", str(shaded))
     assert result.returncode == 0, result.stderr

@@ -189,7 +189,7 @@ def test_efficiency_counts_each_lost_or_bad_tick_once():
     missing = np.zeros(n, bool)
     missing[:3] = True
     dropped = np.zeros(n, bool)
-    dropped[[2, 10, 11]] = True  # tick 2 is missing too: counted once, as missing
+    dropped[[2, 10, 11]] = True  # tick 2 is missing too: counted once, as dropped
     blurred = np.zeros(n, bool)
     blurred[[10, 20, 21, 22]] = True  # tick 10 was never delivered: not a quality loss
     over = np.zeros(n, bool)
@@ -199,7 +199,7 @@ def test_efficiency_counts_each_lost_or_bad_tick_once():
                           missing))
     a = tally.accounts(1.0, {}, "success")
     assert a.delivered_samples == n - 5 and a.good_samples == n - 5 - 4
-    assert a.loss_samples == {"missing:cam": 3, "dropped:cam": 2, "blurred:cam": 3,
+    assert a.loss_samples == {"sync_miss:cam": 2, "dropped:cam": 3, "blurred:cam": 3,
                               "overexposed:cam": 1}
     assert a.performance == pytest.approx(0.95) and a.quality == pytest.approx(91 / 95)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from collector.config import load_station
+from collector.derive import LOWPASS_SUFFIX
 from collector.replay.robot import DEFAULT_BOUND_RAD
 from collector.replay.video import STRIP_FLAGS, STRIP_PLOT, STRIP_TEXT
 from collector.station import Station
@@ -105,8 +106,16 @@ def assert_same_grid(original: Path, replayed: Path, ticks: slice = slice(None))
                 continue
             fa, fb = a.fields(stream), b.fields(stream)
             for name in fa:
+                if name.endswith(LOWPASS_SUFFIX):
+                    # a filter remembers the samples before the replayed window: past its
+                    # warm-up (a few time constants) it agrees to float32 rounding
+                    warm = trusted.copy()
+                    warm[:3] = False
+                    np.testing.assert_allclose(fb[name][warm], fa[name][ticks][warm],
+                                               atol=1e-4, err_msg=f"{stream}.{name}")
+                    continue
                 np.testing.assert_array_equal(fb[name][trusted], fa[name][ticks][trusted],
-                                              err_msg=stream)
+                                              err_msg=f"{stream}.{name}")
     assert np.mean(compared) > 0.5  # the comparison covered most of the episode's samples
 
 
@@ -281,7 +290,7 @@ def test_video_timeline_marks_flagged_ticks(recorded, tmp_path):
     with h5py.File(flagged, "r+") as f:
         raised = np.zeros(f["timestamps"].shape[0], bool)
         raised[10:20] = True
-        f["quality/ft"].create_dataset("out_of_range", data=raised)
+        f["quality/ft/out_of_range"][...] = raised  # the check exists: raise its flag
         clean = ~raised & ~np.any([f[f"quality/{s}/missing"][:] for s in f["quality"]], axis=0)
     with open_recorded(flagged) as episode:
         ticks = episode_range(episode, None, None)
