@@ -50,9 +50,11 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
             devices.append(SimCamera(spec, world, view=views, realtime=realtime))
             views += 1
         elif isinstance(spec, SimSensorConfig):
-            devices.append(SimSensor(spec, world, realtime=realtime))
+            # Max mode unthrottles the cameras only: sensor, arm and task threads spinning flat
+            # out would only starve the process's GIL of the frames being measured.
+            devices.append(SimSensor(spec, world, realtime=True))
         elif isinstance(spec, SimArmConfig):
-            arm = SimArm(spec, world, realtime=realtime)
+            arm = SimArm(spec, world, realtime=True)
             devices.append(arm)
         else:
             from drivers.registry import open_real_device  # real hardware: imported on demand
@@ -62,7 +64,7 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
     if arm is not None:
         episode = config.episode
         task = TaskRunner(arm, PickPlaceTask(arm.config.joints, episode.task_success_rate),
-                          episode.control_hz, realtime=realtime)
+                          episode.control_hz, realtime=True)
     return Rig(devices, task)
 
 

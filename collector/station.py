@@ -97,7 +97,9 @@ class Station:
         index = 0
         while True:
             due = clock.start_ns + (index + 1) * chunk_ns
-            final = due >= clock.end_ns + LATE_NS
+            # A late loop (slow pipeline) ends on time too: replaying every missed read would
+            # run reads past the episode's end, whose samples perception can never use.
+            final = max(due, time.monotonic_ns()) >= clock.end_ns + LATE_NS
             if final:
                 due = clock.end_ns + LATE_NS
             _sleep_until(due)

@@ -10,7 +10,7 @@ import sys
 
 from collector.errors import CollectorError
 
-COMMANDS = ["record", "inspect", "config_cmd"]
+COMMANDS = ["record", "inspect", "config_cmd", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from collector.batch import GridBatch
 from collector.efficiency import EpisodeTally
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
-from collector.storage.writer import EpisodeWriter
+from collector.storage.writer import CommitLog, EpisodeWriter
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.station import StorageConfig
 
@@ -36,6 +36,7 @@ class EpisodeSummary:
     accounts: EfficiencyAccounts
     dropped: int
     missing: int
+    commits: CommitLog | None = None  # capture-to-disk timing of every row (`collector bench`)
 
 
 class Execution:
@@ -86,6 +87,7 @@ class Execution:
             outcome=metadata.outcome, accounts=accounts,
             dropped=sum(c.dropped for c in counters),
             missing=sum(self._tally.missing.values()),
+            commits=writer.commits.trimmed(),
         )
 
     def close(self) -> None:

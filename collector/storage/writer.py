@@ -22,6 +22,44 @@ from schemas.station import StorageConfig
 TIME_CHUNK = 256  # grid rows per HDF5 chunk: ~8 s at 30 Hz, cheap appends and reads
 RAW_CHUNK = 4096
 IMAGE_CHUNK = 16  # encoded frames per chunk: a per-frame read touches one small chunk
+COMMIT_LOG_ROWS = 1 << 17  # capture-to-disk latencies kept per episode (for `collector bench`)
+
+
+class CommitLog:
+    """When each grid row with a sample reached disk: capture time vs flush time, bounded.
+
+    Rows wait in `_pending` only until the next flush (one flush interval); past the capacity
+    further rows are counted in `lost` but not kept.
+    """
+
+    def __init__(self, capacity: int = COMMIT_LOG_ROWS):
+        self.capture_ns = np.zeros(capacity, np.int64)
+        self.flushed_ns = np.zeros(capacity, np.int64)
+        self.camera = np.zeros(capacity, bool)
+        self.size = 0
+        self.lost = 0
+        self._pending: list[tuple[np.ndarray, bool]] = []
+
+    def appended(self, capture_ns: np.ndarray, camera: bool) -> None:
+        self._pending.append((capture_ns, camera))
+
+    def flushed(self, now_ns: int) -> None:
+        for capture, camera in self._pending:
+            take = min(len(capture), len(self.capture_ns) - self.size)
+            end = self.size + take
+            self.capture_ns[self.size:end] = capture[:take]
+            self.flushed_ns[self.size:end] = now_ns
+            self.camera[self.size:end] = camera
+            self.size = end
+            self.lost += len(capture) - take
+        self._pending.clear()
+
+    def trimmed(self) -> CommitLog:
+        """A copy holding only the used rows (what crosses process boundaries)."""
+        out = CommitLog(0)
+        out.capture_ns, out.flushed_ns = self.capture_ns[:self.size], self.flushed_ns[:self.size]
+        out.camera, out.size, out.lost = self.camera[:self.size], self.size, self.lost
+        return out
 
 
 def compression_options(name: str) -> dict:
@@ -44,6 +82,7 @@ class EpisodeWriter:
         self.rows = 0
         self._raw_rows = {s.name: 0 for s in streams}
         self._last_flush = time.monotonic()
+        self.commits = CommitLog()
         self._file = h5py.File(self.partial_path, "w", libver="latest")
         self._create(image_shapes, image_encoding)
         self._file.swmr_mode = True  # from here on, readers may open the file at any time
@@ -119,6 +158,7 @@ class EpisodeWriter:
                     _append(q[key], values, start)
                 for key, values in {**aligned.flags, **aligned.scores}.items():
                     _append(q[key], values, start)
+                self.commits.appended(aligned.capture_ns[~aligned.missing], s.is_camera)
             self.rows = stop
         if self.storage.keep_raw:
             self._append_raw(batch)
@@ -143,6 +183,7 @@ class EpisodeWriter:
     def flush(self) -> None:
         self._file.flush()
         self._last_flush = time.monotonic()
+        self.commits.flushed(time.monotonic_ns())
 
     # -- committing -----------------------------------------------------------------------
 
@@ -150,6 +191,7 @@ class EpisodeWriter:
                accounts: EfficiencyAccounts) -> Path:
         """Close, write metadata, fsync, then atomically move the file into place."""
         self._file.close()
+        self.commits.flushed(time.monotonic_ns())
         with h5py.File(self.partial_path, "r+") as f:
             f.attrs.update(metadata.model_dump(mode="json"))
             f[L.EFFICIENCY].attrs.update(_flatten_accounts(accounts))
