@@ -59,7 +59,7 @@ class Latency(_Model):
 class Point(_Model):
     t_s: float
     cpu_percent: float  # all processes of the station summed: 200 = two cores busy
-    rss_mb: float
+    rss_mb: float  # resident memory summed over processes: PSS, so shared pages count once
     processes: int
 
 

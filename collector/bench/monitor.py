@@ -53,13 +53,22 @@ class ResourceMonitor:
             known = self._procs.get(p.pid, p)
             try:
                 cpu += known.cpu_percent(None)
-                rss += known.memory_info().rss
+                rss += _resident(known)
             except psutil.Error:
                 continue
             alive[p.pid] = known
         self._procs = alive
         return Point(t_s=round(time.monotonic() - self._t0, 3), cpu_percent=round(cpu, 1),
                      rss_mb=round(rss / 2**20, 1), processes=len(alive))
+
+
+def _resident(p: psutil.Process) -> int:
+    """Proportional set size: shared pages (Ray's object store is mapped into every worker)
+    split among the processes that map them, so the sum over processes counts them once."""
+    try:
+        return p.memory_full_info().pss
+    except (psutil.AccessDenied, AttributeError):
+        return p.memory_info().rss
 
 
 def rss_growth(points: list[Point], warmup_s: float) -> float:
