@@ -53,14 +53,15 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
             views += 1
         elif isinstance(spec, SimSensorConfig):
             if spec.link == "inprocess":
-                devices.append(SimSensor(spec, world, realtime=realtime))
+                # max mode unthrottles cameras only: a sensor spinning flat out starves the GIL
+                devices.append(SimSensor(spec, world, realtime=True))
             else:  # a peer speaking the serial protocol, read by the real driver
                 from drivers.registry import sim_serial_sensor
 
                 devices.append(sim_serial_sensor(spec, world))
         elif isinstance(spec, SimArmConfig):
             if spec.link == "inprocess":
-                arm = SimArm(spec, world, realtime=realtime)
+                arm = SimArm(spec, world, realtime=True)
             else:
                 from drivers.registry import sim_serial_arm
 
@@ -80,7 +81,7 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
     if arm is not None:
         episode = config.episode
         task = TaskRunner(arm, make_task(episode, arm.config.joints), episode.control_hz,
-                          realtime=realtime)
+                          realtime=True)
     replays = [d for d in devices if isinstance(d, ReplayDevice)]
     if task is None and replays:  # a replay stream takes the task's role: it anchors the replay
         task = replays[0]

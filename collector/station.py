@@ -183,7 +183,9 @@ class Station:
         (a stepped replay), so the result does not depend on how loaded the machine is."""
         chunk_ns = int(self.config.episode.chunk_ms * 1e6)
         due = run.clock.start_ns + (run.index + 1) * chunk_ns
-        final = due >= run.clock.end_ns + LATE_NS
+        # A late loop (slow pipeline) ends on time too: replaying every missed read would
+        # run reads past the episode's end, whose samples perception can never use.
+        final = max(due, time.monotonic_ns() if wait else 0) >= run.clock.end_ns + LATE_NS
         if final:
             due = run.clock.end_ns + LATE_NS
         if wait:

@@ -11,7 +11,7 @@ import sys
 from collector.errors import CollectorError
 
 COMMANDS = ["record", "inspect", "config_cmd", "devices", "recover", "validate", "export", "run",
-            "report", "replay", "plot"]
+            "report", "replay", "plot", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

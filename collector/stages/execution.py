@@ -12,7 +12,7 @@ from collector.efficiency import EpisodeTally
 from collector.stages.computation import IMAGE_FIELD, encode_frames
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
-from collector.storage.writer import EpisodeWriter
+from collector.storage.writer import CommitLog, EpisodeWriter
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.station import ImageEncoding, StorageConfig
 
@@ -42,6 +42,7 @@ class EpisodeSummary:
     accounts: EfficiencyAccounts
     dropped: int
     missing: int
+    commits: CommitLog | None = None  # capture-to-disk timing of every row (`collector bench`)
 
 
 class Execution:
@@ -139,6 +140,7 @@ class Execution:
             outcome=metadata.outcome, accounts=accounts,
             dropped=sum(c.dropped for c in counters),
             missing=sum(self._tally.missing.values()),
+            commits=writer.commits.trimmed(),
         )
 
     def close(self) -> None:

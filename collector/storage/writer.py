@@ -27,6 +27,45 @@ from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeM
 from schemas.layout import DatasetSpec, EpisodeLayout
 from schemas.station import StorageConfig
 
+COMMIT_LOG_ROWS = 1 << 17  # capture-to-disk latencies kept per episode (for `collector bench`)
+
+
+class CommitLog:
+    """When each grid row with a sample reached disk: capture time vs flush time, bounded.
+
+    Rows wait in `_pending` only until the next flush (one flush interval); past the capacity
+    further rows are counted in `lost` but not kept.
+    """
+
+    def __init__(self, capacity: int = COMMIT_LOG_ROWS):
+        self.capture_ns = np.zeros(capacity, np.int64)
+        self.flushed_ns = np.zeros(capacity, np.int64)
+        self.camera = np.zeros(capacity, bool)
+        self.size = 0
+        self.lost = 0
+        self._pending: list[tuple[np.ndarray, bool]] = []
+
+    def appended(self, capture_ns: np.ndarray, camera: bool) -> None:
+        self._pending.append((capture_ns, camera))
+
+    def flushed(self, now_ns: int) -> None:
+        for capture, camera in self._pending:
+            take = min(len(capture), len(self.capture_ns) - self.size)
+            end = self.size + take
+            self.capture_ns[self.size:end] = capture[:take]
+            self.flushed_ns[self.size:end] = now_ns
+            self.camera[self.size:end] = camera
+            self.size = end
+            self.lost += len(capture) - take
+        self._pending.clear()
+
+    def trimmed(self) -> CommitLog:
+        """A copy holding only the used rows (what crosses process boundaries)."""
+        out = CommitLog(0)
+        out.capture_ns, out.flushed_ns = self.capture_ns[:self.size], self.flushed_ns[:self.size]
+        out.camera, out.size, out.lost = self.camera[:self.size], self.size, self.lost
+        return out
+
 
 def compression_options(name: str) -> dict:
     """h5py dataset keywords for a `storage.compression` choice (numeric datasets only)."""
@@ -99,6 +138,7 @@ class EpisodeWriter:
         self._unflushed_bytes = 0
         self._error: BaseException | None = None
         self._last_flush = time.monotonic()
+        self.commits = CommitLog()
         self._owner: int | None = None
         try:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
@@ -193,6 +233,7 @@ class EpisodeWriter:
                 _append(q[key], values, start)
             for key, values in {**aligned.flags, **aligned.scores}.items():
                 _append(q[key], values, start)
+            self.commits.appended(aligned.capture_ns[~aligned.missing], s.is_camera)
         self.rows = start + m
 
     def _append_raw(self, batch: GridBatch) -> None:
@@ -225,6 +266,7 @@ class EpisodeWriter:
         self._last_flush = time.monotonic()
         self.flushed_rows = self.rows
         self.flushes += 1
+        self.commits.flushed(time.monotonic_ns())
 
     def _flush_on_timer(self) -> None:
         """Flush on time even when batches come rarely (a slow stage, a stalled device)."""
@@ -277,6 +319,7 @@ class EpisodeWriter:
                 raise self._error
             try:
                 self._file.close()
+                self.commits.flushed(time.monotonic_ns())
                 self._release()  # HDF5 takes its own exclusive lock to reopen the file
                 with h5py.File(self.partial_path, "r+") as f:
                     f.attrs.update(metadata.model_dump(mode="json"))

@@ -106,6 +106,11 @@ class SimCamera(ThreadedDevice):
         self.pacer.next_ns = max(self.pacer.next_ns, now)
 
     def _capture(self) -> Capture | None:
+        if not self.pacer.realtime and len(self._ring) >= self._ring.capacity:
+            # Max mode: flat out, but a frame the full ring would refuse is not worth rendering
+            # (three render threads spinning on refused frames starve the reader of the GIL).
+            self._stop.wait(0.002)
+            return None
         captured_ns = self.pacer.wait(self._stop)
         if self.faults.disconnected(time.monotonic_ns()):
             raise DeviceError(f"{self.config.name}: simulated camera unplugged")

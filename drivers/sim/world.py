@@ -80,7 +80,15 @@ class Pacer:
         self.next_ns = time.monotonic_ns()
 
     def wait(self, stop: threading.Event) -> int:
-        """Sleep until the next tick (unless it is already late); return that tick's time."""
+        """Sleep until the next tick (unless it is already late); return that tick's time.
+
+        Max mode never sleeps, and never stamps a sample later than now: a clock that ran ahead
+        of the host would put samples past the episode's end, where the grid never uses them.
+        """
+        if not self.realtime:
+            now = time.monotonic_ns()
+            self.next_ns = now + self.period_ns
+            return now
         due = self.next_ns
         self.next_ns += self.period_ns
         if self.realtime:

@@ -1,0 +1,1 @@
+"""`collector bench`: the end-to-end throughput benchmark, with its baselines measured alongside."""

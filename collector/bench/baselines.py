@@ -1,0 +1,88 @@
+"""The baselines every headline figure is divided by, measured on the same frames in the same run.
+
+- bare loop: one process renders the sim cameras' frames, JPEG-encodes them and appends them to
+  HDF5, in the station's batch size, and does nothing else;
+- disk: sequential write + fsync of the directory the episodes go to;
+- encode: JPEG encode of the same frames on one thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from collector.stages.computation import encode_frames
+from collector.storage.writer import IMAGE_CHUNK, _append
+from drivers.sim.camera import SimCamera
+from drivers.sim.world import SimWorld
+from schemas.devices import SimCameraConfig
+from schemas.station import StationConfig
+
+
+def sim_cameras(config: StationConfig) -> list[SimCamera]:
+    """The station's simulated cameras, unopened: used only to render their frames."""
+    world = SimWorld()
+    specs = [d for d in config.devices if isinstance(d, SimCameraConfig)]
+    return [SimCamera(spec, world, view=i, realtime=False) for i, spec in enumerate(specs)]
+
+
+def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float) -> float:
+    """Frames per second of render -> JPEG -> HDF5 append, one process, nothing else."""
+    cameras = sim_cameras(config)
+    if not cameras:
+        return 0.0
+    ticks = max(1, round(config.episode.chunk_ms / 1000 * config.episode.control_hz))
+    path = workdir / "bare_loop.h5"
+    frames = 0
+    with h5py.File(path, "w", libver="latest") as f:
+        sets = [f.create_dataset(c.config.name, (0,), h5py.vlen_dtype(np.uint8),
+                                 maxshape=(None,), chunks=(IMAGE_CHUNK,)) for c in cameras]
+        started = last_flush = time.perf_counter()
+        index = 0
+        while time.perf_counter() - started < seconds:
+            for camera, ds in zip(cameras, sets, strict=True):
+                batch = np.stack([camera.render(index + k) for k in range(ticks)])
+                _append(ds, encode_frames(batch, config.pipeline.images), ds.shape[0])
+                frames += ticks
+            index += ticks
+            if time.perf_counter() - last_flush >= config.storage.flush_interval_s:
+                f.flush()
+                last_flush = time.perf_counter()
+        f.flush()
+        elapsed = time.perf_counter() - started
+    path.unlink()
+    return frames / elapsed
+
+
+def encode_fps_per_core(config: StationConfig, seconds: float) -> float:
+    """JPEG encodes per second of the station's frames on one thread."""
+    cameras = sim_cameras(config)
+    if not cameras:
+        return 0.0
+    frames = np.stack([cameras[i % len(cameras)].render(i) for i in range(12)])
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        encode_frames(frames, config.pipeline.images)
+        done += len(frames)
+    return done / (time.perf_counter() - started)
+
+
+def disk_write_mb_per_s(workdir: Path, megabytes: int) -> float:
+    """Sequential write of `megabytes` in 4 MiB blocks, then fsync: what the disk takes."""
+    block = np.random.default_rng(0).integers(0, 256, 4 * 2**20, dtype=np.uint8).tobytes()
+    blocks = max(1, megabytes // 4)
+    path = workdir / "disk_write.bin"
+    started = time.perf_counter()
+    with open(path, "wb") as fh:
+        for _ in range(blocks):
+            fh.write(block)
+        fh.flush()
+        os.fsync(fh.fileno())
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    return blocks * len(block) / 2**20 / elapsed

@@ -1,0 +1,107 @@
+"""Prints a bench result, and compares two result files figure by figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from collector.errors import CollectorError
+from schemas.bench import BENCH_SCHEMA_VERSION, BenchResult
+
+
+class BenchFileError(CollectorError):
+    """A results file that is missing or not a `collector bench` JSON."""
+
+
+def format_result(r: BenchResult) -> str:
+    t, b, q, lat = r.throughput, r.baselines, r.ratios, r.latency
+    a, res = r.acceptance, r.resources
+    load = "/".join(f"{x:g}" for x in r.run.load_average)
+    lines = [
+        f"collector bench: {r.run.mode} mode, engine {r.run.engine}, {r.run.episodes} episode(s) "
+        f"x {r.run.episode_s:g} s, {r.run.cameras} cameras at {r.run.offered_fps_per_camera:g} "
+        f"fps, {r.run.host_cpus} CPUs, load average {load} at start",
+        f"  camera frames/s   {t.camera_fps:9.1f}   {q.camera_fps_vs_bare_loop:5.2f}x bare loop "
+        f"({b.bare_loop_fps:.1f}), {q.camera_fps_vs_encode_all_cores:5.2f}x JPEG encode on all "
+        f"cores ({b.encode_fps_per_core:.1f}/core)",
+        f"  sensor samples/s  {t.sensor_samples_per_s:9.1f}",
+        f"  MB/s written      {t.mb_per_s:9.2f}   {q.mb_per_s_vs_disk:5.3f}x disk sequential "
+        f"write+fsync ({b.disk_write_mb_per_s:.0f} MB/s)",
+        f"  bytes per frame   {r.disk.bytes_per_frame:9.0f}   "
+        f"{r.disk.bytes_per_frame / max(r.disk.raw_frame_bytes, 1):5.3f}x raw frame "
+        f"({r.disk.raw_frame_bytes})",
+        f"  capture-to-disk   p50 {lat.p50_ms:.0f} ms, p99 {lat.p99_ms:.0f} ms "
+        f"({q.latency_p99_vs_flush_interval:.2f}x flush interval), max {lat.max_ms:.0f} ms "
+        f"over {lat.rows} rows",
+        f"  drops             pipeline (ring overflow) {r.drops.pipeline}, device gaps "
+        f"{r.drops.by_cause.get('dropped', 0)}, grid rows missing "
+        f"{r.drops.by_cause.get('missing', 0)}",
+        f"  CPU               mean {res.cpu_percent_mean:.0f}% (all station processes)",
+        f"  resident memory   peak {res.rss_mb_peak:.0f} MB, growth {res.rss_growth:+.1%} after "
+        f"{res.rss_warmup_s:g} s warm-up",
+        f"  start-up          engine {r.startup.engine_s:.2f} s"
+        + (f", ray.init {r.startup.ray_s:.2f} s" if r.startup.ray_s is not None else ""),
+        f"  issue 6 checks    no pipeline drops {_ok(a.no_pipeline_drops)}, p99 < 500 ms "
+        f"{_ok(a.latency_p99_under_500ms)}, RSS growth < 5% {_ok(a.rss_growth_under_5pct)}, "
+        f">= 1.5x bare loop {_ok(a.at_least_1_5x_bare_loop)}",
+    ]
+    return "\n".join(lines)
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+def load_result(path: str | Path) -> BenchResult:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BenchFileError(f"{path}: cannot read a bench result ({exc}); pass a file "
+                             "written by `collector bench --json`") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != BENCH_SCHEMA_VERSION:
+        raise BenchFileError(f"{path}: schema_version {version!r}, this collector reads "
+                             f"{BENCH_SCHEMA_VERSION}; rerun `collector bench` to compare")
+    try:
+        return BenchResult.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BenchFileError(f"{path}: {where}: {first['msg']}") from None
+
+
+def figures(r: BenchResult) -> dict[str, float]:
+    """Every scalar figure by dotted path (time series and lists left out)."""
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(value, int | float):  # bools too: True is 1.0
+            out[prefix] = float(value)
+
+    data = r.model_dump(exclude={"series", "schema_version"})
+    data["resources"].pop("series")
+    walk("", data)
+    return out
+
+
+def compare(a: BenchResult, b: BenchResult, name_a: str, name_b: str) -> str:
+    fa, fb = figures(a), figures(b)
+    width = max(len(k) for k in fa | fb)
+    lines = [f"{'figure':<{width}}  {'A':>12}  {'B':>12}  {'B/A':>8}",
+             f"# A = {name_a} ({a.run.mode}, {a.run.engine}, {a.run.started_at})",
+             f"# B = {name_b} ({b.run.mode}, {b.run.engine}, {b.run.started_at})"]
+    for key in [*fa, *(k for k in fb if k not in fa)]:
+        va, vb = fa.get(key), fb.get(key)
+        ratio = f"{vb / va:8.3f}" if va and vb is not None else "       -"
+        lines.append(f"{key:<{width}}  {_num(va):>12}  {_num(vb):>12}  {ratio}")
+    return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"

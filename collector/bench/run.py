@@ -1,0 +1,223 @@
+"""Runs the station under a load profile, then reads its episodes back to get the figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from collector import __version__
+from collector.bench import baselines
+from collector.bench.monitor import ResourceMonitor, rss_growth
+from collector.config import load_station
+from collector.stages.execution import EpisodeSummary
+from collector.station import Station
+from collector.storage import layout as L
+from collector.storage.writer import CommitLog
+from schemas.bench import (
+    Acceptance,
+    Baselines,
+    BenchResult,
+    Disk,
+    Drops,
+    Latency,
+    Ratios,
+    Resources,
+    RunInfo,
+    Series,
+    Startup,
+    Throughput,
+)
+from schemas.devices import SimCameraConfig
+from schemas.station import StationConfig
+
+MAX_FPS = 120.0  # max mode's ceiling per camera: ring buffers and backlog grow with the rate
+MAX_EPISODE_S = 2.0  # max mode records short episodes: a lagging pipeline's backlog stays small
+DROP_CAUSES = ("overflow", "dropped", "missing")
+
+
+@dataclass
+class BenchOptions:
+    config: str
+    overrides: list[str]
+    mode: str = "realtime"  # realtime | max
+    duration_s: float = 60.0
+    engine: str | None = None
+    load: float = 1.6  # max mode: offered camera rate as a multiple of the bare loop's rate
+    max_fps: float | None = None  # max mode: the camera and grid rate, overriding `load`
+    baseline_s: float = 5.0
+    disk_mb: int = 256
+    workdir: Path = Path("bench-results/work")
+
+
+def run_bench(opts: BenchOptions, say=print) -> BenchResult:
+    base = load_station(opts.config, _engine(opts))
+    workdir = Path(opts.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat()
+    load_average = [round(x, 2) for x in os.getloadavg()]
+
+    say(f"baselines ({opts.baseline_s:g} s each) ...")
+    base_fig = Baselines(
+        bare_loop_fps=baselines.bare_loop_fps(base, workdir, opts.baseline_s),
+        encode_fps_per_core=baselines.encode_fps_per_core(base, opts.baseline_s),
+        disk_write_mb_per_s=baselines.disk_write_mb_per_s(workdir, opts.disk_mb),
+        seconds=opts.baseline_s)
+    cameras = [d.name for d in base.devices if isinstance(d, SimCameraConfig)]
+    fps, episode_s, episodes = _profile(opts, base, base_fig, len(cameras))
+    sets = [*_engine(opts), f"station.output_dir={workdir / 'episodes'}",
+            f"episode.duration_s={episode_s}", "episode.reset_s=0"]
+    if opts.mode == "max":
+        sets += [f"episode.control_hz={fps}", *(f"devices.{c}.fps={fps}" for c in cameras)]
+    config = load_station(opts.config, [*opts.overrides, *sets])
+
+    say(f"station: {opts.mode} mode, engine {config.engine.kind}, {episodes} x {episode_s:g} s "
+        f"episode(s), cameras at {fps:g} fps ...")
+    # Max mode paces the cameras at the offered rate rather than flat out (`realtime=False`):
+    # a flat-out camera refills its whole ring after every read, and those frames all cross
+    # the pipeline (raw chunks) though the grid can use only the offered rate of them.
+    station = Station(config)
+    startup = Startup(engine_s=station.engine.startup_s,
+                      ray_s=getattr(station.engine, "ray_startup_s", None))
+    monitor = ResourceMonitor(interval_s=max(0.5, opts.duration_s / 600))
+    try:
+        monitor.start()
+        t0_ns = time.monotonic_ns()
+        summaries = station.record(episodes)
+        wall_s = (time.monotonic_ns() - t0_ns) / 1e9
+        points = monitor.stop()
+    finally:
+        station.close()
+
+    throughput, disk = _read_back(station, summaries, wall_s, config)
+    drops = _drops(summaries)
+    latency, series = _latency(summaries, t0_ns, wall_s)
+    warmup = min(60.0, opts.duration_s / 4)
+    resources = Resources(
+        cpu_percent_mean=float(np.mean([p.cpu_percent for p in points])) if points else 0.0,
+        rss_mb_peak=max((p.rss_mb for p in points), default=0.0),
+        rss_growth=rss_growth(points, warmup), rss_warmup_s=warmup,
+        interval_s=monitor.interval_s, series=points)
+    ratios = Ratios(
+        camera_fps_vs_bare_loop=_ratio(throughput.camera_fps, base_fig.bare_loop_fps),
+        camera_fps_vs_encode_all_cores=_ratio(
+            throughput.camera_fps, base_fig.encode_fps_per_core * (os.cpu_count() or 1)),
+        mb_per_s_vs_disk=_ratio(throughput.mb_per_s, base_fig.disk_write_mb_per_s),
+        latency_p99_vs_flush_interval=_ratio(latency.p99_ms,
+                                             config.storage.flush_interval_s * 1000))
+    acceptance = Acceptance(
+        pipeline_drops=drops.pipeline, no_pipeline_drops=drops.pipeline == 0,
+        latency_p99_ms=latency.p99_ms, latency_p99_under_500ms=latency.p99_ms < 500,
+        rss_growth=resources.rss_growth, rss_growth_under_5pct=resources.rss_growth < 0.05,
+        camera_fps_vs_bare_loop=ratios.camera_fps_vs_bare_loop,
+        at_least_1_5x_bare_loop=ratios.camera_fps_vs_bare_loop >= 1.5)
+    run = RunInfo(mode=opts.mode, engine=config.engine.kind, config=str(opts.config),
+                  duration_s=opts.duration_s, episode_s=episode_s, episodes=episodes,
+                  offered_fps_per_camera=fps, cameras=len(cameras), started_at=started_at,
+                  host_cpus=os.cpu_count() or 1, load_average=load_average,
+                  software_version=__version__)
+    return BenchResult(run=run, throughput=throughput, drops=drops, latency=latency,
+                       resources=resources, disk=disk, startup=startup, baselines=base_fig,
+                       ratios=ratios, acceptance=acceptance, series=series)
+
+
+def _engine(opts: BenchOptions) -> list[str]:
+    return [*opts.overrides, *([f"engine.kind={opts.engine}"] if opts.engine else [])]
+
+
+def _profile(opts: BenchOptions, config: StationConfig, base: Baselines,
+             cameras: int) -> tuple[float, float, int]:
+    """(camera and grid fps, episode length, episodes) for the mode."""
+    if opts.mode == "realtime":
+        nominal = [d.fps for d in config.devices if isinstance(d, SimCameraConfig)]
+        return float(max(nominal, default=config.episode.control_hz)), opts.duration_s, 1
+    # Max mode offers more frames than the bare loop manages, so a pipeline that beats it
+    # shows by how much; the grid runs at the camera rate so every frame can reach disk.
+    fps = opts.max_fps or opts.load * base.bare_loop_fps / max(cameras, 1)
+    fps = float(min(max(round(fps), 1), MAX_FPS if opts.max_fps is None else 1000))
+    episode_s = min(MAX_EPISODE_S, opts.duration_s)
+    return fps, episode_s, max(1, math.ceil(opts.duration_s / episode_s))
+
+
+def _read_back(station: Station, summaries: list[EpisodeSummary], wall_s: float,
+               config: StationConfig) -> tuple[Throughput, Disk]:
+    """Count what is on disk: frames with a sample, full-rate sensor samples, bytes."""
+    frames = samples = size = image_bytes = 0
+    raw_frame = 0
+    for s in summaries:
+        size += os.path.getsize(s.path)
+        with h5py.File(s.path, "r") as f:
+            for layout in station.layouts:
+                missing = f[f"{L.QUALITY}/{layout.name}/missing"][:]
+                if layout.is_camera:
+                    frames += int((~missing).sum())
+                    ds = f[layout.grid_path("image")]
+                    image_bytes += _image_bytes(ds)
+                    raw_frame = int(ds.attrs["height"]) * int(ds.attrs["width"]) * 3
+                elif layout.kind == "sensor" and config.storage.keep_raw:
+                    samples += f[f"{L.RAW}/{layout.name}/arrival_ns"].shape[0]
+    throughput = Throughput(camera_fps=frames / wall_s, sensor_samples_per_s=samples / wall_s,
+                            mb_per_s=size / 2**20 / wall_s, wall_s=wall_s, camera_frames=frames,
+                            sensor_samples=samples, bytes_written=size)
+    disk = Disk(bytes_per_frame=image_bytes / frames if frames else 0.0, raw_frame_bytes=raw_frame)
+    return throughput, disk
+
+
+def _image_bytes(ds: h5py.Dataset) -> int:
+    """Bytes of the frames themselves: variable-length data lives outside the chunks."""
+    if ds.dtype.kind == "u":
+        return ds.id.get_storage_size()
+    sizes = np.vectorize(len, otypes=[np.int64])
+    return sum(int(sizes(ds[i:i + 1024]).sum()) for i in range(0, ds.shape[0], 1024))
+
+
+def _drops(summaries: list[EpisodeSummary]) -> Drops:
+    by_stream: dict[str, int] = {}
+    for s in summaries:
+        for key, value in s.accounts.loss_samples.items():
+            if key.split(":", 1)[0] in DROP_CAUSES:
+                by_stream[key] = by_stream.get(key, 0) + int(value)
+    by_cause = {c: sum(v for k, v in by_stream.items() if k.startswith(c + ":"))
+                for c in DROP_CAUSES}
+    return Drops(pipeline=by_cause["overflow"], by_cause=by_cause, by_stream=by_stream)
+
+
+def _latency(summaries: list[EpisodeSummary], t0_ns: int,
+             wall_s: float) -> tuple[Latency, Series]:
+    logs = [s.commits for s in summaries if s.commits is not None]
+    log = CommitLog(0)
+    if logs:
+        log.capture_ns = np.concatenate([g.capture_ns for g in logs])
+        log.flushed_ns = np.concatenate([g.flushed_ns for g in logs])
+        log.camera = np.concatenate([g.camera for g in logs])
+    lost = sum(g.lost for g in logs)
+    ms = (log.flushed_ns - log.capture_ns) / 1e6
+    cam = ms[log.camera]
+
+    def pct(values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q)) if len(values) else 0.0
+
+    latency = Latency(p50_ms=pct(ms, 50), p99_ms=pct(ms, 99),
+                      max_ms=float(ms.max()) if len(ms) else 0.0, camera_p99_ms=pct(cam, 99),
+                      rows=len(ms), rows_not_logged=lost)
+    second = (log.flushed_ns - t0_ns) // 1_000_000_000
+    seconds = max(1, math.ceil(wall_s))
+    fps = np.bincount(second[log.camera].clip(0, seconds - 1), minlength=seconds)
+    series = Series(t_s=[], camera_fps=[], latency_p50_ms=[], latency_p99_ms=[])
+    for s in range(seconds):  # one step per second of the run, not per sample
+        rows = ms[second == s]
+        series.t_s.append(float(s))
+        series.camera_fps.append(float(fps[s]))
+        series.latency_p50_ms.append(round(pct(rows, 50), 2))
+        series.latency_p99_ms.append(round(pct(rows, 99), 2))
+    return latency, series
+
+
+def _ratio(value: float, baseline: float) -> float:
+    return float(value / baseline) if baseline > 0 else 0.0

@@ -1,0 +1,137 @@
+"""The results file of `collector bench`: versioned, so two runs can be compared figure by figure.
+
+Add fields, never rename them: `collector bench --compare` pairs figures by their dotted path.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BENCH_SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunInfo(_Model):
+    mode: str  # realtime | max
+    engine: str  # ray | inline
+    config: str
+    duration_s: float
+    episode_s: float
+    episodes: int
+    offered_fps_per_camera: float  # the grid and camera rate the station ran at
+    cameras: int
+    started_at: str  # UTC, ISO 8601
+    host_cpus: int
+    load_average: list[float]  # 1, 5, 15 min, at the start: others' load skews every figure
+    software_version: str
+
+
+class Throughput(_Model):
+    camera_fps: float  # camera grid rows with a frame, written per wall second
+    sensor_samples_per_s: float  # full-rate samples of sensor streams stored under /raw
+    mb_per_s: float  # episode bytes on disk per wall second
+    wall_s: float  # first episode begin to last episode commit
+    camera_frames: int
+    sensor_samples: int
+    bytes_written: int
+
+
+class Drops(_Model):
+    pipeline: int  # samples refused by full ring buffers: the pipeline did not read in time
+    by_cause: dict[str, int]  # overflow / dropped (device sequence gaps) / missing (no sample)
+    by_stream: dict[str, int]  # "<cause>:<stream>" -> samples
+
+
+class Latency(_Model):
+    """Capture time of a grid row's sample to the flush that put its batch on disk."""
+
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    camera_p99_ms: float
+    rows: int
+    rows_not_logged: int
+
+
+class Point(_Model):
+    t_s: float
+    cpu_percent: float  # all processes of the station summed: 200 = two cores busy
+    rss_mb: float  # resident memory summed over processes: PSS, so shared pages count once
+    processes: int
+
+
+class Resources(_Model):
+    cpu_percent_mean: float
+    rss_mb_peak: float
+    rss_growth: float  # relative RSS growth from the end of warm-up to the end (0.05 = 5%)
+    rss_warmup_s: float  # how long the warm-up excluded from `rss_growth` was
+    interval_s: float
+    series: list[Point]
+
+
+class Disk(_Model):
+    bytes_per_frame: float  # stored image bytes / frames
+    raw_frame_bytes: int  # H*W*3 of one frame, before encoding
+
+
+class Startup(_Model):
+    engine_s: float  # engine up: Ray, actors, devices
+    ray_s: float | None  # ray.init alone; None for the inline engine
+
+
+class Baselines(_Model):
+    """Measured in the same run, on the same frames."""
+
+    bare_loop_fps: float  # one process: render, JPEG-encode, append to HDF5, nothing else
+    disk_write_mb_per_s: float  # sequential write + fsync
+    encode_fps_per_core: float  # JPEG encode of the same frames, one thread
+    seconds: float  # how long each rate baseline ran
+
+
+class Ratios(_Model):
+    """Every headline figure against its baseline."""
+
+    camera_fps_vs_bare_loop: float
+    camera_fps_vs_encode_all_cores: float
+    mb_per_s_vs_disk: float
+    latency_p99_vs_flush_interval: float
+
+
+class Series(_Model):
+    """Per second of the run, for plots: frames reaching disk and their latency."""
+
+    t_s: list[float]
+    camera_fps: list[float]
+    latency_p50_ms: list[float]
+    latency_p99_ms: list[float]
+
+
+class Acceptance(_Model):
+    """The figures the Ray engine issue is judged by, with the verdict on this run."""
+
+    pipeline_drops: int
+    no_pipeline_drops: bool
+    latency_p99_ms: float
+    latency_p99_under_500ms: bool
+    rss_growth: float
+    rss_growth_under_5pct: bool
+    camera_fps_vs_bare_loop: float
+    at_least_1_5x_bare_loop: bool
+
+
+class BenchResult(_Model):
+    schema_version: int = Field(BENCH_SCHEMA_VERSION)
+    run: RunInfo
+    throughput: Throughput
+    drops: Drops
+    latency: Latency
+    resources: Resources
+    disk: Disk
+    startup: Startup
+    baselines: Baselines
+    ratios: Ratios
+    acceptance: Acceptance
+    series: Series

@@ -1,0 +1,76 @@
+"""`collector bench` end to end through the real CLI, and the micro benchmarks as a smoke run.
+
+No timing is asserted (machines differ); what is checked is that every figure is measured,
+consistent with the episodes on disk, and comparable between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from collector.bench.report import figures, load_result
+from tests.conftest import ROOT, run_cli
+
+QUICK = ["--engine", "inline", "--baseline-s", "0.5", "--disk-mb", "8"]
+
+
+def test_bench_max_mode_writes_every_figure(tmp_path):
+    out, plot = tmp_path / "a.json", tmp_path / "a.png"
+    work = tmp_path / "work"
+    r = run_cli("bench", "--mode", "max", "--duration", "3", "--max-fps", "20", *QUICK,
+                "--json", str(out), "--plot", str(plot), "--workdir", str(work), "--keep")
+    assert r.returncode == 0, r.stderr
+    result = load_result(out)  # validates against schemas/bench.py
+    assert result.schema_version == 1 and result.run.mode == "max"
+    assert result.run.offered_fps_per_camera == 20 and result.run.cameras == 3
+    t = result.throughput
+    assert t.camera_frames > 0 and t.camera_fps > 0 and t.sensor_samples > 0
+    assert t.camera_fps <= 3 * 20 * 1.2  # the grid caps what can reach disk
+    assert result.baselines.bare_loop_fps > 0 and result.baselines.encode_fps_per_core > 0
+    assert result.baselines.disk_write_mb_per_s > 0
+    assert result.ratios.camera_fps_vs_bare_loop == t.camera_fps / result.baselines.bare_loop_fps
+    assert 0 < result.latency.p50_ms <= result.latency.p99_ms <= result.latency.max_ms
+    assert result.latency.rows >= t.camera_frames
+    # JPEG frames on disk are far smaller than raw ones, and counted from the file itself
+    assert 1000 < result.disk.bytes_per_frame < result.disk.raw_frame_bytes
+    assert result.resources.series and result.resources.rss_mb_peak > 0
+    assert set(result.drops.by_cause) == {"overflow", "dropped", "missing"}
+    assert result.startup.engine_s > 0 and result.startup.ray_s is None  # inline: no Ray
+    assert sum(result.series.camera_fps) == t.camera_frames
+    assert plot.stat().st_size > 10_000
+    episodes = list((work / "episodes").rglob("*.h5"))
+    assert len(episodes) == result.run.episodes == 2
+    assert t.bytes_written == sum(p.stat().st_size for p in episodes)
+    for line in ("camera frames/s", "capture-to-disk", "x bare loop", "issue 6 checks"):
+        assert line in r.stdout
+
+    # --compare: the ratio of every figure; a run against itself is 1 everywhere
+    c = run_cli("bench", "--compare", str(out), str(out))
+    assert c.returncode == 0, c.stderr
+    rows = {line.split()[0]: line.split() for line in c.stdout.splitlines()
+            if line and not line.startswith(("#", "figure"))}
+    assert set(rows) == set(figures(result))
+    assert rows["throughput.camera_fps"][-1] == "1.000"
+
+
+def test_compare_rejects_a_file_that_is_not_a_result(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema_version": 99}))
+    r = run_cli("bench", "--compare", str(bad), str(bad))
+    assert r.returncode == 1
+    assert "schema_version 99" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bench_rejects_a_non_positive_duration():
+    r = run_cli("bench", "--duration", "0", *QUICK)
+    assert r.returncode == 2 and "--duration" in r.stderr
+
+
+def test_micro_benchmarks_run_without_timing():
+    r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-q",
+                        "--benchmark-disable", "-p", "no:cacheprovider"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert " passed" in r.stdout
