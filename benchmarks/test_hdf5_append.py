@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import role
-from collector.storage.writer import IMAGE_CHUNK, RAW_CHUNK, _append
+from collector.storage.writer import _append
+from schemas.layout import IMAGE_CHUNK, RAW_CHUNK
 
 BATCHES = 10
 

@@ -43,6 +43,10 @@ def jpeg_frames(frames: np.ndarray):
 
 def test_quality_checks_vs_jpeg_encoding(benchmark):
     frames = sim_frames()
+    if benchmark.disabled:  # smoke run: both paths once, no timings
+        check_frames(frames)
+        jpeg_frames(frames)
+        return
     # interleaved, best of many: a shared machine's load then weighs on both alike
     checks_s = jpeg_s = float("inf")
     for _ in range(20):

@@ -16,10 +16,11 @@ import h5py
 import numpy as np
 
 from collector.stages.computation import encode_frames
-from collector.storage.writer import IMAGE_CHUNK, _append
+from collector.storage.writer import _append
 from drivers.sim.camera import SimCamera
 from drivers.sim.world import SimWorld
 from schemas.devices import SimCameraConfig
+from schemas.layout import IMAGE_CHUNK
 from schemas.station import StationConfig
 
 
