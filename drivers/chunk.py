@@ -56,8 +56,9 @@ class Chunk:
             lost_s=sum(c.lost_s for c in chunks),
         )
 
-    def take(self, index: np.ndarray | slice) -> Chunk:
-        """A chunk holding only the samples at `index` (counters stay with the original)."""
+    def take(self, index: np.ndarray | slice, without: tuple[str, ...] = ()) -> Chunk:
+        """A chunk holding only the samples at `index` (counters stay with the original),
+        and only the fields not named in `without`."""
         return Chunk(
             stream=self.stream,
             kind=self.kind,
@@ -65,5 +66,5 @@ class Chunk:
             capture_ns=self.capture_ns[index],
             device_ns=self.device_ns[index],
             seq=self.seq[index],
-            fields={k: v[index] for k, v in self.fields.items()},
+            fields={k: v[index] for k, v in self.fields.items() if k not in without},
         )

@@ -46,9 +46,13 @@ class SampleRing:
     def drain(self) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
         """Everything buffered, oldest first, as fresh arrays, and the overflow since last drain."""
         with self._lock:
-            slots = (self._head + np.arange(self._size)) % self.capacity
-            times = self._times[slots]
-            fields = {name: buf[slots] for name, buf in self._fields.items()}
+            # at most two contiguous runs (the ring wraps once): slice copies are a memcpy,
+            # several times faster than fancy indexing for camera frames
+            first = min(self._size, self.capacity - self._head)
+            runs = [slice(self._head, self._head + first), slice(0, self._size - first)]
+            times = np.concatenate([self._times[r] for r in runs])
+            fields = {name: np.concatenate([buf[r] for r in runs])
+                      for name, buf in self._fields.items()}
             overflow = self._overflow
             self._head = (self._head + self._size) % self.capacity
             self._size = 0

@@ -9,6 +9,7 @@ import numpy as np
 from collector.batch import GridBatch, RawBatch, StreamCounters
 from collector.derive import Deriver, derived_fields
 from collector.quality import StreamChecker, checks_of, dropped_on_grid, split_checks
+from collector.stages.computation import IMAGE_FIELD
 from collector.sync import align_to_grid
 from drivers.base import StreamInfo
 from drivers.chunk import Chunk
@@ -85,13 +86,15 @@ class Perception:
             keep = chunk.capture_ns >= clock.start_ns - plan.tolerance_ns
             inside = keep & (chunk.capture_ns < clock.end_ns + plan.tolerance_ns)
             annotated = self._annotate(plan, chunk, clock)
-            raw[plan.name] = annotated.take(inside)
-            raw[plan.name].fields = split_checks(raw[plan.name].fields)[0]  # raw: data only
+            # raw: data only, and a camera's full-rate frames are not kept (their timing is):
+            # leaving them out here saves copying and shipping every frame a second time
+            raw[plan.name] = annotated.take(inside, without=(IMAGE_FIELD,))
+            raw[plan.name].fields = split_checks(raw[plan.name].fields)[0]
             # samples past the last tick's reach change nothing; one is kept to settle the
             # ticks, the rest not at all (a loop running late would pile them up otherwise)
             past = chunk.capture_ns >= clock.end_ns + max(plan.tolerance_ns, clock.period_ns)
             keep &= ~past | (np.cumsum(past) == 1)
-            fresh = annotated.take(keep)
+            fresh = annotated if keep.all() else annotated.take(keep)
             pending = self._pending.get(plan.name)
             self._pending[plan.name] = Chunk.concat([pending, fresh]) if pending else fresh
 
