@@ -43,3 +43,24 @@ def short_run(tmp_path: Path, duration_s: float = 1.0, **extra: str) -> list[str
     for key, value in sets.items():
         out += ["--set", f"{key}={value}"]
     return out
+
+
+def record_one(out: Path, duration_s: float = 1.0, *overrides: str, engine: str = "inline"):
+    """One episode of the simulated station, recorded in this process; its summary."""
+    from collector.config import load_station
+
+    config = load_station(SIM_CONFIG, [f"station.output_dir={out}", f"engine.kind={engine}",
+                                       f"episode.duration_s={duration_s}", *overrides])
+    return record_config(config)
+
+
+def record_config(config):
+    """One episode of any station config, recorded in this process; its summary."""
+    from collector.station import Station
+
+    station = Station(config)
+    try:
+        [summary] = station.record(1)
+    finally:
+        station.close()
+    return summary

@@ -8,10 +8,9 @@ import pytest
 
 from collector.config import load_station
 from collector.errors import ConfigError
-from collector.station import Station
 from collector.task import PickPlaceTask, SuccessDraw, make_task
 from drivers.sim.world import HOME
-from tests.conftest import SIM_CONFIG, run_cli
+from tests.conftest import SIM_CONFIG, record_one, run_cli
 from tests.daemon_helpers import small_cameras
 
 WAVE = ("{name: wave, waypoints: ["
@@ -39,19 +38,12 @@ class HoldPose:
         return self.count % 2 == 1
 
 
-def record_one(tmp_path, *overrides: str) -> str:
-    config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=inline",
-                                       "episode.duration_s=10", *small_cameras(), *overrides])
-    station = Station(config)
-    try:
-        [summary] = station.record(1)
-    finally:
-        station.close()
-    return summary.path
+def record_small(tmp_path, *overrides: str) -> str:
+    return record_one(tmp_path, 10, *small_cameras(), *overrides).path
 
 
 def test_a_yaml_waypoint_task_commands_the_arm_and_ends_the_episode(tmp_path):
-    path = record_one(tmp_path, f"episode.task={WAVE}")
+    path = record_small(tmp_path, f"episode.task={WAVE}")
     with h5py.File(path) as f:
         ticks = f["timestamps"].shape[0]
         assert ticks == 36  # the sequence lasts 1.2 s, well inside the 10 s limit
@@ -77,7 +69,7 @@ def test_a_yaml_waypoint_task_commands_the_arm_and_ends_the_episode(tmp_path):
 
 
 def test_a_python_class_task_is_imported_by_name(tmp_path):
-    path = record_one(tmp_path, "episode.task=tests.test_daemon_tasks:HoldPose",
+    path = record_small(tmp_path, "episode.task=tests.test_daemon_tasks:HoldPose",
                       "episode.duration_s=1")
     with h5py.File(path) as f:
         assert f.attrs["task"] == "tests.test_daemon_tasks:HoldPose"
@@ -95,7 +87,7 @@ def test_bad_tasks_are_config_errors(tmp_path):
     assert "Traceback" not in result.stderr
     too_many = "{waypoints: [{joints: [0, 0, 0, 0, 0, 0, 0], duration_s: 1}]}"
     with pytest.raises(ConfigError, match="7 values but the arm has 6 joints"):
-        record_one(tmp_path, f"episode.task={too_many}")
+        record_small(tmp_path, f"episode.task={too_many}")
 
 
 def test_simulated_success_follows_the_configured_rate():

@@ -10,21 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
-from collector.config import load_station
-from collector.station import Station
-from tests.conftest import SIM_CONFIG, run_cli
+from tests.conftest import record_one, run_cli
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plot")
-    config = load_station(SIM_CONFIG, [f"station.output_dir={out}", "engine.kind=inline",
-                                       "episode.duration_s=1.0"])
-    station = Station(config)
-    try:
-        [summary] = station.record(1)
-    finally:
-        station.close()
+    summary = record_one(out, 1.0)
     return Path(summary.path)
 
 

@@ -7,19 +7,13 @@ import numpy as np
 import pytest
 
 from collector.config import load_station, validate_station
-from collector.station import Station
 from collector.storage.reader import open_episode
 from drivers.sim.camera import read_counter
-from tests.conftest import SIM_CONFIG
+from tests.conftest import SIM_CONFIG, record_config
 
 
 def record(config) -> str:
-    station = Station(config)
-    try:
-        [summary] = station.record(1)
-    finally:
-        station.close()
-    return summary.path
+    return record_config(config).path
 
 
 def test_velocities_and_filtered_force_are_stored_without_seams(tmp_path):

@@ -16,10 +16,10 @@ import yaml
 
 from collector.config import validate_station
 from collector.stages.perception import plan_streams
-from collector.station import Station
 from drivers.base import FieldInfo, StreamInfo
 from drivers.sim.camera import injected_faults, read_counter
 from schemas.devices import Faults
+from tests.conftest import record_config
 
 QUALITY_FLAGS = ("frozen", "blurred", "overexposed", "underexposed")
 INJECTED = {"drop_rate": 0.02, "blur_rate": 0.01, "overexposed_rate": 0.01,
@@ -33,12 +33,7 @@ def record(tmp_path, duration_s: float, faults: dict) -> str:
         "episode": {"control_hz": 30, "duration_s": duration_s, "reset_s": 0},
         "devices": [{"name": "cam", "type": "sim_camera", "faults": faults}],
     }, source="test")
-    station = Station(config)
-    try:
-        [summary] = station.record(1)
-    finally:
-        station.close()
-    return summary.path
+    return record_config(config).path
 
 
 def load(path: str) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from collector.config import load_station
 from collector.station import Station
 from drivers.sim.camera import read_counter
-from tests.conftest import SIM_CONFIG, run_cli, short_run
+from tests.conftest import SIM_CONFIG, record_one, run_cli, short_run
 
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
@@ -65,13 +65,7 @@ def test_record_three_episodes_with_the_cli(tmp_path):
 
 def test_camera_frames_follow_the_grid(tmp_path):
     """The frame stored at each tick is the one the camera captured nearest to it."""
-    config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=inline",
-                                       "episode.duration_s=1.5"])
-    station = Station(config)
-    try:
-        [summary] = station.record(1)
-    finally:
-        station.close()
+    summary = record_one(tmp_path, 1.5)
     with h5py.File(summary.path, "r") as f:
         seq = f["raw/cam_high/seq"][:]
         capture = f["raw/cam_high/capture_ns"][:]

@@ -11,16 +11,14 @@ import h5py
 import numpy as np
 import pytest
 
-from collector.config import load_station
 from collector.derive import LOWPASS_SUFFIX
 from collector.replay.robot import DEFAULT_BOUND_RAD
 from collector.replay.video import STRIP_FLAGS, STRIP_PLOT, STRIP_TEXT
-from collector.station import Station
 from collector.storage.reader import open_episode
 from drivers.replay import ReplayClock, ReplayDevice
 from drivers.sim.camera import read_counter
 from schemas.devices import ReplayConfig
-from tests.conftest import SIM_CONFIG, run_cli
+from tests.conftest import record_one, run_cli
 
 DURATION_S = 2.0
 JPEG_TOLERANCE = 3.0  # mean |Δ| in 8-bit levels between a frame and its JPEG re-encoding
@@ -31,13 +29,7 @@ GRID_STREAMS = ("arm", "ft", "action")
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("recorded")
-    config = load_station(SIM_CONFIG, [f"station.output_dir={out}", "engine.kind=inline",
-                                       f"episode.duration_s={DURATION_S}"])
-    station = Station(config)
-    try:
-        [summary] = station.record(1)
-    finally:
-        station.close()
+    summary = record_one(out, DURATION_S)
     return Path(summary.path)
 
 
