@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 
 import numpy as np
 
 from collector.errors import DeviceError
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.packet import PacketFormat, PacketStream
-from drivers.serial_port import open_port, read_available, write_all
+from drivers.serial_port import capture_packets, open_port, write_all
 from schemas.devices import PacketField, PacketSpec, SerialArmConfig
 
 
@@ -84,21 +83,11 @@ class SerialArm(ThreadedDevice):
             self.port = port
 
     def _capture(self) -> Capture | None:
-        port = self.port
-        if port is None:
-            raise DeviceError(f"{self.config.name}: not connected")
-        data = read_available(port, self.config.name)
-        arrival = time.monotonic_ns()
-        if not data:
-            return None
-        decoded = self.state.feed(data)
+        capture = capture_packets(self.port, self.config.name, self.state)
         self.checksum_failures = self.state.failures
-        n = len(decoded)
-        if n == 0:
-            return None
-        values = {k: v.astype(np.float64) for k, v in decoded.values.items()}
-        return Capture(device_ns=decoded.device_ns, seq=decoded.seq, values=values,
-                       arrival_ns=np.full(n, arrival, np.int64))
+        if capture is not None:  # joint state is float64 on the grid, whatever the wire carries
+            capture.values = {k: v.astype(np.float64) for k, v in capture.values.items()}
+        return capture
 
     def _disconnect(self) -> None:
         with self._write_lock:

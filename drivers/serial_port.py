@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import select
+import time
 
+import numpy as np
 import serial
 
 from collector.errors import DeviceError
+from drivers.base import Capture
 
 READ_TIMEOUT_S = 0.05  # a read returns at least this often, so the reader thread can stop
 
@@ -53,3 +56,20 @@ def write_all(port: serial.SerialBase, data: bytes, name: str) -> None:
         port.write(data)
     except (serial.SerialException, OSError) as exc:
         raise DeviceError(f"{name}: serial write failed: {exc}") from None
+
+
+def capture_packets(port: serial.SerialBase | None, name: str, parser) -> Capture | None:
+    """Read what has arrived, decode it whole with `parser` (a PacketStream or LineStream,
+    which keeps torn bytes and counts failures), and stamp every sample with the read's time."""
+    if port is None:
+        raise DeviceError(f"{name}: not connected")
+    data = read_available(port, name)
+    arrival = time.monotonic_ns()
+    if not data:
+        return None
+    decoded = parser.feed(data)
+    n = len(decoded)
+    if n == 0:
+        return None
+    return Capture(device_ns=decoded.device_ns, seq=decoded.seq, values=decoded.values,
+                   arrival_ns=np.full(n, arrival, np.int64))

@@ -8,15 +8,11 @@ kept; the device clock is mapped onto the host clock by the stream's clock fit.
 from __future__ import annotations
 
 import contextlib
-import time
 
-import numpy as np
-
-from collector.errors import DeviceError
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.lines import LineStream
 from drivers.packet import PacketStream
-from drivers.serial_port import open_port, read_available
+from drivers.serial_port import capture_packets, open_port
 from schemas.devices import SerialSensorConfig
 
 
@@ -44,19 +40,9 @@ class SerialSensor(ThreadedDevice):
         self.stream.reset()
 
     def _capture(self) -> Capture | None:
-        if self.port is None:
-            raise DeviceError(f"{self.config.name}: not connected")
-        data = read_available(self.port, self.config.name)
-        arrival = time.monotonic_ns()
-        if not data:
-            return None
-        decoded = self.stream.feed(data)
+        capture = capture_packets(self.port, self.config.name, self.stream)
         self.checksum_failures = self.stream.failures
-        n = len(decoded)
-        if n == 0:
-            return None
-        return Capture(device_ns=decoded.device_ns, seq=decoded.seq, values=decoded.values,
-                       arrival_ns=np.full(n, arrival, np.int64))
+        return capture
 
     def _disconnect(self) -> None:
         if self.port is not None:

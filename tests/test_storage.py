@@ -199,6 +199,17 @@ def copy_to_roomy_disk(partial: Path, roomy: Path) -> Path:
     return moved
 
 
+def recover_elsewhere(partial: Path, roomy: Path) -> Path:
+    """Copy a partial off the full disk, run `collector recover` on it, check the result
+    validates; returns the recovered episode."""
+    moved = copy_to_roomy_disk(partial, roomy)
+    recovered = run_cli("recover", str(moved), cwd=ROOT)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    [path] = list(moved.parent.glob("*.h5"))
+    assert validate_file(path) == []
+    return path
+
+
 def test_disk_filling_mid_episode_keeps_a_recoverable_partial(small_disk, tmp_path):
     """No min_free_gb guard: the writer itself stops before HDF5 meets ENOSPC."""
     disk = small_disk(12)
@@ -209,11 +220,7 @@ def test_disk_filling_mid_episode_keeps_a_recoverable_partial(small_disk, tmp_pa
     [partial] = partials(disk)
     flushed = int(re.search(r"\((\d+) ticks flushed", result.stderr).group(1))
     assert flushed > 0
-    moved = copy_to_roomy_disk(partial, tmp_path / "roomy")
-    recovered = run_cli("recover", str(moved), cwd=ROOT)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    [path] = list(moved.parent.glob("*.h5"))
-    assert validate_file(path) == []
+    path = recover_elsewhere(partial, tmp_path / "roomy")
     with h5py.File(path, "r") as f:
         assert f.attrs["outcome"] == "recovered" and f["timestamps"].shape[0] >= flushed
 
@@ -256,10 +263,6 @@ def test_real_enospc_keeps_the_partial_recoverable(small_disk, tmp_path):
     assert run.returncode in (3, -signal.SIGSEGV, -signal.SIGABRT), run.stderr[-2000:]
     flushed = max(int(n) for n in re.findall(r"flushed (\d+)", run.stdout))
     assert flushed > 0
-    moved = copy_to_roomy_disk(partial, tmp_path / "roomy")
-    recovered = run_cli("recover", str(moved), cwd=ROOT)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    [path] = list(moved.parent.glob("*.h5"))
-    assert validate_file(path) == []
+    path = recover_elsewhere(partial, tmp_path / "roomy")
     with h5py.File(path, "r") as f:
         assert f["timestamps"].shape[0] >= flushed

@@ -71,7 +71,7 @@ class Episode:
 
     @property
     def metadata(self) -> dict:
-        return {k: _plain(v) for k, v in self.file.attrs.items()}
+        return {k: plain_attr(v) for k, v in self.file.attrs.items()}
 
     @property
     def info(self) -> EpisodeMetadata:
@@ -85,7 +85,7 @@ class Episode:
     def layout(self) -> EpisodeLayout | None:
         """Every stream with its fields, shapes and dtypes, as the writer declared them."""
         raw = self.file.attrs.get(L.LAYOUT_ATTR)
-        return EpisodeLayout.model_validate_json(_plain(raw)) if raw is not None else None
+        return EpisodeLayout.model_validate_json(plain_attr(raw)) if raw is not None else None
 
     @property
     def timestamps(self) -> np.ndarray:
@@ -139,7 +139,7 @@ class Episode:
     def efficiency(self) -> dict:
         if L.EFFICIENCY not in self.file:
             return {}
-        return {k: _plain(v) for k, v in self.file[L.EFFICIENCY].attrs.items()}
+        return {k: plain_attr(v) for k, v in self.file[L.EFFICIENCY].attrs.items()}
 
 
 def open_episode(path: str | Path) -> Episode:
@@ -148,7 +148,8 @@ def open_episode(path: str | Path) -> Episode:
     return Episode(path)
 
 
-def _plain(value):
+def plain_attr(value):
+    """An HDF5 attribute as a plain Python value (numpy scalars unwrapped, bytes decoded)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, bytes):

@@ -22,6 +22,7 @@ import yaml
 
 from collector.errors import EpisodeFileError
 from collector.storage import layout as L
+from collector.storage.reader import plain_attr
 from collector.storage.writer import _append, commit, create_dataset, flatten_accounts
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import DatasetSpec, EpisodeLayout
@@ -187,7 +188,7 @@ def lookup3(data: bytes, initval: int = 0) -> int:
 
 
 def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:
-    attrs = {k: _plain(v) for k, v in src.attrs.items()}
+    attrs = {k: plain_attr(v) for k, v in src.attrs.items()}
     if L.LAYOUT_ATTR not in attrs:
         raise NothingFlushed(f"{partial}: no layout attribute (stopped while the file was "
                              "being created)")
@@ -300,13 +301,6 @@ def set_aside(partial: Path) -> Path:
     os.replace(partial, target)
     return target
 
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
 
 
 def _first_line(exc: BaseException) -> str:

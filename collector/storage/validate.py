@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from collector.stages.computation import decode_frame
 from collector.storage import layout as L
+from collector.storage.reader import plain_attr
 from collector.storage.writer import hdf5_dtype, unflatten_accounts
 from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import DatasetSpec, EpisodeLayout
@@ -41,7 +42,7 @@ def validate_file(path: Path, all_frames: bool = False) -> list[str]:
 
 
 def _metadata(f: h5py.File) -> list[str]:
-    attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    attrs = {k: plain_attr(v) for k, v in f.attrs.items()}
     out = []
     if attrs.get("format") != FORMAT:
         out.append(f"/: attribute 'format' is {attrs.get('format')!r}, expected {FORMAT!r}")
@@ -65,7 +66,7 @@ def _layout(f: h5py.File) -> tuple[EpisodeLayout | None, list[str]]:
         return None, [f"/: missing attribute '{L.LAYOUT_ATTR}' (the dataset list); datasets "
                       "not checked"]
     try:
-        return EpisodeLayout.model_validate_json(_plain(f.attrs[L.LAYOUT_ATTR])), []
+        return EpisodeLayout.model_validate_json(plain_attr(f.attrs[L.LAYOUT_ATTR])), []
     except ValidationError as exc:
         return None, [f"/: attribute '{L.LAYOUT_ATTR}' does not describe a layout "
                       f"({exc.error_count()} errors)"]
@@ -152,7 +153,7 @@ def _frames(ds: h5py.Dataset, image, all_frames: bool) -> list[str]:
 def _efficiency(f: h5py.File) -> list[str]:
     if L.EFFICIENCY not in f:
         return [f"/{L.EFFICIENCY}: missing"]
-    attrs = {k: _plain(v) for k, v in f[L.EFFICIENCY].attrs.items()}
+    attrs = {k: plain_attr(v) for k, v in f[L.EFFICIENCY].attrs.items()}
     try:
         EfficiencyAccounts.model_validate(unflatten_accounts(attrs))
     except ValidationError as exc:
@@ -160,10 +161,3 @@ def _efficiency(f: h5py.File) -> list[str]:
                 f"{e['msg'].lower()}" for e in exc.errors()]
     return []
 
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
