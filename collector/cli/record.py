@@ -45,6 +45,10 @@ def record(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     _print_summaries(station, summaries, args.quiet)
+    stats = station.engine.stats()
+    if "backpressure_waits" in stats:  # the Ray engine: how often a slow stage held the loop
+        print(f"engine: {int(stats['computation_workers'])} computation workers, "
+              f"{int(stats['backpressure_waits'])} backpressure waits")
     if station.stop.is_set():
         print(f"stopped early ({station.stop_reason})")
     return 0
