@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,9 @@ class GridBatch:
     raw: dict[str, Chunk]
     counters: dict[str, StreamCounters]
     encoding: dict[str, dict] = field(default_factory=dict)  # per image stream, once encoded
+    # blocks the camera streams' frame handles point into (collector/frames.py); emptied once
+    # computation has encoded the frames
+    frames: dict[int, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.timestamps.shape[0])

@@ -6,16 +6,18 @@ to the station's node for the Ray engine.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 
 from collector.batch import EpisodeClock, RawBatch
 from collector.rig import build_rig
-from drivers.base import StreamInfo
+from drivers.base import StreamInfo, ThreadedDevice
 from drivers.chunk import Chunk
 from schemas.station import StationConfig
 
 HEALTH_WINDOW_NS = 2_000_000_000  # rates are measured over the last reads of about this long
+READ_CHUNKS = 3  # one read hands out at most this many chunks' worth of a stream
 
 
 class StreamHealth:
@@ -28,12 +30,13 @@ class StreamHealth:
         self.last_sample_ns: int | None = None
         self.reads: deque = deque(maxlen=256)  # (read ns, samples): bounded
 
-    def add(self, read_ns: int, chunk: Chunk) -> None:
-        self.samples += len(chunk)
-        self.lost_s += chunk.lost_s
-        if len(chunk):
-            self.last_sample_ns = int(chunk.arrival_ns[-1])
-        self.reads.append((read_ns, len(chunk)))
+    def add(self, read_ns: int, samples: int, newest_arrival_ns: int | None,
+            lost_s: float) -> None:
+        self.samples += samples
+        self.lost_s += lost_s
+        if newest_arrival_ns is not None:
+            self.last_sample_ns = newest_arrival_ns
+        self.reads.append((read_ns, samples))
 
     def report(self, now_ns: int) -> dict:
         recent = [(t, n) for t, n in self.reads if now_ns - t <= HEALTH_WINDOW_NS]
@@ -50,6 +53,11 @@ class StreamHealth:
 class Capture:
     def __init__(self, config: StationConfig, realtime: bool = True):
         self.rig = build_rig(config, realtime=realtime)
+        chunk_s = config.episode.chunk_ms / 1000
+        for device in self.rig.streams():
+            if isinstance(device, ThreadedDevice):  # a lagging pipeline gets usual-size batches
+                rate = device.describe().rate_hz
+                device.read_limit = max(4, math.ceil(rate * chunk_s * READ_CHUNKS))
         self.rig.open()
         self._health = {d.describe().name: StreamHealth(d.describe()) for d in self.rig.streams()}
 
@@ -58,7 +66,17 @@ class Capture:
 
     def discard(self) -> int:
         """Empty every device's buffer (between episodes); returns the samples thrown away."""
-        return sum(len(c) for c in self._read().values())
+        read_ns = time.monotonic_ns()
+        thrown = 0
+        for device in self.rig.streams():
+            if isinstance(device, ThreadedDevice):  # no need to copy what is thrown away
+                gone = device.discard()
+                self._health[device.describe().name].add(read_ns, gone.samples,
+                                                         gone.newest_arrival_ns, gone.lost_s)
+                thrown += gone.samples
+            else:
+                thrown += len(self._read_one(read_ns, device))
+        return thrown
 
     def read_batch(self, clock: EpisodeClock, index: int, final: bool) -> RawBatch:
         read_ns = time.monotonic_ns()
@@ -67,10 +85,13 @@ class Capture:
 
     def _read(self) -> dict[str, Chunk]:
         read_ns = time.monotonic_ns()
-        chunks = {d.describe().name: d.read() for d in self.rig.streams()}
-        for name, chunk in chunks.items():
-            self._health[name].add(read_ns, chunk)
-        return chunks
+        return {d.describe().name: self._read_one(read_ns, d) for d in self.rig.streams()}
+
+    def _read_one(self, read_ns: int, device) -> Chunk:
+        chunk = device.read()
+        newest = int(chunk.arrival_ns[-1]) if len(chunk) else None
+        self._health[chunk.stream].add(read_ns, len(chunk), newest, chunk.lost_s)
+        return chunk
 
     def health(self) -> dict[str, dict]:
         """Per device: measured rate, samples so far, age of the last sample, seconds lost."""

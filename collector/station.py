@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector import __version__
+from collector.allocator import keep_freed_memory
 from collector.batch import EpisodeClock
 from collector.config import dump_station
 from collector.derive import derived_fields
@@ -81,6 +82,7 @@ def image_shapes(config: StationConfig, infos: list[StreamInfo]) -> dict:
 
 class Station:
     def __init__(self, config: StationConfig, realtime: bool = True):
+        keep_freed_memory()
         self.config = config
         self.engine: Engine = start_engine(config, realtime)
         self.infos = self.engine.describe()

@@ -43,6 +43,15 @@ class Capture:
     arrival_ns: np.ndarray | None = None  # None: stamp all with the arrival time of the block
 
 
+@dataclass(frozen=True)
+class Discarded:
+    """What a discard threw away: enough for the station's device health figures."""
+
+    samples: int
+    newest_arrival_ns: int | None
+    lost_s: float
+
+
 class Device(ABC):
     """A source of one stream of samples."""
 
@@ -75,12 +84,19 @@ class ThreadedDevice(Device):
     backoff and the unavailable time is reported in the next chunk's `lost_s`.
     """
 
-    ring_seconds = 2.0  # how far the pipeline may fall behind before samples are refused
+    ring_seconds = 2.0  # how far the pipeline may fall behind before samples are refused...
+    ring_max_bytes = 256 * 2**20  # ...within this much memory (a fast or big camera gets less)
+    # Most samples one read hands out (None: all). A lagging pipeline then gets batches of the
+    # usual size, oldest first, instead of ever larger ones; the ring refuses what it cannot hold.
+    read_limit: int | None = None
     max_backoff_s = 0.5  # longest wait between reconnect attempts
 
     def __init__(self, info: StreamInfo):
         self.info = info
-        capacity = max(8, int(info.rate_hz * self.ring_seconds))
+        sample_bytes = sum(int(np.prod(f.shape)) * np.dtype(f.dtype).itemsize
+                           for f in info.fields.values())
+        capacity = max(8, min(int(info.rate_hz * self.ring_seconds),
+                              self.ring_max_bytes // max(sample_bytes, 1)))
         self._ring = SampleRing(capacity, {k: (f.shape, np.dtype(f.dtype))
                                            for k, f in info.fields.items()})
         self._stop = threading.Event()
@@ -117,10 +133,18 @@ class ThreadedDevice(Device):
         for peer in self.peers:
             peer.stop()
 
+    def discard(self) -> Discarded:
+        """Throw away every buffered sample (between episodes) without copying them."""
+        thrown, newest = self._ring.clear()
+        rest = self.read()  # what came since, and what the device reports (downtime, failures)
+        if len(rest):
+            newest = int(rest.arrival_ns[-1])
+        return Discarded(thrown + len(rest), newest, rest.lost_s)
+
     def read(self) -> Chunk:
         if self._error is not None:
             raise DeviceError(f"{self.info.name}: reader thread failed: {self._error}")
-        times, values, overflow = self._ring.drain()
+        times, values, overflow, behind = self._ring.drain(self.read_limit)
         with self._lost_lock:
             # Downtime is reported as it passes, not only once the device is back, so each
             # read (and each episode) is charged only the downtime that fell within it.
@@ -143,6 +167,7 @@ class ThreadedDevice(Device):
             overflow=overflow,
             checksum_failures=failures,
             lost_s=lost_s,
+            behind=behind,
         )
 
     def _capture_times(self, arrival_ns: np.ndarray, device_ns: np.ndarray) -> np.ndarray:

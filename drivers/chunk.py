@@ -28,6 +28,7 @@ class Chunk:
     overflow: int = 0  # samples lost because the ring buffer was full, since the last read
     checksum_failures: int = 0
     lost_s: float = 0.0  # seconds the device was unavailable (disconnects), since the last read
+    behind: int = 0  # samples a capped read left in the device's buffer (the pipeline lags)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:

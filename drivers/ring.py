@@ -43,21 +43,36 @@ class SampleRing:
             self._overflow += n - take
             return n - take
 
-    def drain(self) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-        """Everything buffered, oldest first, as fresh arrays, and the overflow since last drain."""
+    def drain(self, limit: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], int, int]:
+        """The oldest `limit` samples (all by default) as fresh arrays, the overflow since the
+        last drain, and how many samples stay buffered."""
         with self._lock:
+            take = self._size if limit is None else min(self._size, limit)
             # at most two contiguous runs (the ring wraps once): slice copies are a memcpy,
             # several times faster than fancy indexing for camera frames
-            first = min(self._size, self.capacity - self._head)
-            runs = [slice(self._head, self._head + first), slice(0, self._size - first)]
+            first = min(take, self.capacity - self._head)
+            runs = [slice(self._head, self._head + first), slice(0, take - first)]
             times = np.concatenate([self._times[r] for r in runs])
             fields = {name: np.concatenate([buf[r] for r in runs])
                       for name, buf in self._fields.items()}
             overflow = self._overflow
+            self._head = (self._head + take) % self.capacity
+            self._size -= take
+            self._overflow = 0
+            return times, fields, overflow, self._size
+
+    def clear(self) -> tuple[int, int | None]:
+        """Forget every buffered sample (and the overflow count); returns how many there were
+        and the arrival time of the newest."""
+        with self._lock:
+            thrown = self._size
+            newest = None
+            if thrown:
+                newest = int(self._times[(self._head + thrown - 1) % self.capacity, 0])
             self._head = (self._head + self._size) % self.capacity
             self._size = 0
             self._overflow = 0
-        return times, fields, overflow
+            return thrown, newest
 
     def __len__(self) -> int:
         return self._size

@@ -19,8 +19,10 @@ class StationInfo(StrictModel):
 class EngineConfig(StrictModel):
     kind: Literal["ray", "inline"] = "ray"
     address: str | None = Field(None, description='null: local Ray; "auto" or ray://host:port')
-    object_store_mb: int = Field(512, ge=64, description="local Ray object store size")
-    max_inflight_batches: int = Field(8, ge=1, description="backpressure: batches in flight")
+    object_store_mb: int = Field(1024, ge=64, description="local Ray object store size")
+    max_inflight_batches: int = Field(
+        8, ge=1, description="backpressure: batches in flight (fewer when their frames would "
+                             "fill more than half the object store)")
     batch_deadline_s: float = Field(
         3.0, gt=0, description="a batch not computed this long after its read is counted lost")
 

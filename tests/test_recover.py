@@ -161,7 +161,8 @@ rng = np.random.default_rng(0)
 for i in range(9):
     w.append(sensor_batch(i, i * 10, 10, rng))
 w._stop_timer()
-w._file.close()  # what finish() does first
+w._write_buffered()  # what finish() does first
+w._file.close()
 w._release()
 if sys.argv[2] == "reopened":  # ... then it reopens the file to write the final metadata
     f = h5py.File(sys.argv[1], "r+")

@@ -227,6 +227,7 @@ def test_disk_filling_mid_episode_keeps_a_recoverable_partial(small_disk, tmp_pa
 
 FILL_UNTIL_ENOSPC = """
 import sys
+import time
 import numpy as np
 from collector.errors import DiskFullError
 from collector.storage import writer as W
@@ -243,6 +244,7 @@ rng = np.random.default_rng(0)
 try:
     for i in range(100000):
         w.append(sensor_batch(i, i * 3, 3, rng))
+        time.sleep(0.001)  # batches come in over time: the disk fills across many flushes
         if w.flushed_rows and i % 10 == 0:
             print("flushed", w.flushed_rows, flush=True)
 except DiskFullError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from collector.batch import EpisodeClock
-from collector.stages.computation import Computation
+from collector.stages.computation import IMAGE_FIELD, Computation
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
 from collector.stages.perception import Perception, plan_streams
 from drivers.base import StreamInfo
@@ -20,7 +20,7 @@ def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perceptio
 
 
 def make_computation(config: StationConfig, infos: list[StreamInfo]) -> Computation:
-    cameras = [i.name for i in infos if i.kind == "camera"]
+    cameras = {i.name: i.fields[IMAGE_FIELD].shape for i in infos if i.kind == "camera"}
     return Computation(config.pipeline.images, cameras)
 
 

@@ -12,11 +12,13 @@ import contextlib
 import time
 from collections import deque
 
+import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from collector.batch import EpisodeClock
-from collector.capture import Capture
+from collector.allocator import keep_freed_memory
+from collector.batch import EpisodeClock, GridBatch
+from collector.capture import READ_CHUNKS, Capture
 from collector.engines.base import Engine, make_computation, make_execution, make_perception
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.stages.execution import EpisodePlan, EpisodeSummary
@@ -25,6 +27,7 @@ from schemas.episode import EpisodeMetadata
 from schemas.station import StationConfig
 
 STAGE_RESTARTS = 10  # per actor and station run; a stage crashing more often is a bug to fix
+PERCEPTION_HOLDS = 3  # batches whose frames perception keeps (pending ticks point into them)
 
 
 @ray.remote(num_cpus=0)
@@ -32,12 +35,22 @@ class _Stage:
     """Hosts one stage object built inside the actor (so no big object crosses at start-up)."""
 
     def __init__(self, factory, *args):
+        keep_freed_memory()
         self.stage = factory(*args)
 
     def call(self, method: str, *args):
         return getattr(self.stage, method)(*args)
 
-    def process(self, batch):
+    def perceive(self, boxed: list):
+        """Perception: the raw batch comes boxed, so that its reference can travel on as the
+        block its frames stay in (collector/frames.py) while only handles move."""
+        return self.stage.process(ray.get(boxed[0]), boxed[0])
+
+    def compute(self, batch: GridBatch):
+        """Computation: fetch the blocks the chosen frames are in (zero-copy reads from the
+        object store on this node), then encode."""
+        refs = list(batch.frames)
+        batch.frames = dict(zip(refs, ray.get([batch.frames[k] for k in refs]), strict=True))
         return self.stage.process(batch)
 
     def append_from(self, clock, index: int, boxed: list, worker: str, deadline: float,
@@ -76,6 +89,27 @@ def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
     return f"crash:{roles.get(actor_id, 'stage')}"
 
 
+def nominal_batch_bytes(infos: list[StreamInfo], chunk_s: float) -> float:
+    """Bytes one read of every stream hands out at nominal rates."""
+    return sum(info.rate_hz * chunk_s * sum(
+        int(np.prod(f.shape)) * np.dtype(f.dtype).itemsize for f in info.fields.values())
+        for info in infos)
+
+
+def inflight_budget(store_bytes: float, batch_bytes: float) -> float:
+    """Bytes of raw batches the loop lets live in the object store: 60% of it (the rest is
+    headroom: a full store spills to disk, which costs far more than waiting)."""
+    return max(0.6 * store_bytes, 2 * batch_bytes)
+
+
+def _object_store_bytes(config: StationConfig) -> float:
+    """The smallest node's object store (attached), or the one Collector started."""
+    if not config.engine.address:
+        return config.engine.object_store_mb * 2**20
+    stores = [n["Resources"].get("object_store_memory", 0) for n in ray.nodes() if n["Alive"]]
+    return float(min(stores, default=config.engine.object_store_mb * 2**20))
+
+
 class RayEngine(Engine):
     def __init__(self, config: StationConfig, realtime: bool = True):
         started = time.perf_counter()
@@ -102,7 +136,12 @@ class RayEngine(Engine):
         self._busy: list[list] = [[] for _ in self.pool]  # per worker: batches not yet done
         self.max_inflight = config.engine.max_inflight_batches
         self.batch_deadline_s = config.engine.batch_deadline_s
-        self.inflight: deque = deque()
+        self._chunk_s = config.episode.chunk_ms / 1000
+        self._batch_bytes = nominal_batch_bytes(infos, self._chunk_s)
+        self.budget_bytes = inflight_budget(_object_store_bytes(config), self._batch_bytes)
+        self.inflight: deque = deque()  # execution result per batch, oldest first
+        self._sizes: deque = deque(maxlen=self.max_inflight + PERCEPTION_HOLDS)  # bytes per read
+        self._last_read: float | None = None
         self.backpressure_waits = 0  # times the loop waited for the pipeline to drain
         self.startup_s = time.perf_counter() - started
 
@@ -122,22 +161,40 @@ class RayEngine(Engine):
         return ray.get(self.execution.call.remote("begin", plan))
 
     def submit(self, clock: EpisodeClock, index: int, final: bool) -> None:
+        size = self._read_bytes()
         raw = self.capture.call.remote("read_batch", clock, index, final)
-        grid = self.perception.process.remote(raw)
+        grid = self.perception.perceive.remote([raw])
         worker = self._least_busy_worker()
-        encoded = self.pool[worker].process.remote(grid)
+        encoded = self.pool[worker].compute.remote(grid)
         self._busy[worker].append(encoded)
         deadline = time.time() + self.batch_deadline_s
         self.inflight.append(self.execution.append_from.remote(
             clock, index, [encoded], f"computation-{worker}", deadline, self.roles))
-        while len(self.inflight) > self.max_inflight:
+        self._sizes.append(size)
+        while len(self.inflight) > self.max_inflight or (
+                self._store_use() > self.budget_bytes and len(self.inflight) > 1):
             self.backpressure_waits += 1
             ray.get(self.inflight.popleft())
+
+    def _store_use(self) -> float:
+        """Estimated bytes of raw batches alive in the object store: those in flight, and at
+        least the last few reads (perception keeps their frames for ticks still to come)."""
+        alive = max(len(self.inflight), PERCEPTION_HOLDS)
+        return sum(list(self._sizes)[-alive:])
+
+    def _read_bytes(self) -> float:
+        """Bytes the next read will hand out, from the time since the last one (a read is
+        capped at READ_CHUNKS chunks' worth, see collector/capture.py)."""
+        now = time.monotonic()
+        chunks = 1.0 if self._last_read is None else (now - self._last_read) / self._chunk_s
+        self._last_read = now
+        return self._batch_bytes * min(max(chunks, 0.1), READ_CHUNKS)
 
     def stats(self) -> dict[str, float]:
         return {"startup_s": self.startup_s, "ray_startup_s": self.ray_startup_s,
                 "backpressure_waits": self.backpressure_waits,
-                "computation_workers": len(self.pool)}
+                "computation_workers": len(self.pool),
+                "inflight_budget_mb": self.budget_bytes / 2**20}
 
     def _least_busy_worker(self) -> int:
         """The worker with the fewest unfinished batches: a slow or restarting one gets less."""
@@ -150,6 +207,7 @@ class RayEngine(Engine):
                        overhead_s: dict[str, float]) -> EpisodeSummary:
         while self.inflight:
             ray.get(self.inflight.popleft())
+        self._last_read = None
         return ray.get(self.execution.call.remote("finish", metadata, recording_s, overhead_s))
 
     def health(self) -> dict[str, dict]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
 from collector.batch import GridBatch
+from collector.frames import FRAME_FIELD, pick_frames
 from schemas.station import ImageEncoding
 
 IMAGE_FIELD = "image"
@@ -21,15 +24,16 @@ def encoding_params(spec: ImageEncoding) -> dict:
     }
 
 
-def encode_frames(frames: np.ndarray, spec: ImageEncoding) -> np.ndarray:
-    """(m, H, W, 3) RGB uint8 -> object array of m encoded byte arrays (uint8), or raw frames."""
+def encode_frames(frames: np.ndarray | Sequence[np.ndarray], spec: ImageEncoding) -> np.ndarray:
+    """m RGB uint8 (H, W, 3) frames -> object array of m encoded byte arrays (uint8), or the
+    raw frames stacked."""
     if spec.resize is not None:
         width, height = spec.resize
         frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
                            for f in frames]) if len(frames) else \
             np.zeros((0, height, width, 3), np.uint8)
     if spec.encoding == "raw":
-        return frames
+        return np.asarray(frames)
     ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, spec.quality]) if spec.encoding == "jpeg" \
         else (".png", [cv2.IMWRITE_PNG_COMPRESSION, spec.png_compression])
     out = np.empty(len(frames), dtype=object)
@@ -52,17 +56,19 @@ def decode_frame(data: np.ndarray, encoding: str) -> np.ndarray:
 
 
 class Computation:
-    """Turns aligned frames into encoded frames; other streams pass through."""
+    """Fetches the frames the grid chose and encodes them; other streams pass through."""
 
-    def __init__(self, images: ImageEncoding, camera_streams: list[str]):
+    def __init__(self, images: ImageEncoding, camera_shapes: dict[str, tuple[int, ...]]):
         self.images = images
-        self.cameras = camera_streams
+        self.cameras = camera_shapes  # camera stream -> frame shape (H, W, 3)
 
     def process(self, batch: GridBatch) -> GridBatch:
-        for name in self.cameras:
+        """`batch.frames` must hold resolved `RawBatch`es (the Ray engine fetches them)."""
+        for name, shape in self.cameras.items():
             stream = batch.streams[name]
-            stream.values[IMAGE_FIELD] = encode_frames(stream.values[IMAGE_FIELD], self.images)
+            frames = pick_frames(stream.values.pop(FRAME_FIELD), name, IMAGE_FIELD,
+                                 batch.frames, stream.missing, shape)
+            stream.values[IMAGE_FIELD] = encode_frames(frames, self.images)
             batch.encoding[name] = encoding_params(self.images)
-        for chunk in batch.raw.values():  # full-rate frames are not kept; their timing is
-            chunk.fields.pop(IMAGE_FIELD, None)
+        batch.frames = {}  # done with the pixels: what travels on is small
         return batch

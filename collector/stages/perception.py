@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from collector.batch import GridBatch, RawBatch, StreamCounters
 from collector.derive import Deriver, derived_fields
+from collector.frames import BLOCK_ROWS, FRAME_FIELD, FrameBlocks, frame_handles
 from collector.quality import StreamChecker, checks_of, dropped_on_grid, split_checks
 from collector.stages.computation import IMAGE_FIELD
 from collector.sync import align_to_grid
@@ -74,21 +76,27 @@ class Perception:
         self._last_seq: dict[str, int] = {}
         self._next_tick = 0
         self._episode: str | None = None
+        self._frames = FrameBlocks()
 
-    def process(self, batch: RawBatch) -> GridBatch:
+    def process(self, batch: RawBatch, source: Any = None) -> GridBatch:
+        """`source`: where later stages find this batch's frames (default: the batch itself;
+        the Ray engine passes its object reference)."""
         clock = batch.clock
         if clock.episode_id != self._episode:
             self._reset(clock.episode_id)
         counters = {p.name: self._count(batch.chunks[p.name]) for p in self.plans}
         raw = {}
+        block = self._frames.add(batch if source is None else source)
         for plan in self.plans:
             chunk = batch.chunks[plan.name]
             keep = chunk.capture_ns >= clock.start_ns - plan.tolerance_ns
             inside = keep & (chunk.capture_ns < clock.end_ns + plan.tolerance_ns)
             annotated = self._annotate(plan, chunk, clock)
-            # raw: data only, and a camera's full-rate frames are not kept (their timing is):
-            # leaving them out here saves copying and shipping every frame a second time
-            raw[plan.name] = annotated.take(inside, without=(IMAGE_FIELD,))
+            if plan.kind == "camera":  # from here on a frame is its handle
+                annotated.fields.pop(IMAGE_FIELD, None)
+                annotated.fields[FRAME_FIELD] = frame_handles(block, len(chunk))
+            # raw: data only; a camera's full-rate frames are not kept (their timing is)
+            raw[plan.name] = annotated.take(inside, without=(FRAME_FIELD,))
             raw[plan.name].fields = split_checks(raw[plan.name].fields)[0]
             # samples past the last tick's reach change nothing; one is kept to settle the
             # ticks, the rest not at all (a loop running late would pile them up otherwise)
@@ -98,14 +106,18 @@ class Perception:
             pending = self._pending.get(plan.name)
             self._pending[plan.name] = Chunk.concat([pending, fresh]) if pending else fresh
 
+        # a stream whose read was capped has older samples still to come: only its own newest
+        # sample settles ticks, not the time of the read
         stop = clock.ticks if batch.final else min(
-            self._final_ticks(plan, clock, batch.read_ns) for plan in self.plans)
+            self._final_ticks(plan, clock, None if batch.chunks[plan.name].behind
+                              else batch.read_ns) for plan in self.plans)
         stop = max(stop, self._next_tick)
         grid = clock.times(self._next_tick, stop)
         streams = {plan.name: self._align(plan, grid, clock.period_ns) for plan in self.plans}
+        handles = [s.values[FRAME_FIELD] for s in streams.values() if FRAME_FIELD in s.values]
         out = GridBatch(clock=clock, index=batch.index, final=batch.final,
                         first_tick=self._next_tick, timestamps=grid, streams=streams, raw=raw,
-                        counters=counters)
+                        counters=counters, frames=self._frames.needed(handles))
         self._next_tick = stop
         self._forget_used(clock)
         return out
@@ -149,6 +161,7 @@ class Perception:
     def _reset(self, episode_id: str) -> None:
         self._episode = episode_id
         self._pending.clear()
+        self._frames.clear()
         self._drops.clear()
         for plan in self.plans:
             for state in (plan.checker, plan.deriver):
@@ -157,11 +170,13 @@ class Perception:
         self._last_seq.clear()  # samples discarded between episodes are not drops
         self._next_tick = 0
 
-    def _final_ticks(self, plan: StreamPlan, clock, read_ns: int) -> int:
+    def _final_ticks(self, plan: StreamPlan, clock, read_ns: int | None) -> int:
         """How many ticks of the episode no future sample of this stream can change."""
         pending = self._pending[plan.name]
         newest = int(pending.capture_ns[-1]) if len(pending) else -(2**62)
-        settled = max(newest - plan.tolerance_ns, read_ns - plan.tolerance_ns - LATE_NS)
+        settled = newest - plan.tolerance_ns
+        if read_ns is not None:
+            settled = max(settled, read_ns - plan.tolerance_ns - LATE_NS)
         ticks = (settled - clock.start_ns) // clock.period_ns  # ticks strictly before `settled`
         return int(min(max(ticks, 0), clock.ticks))
 
@@ -176,6 +191,10 @@ class Perception:
             if plan.name in self._drops:  # drops before the next tick's half-period are settled
                 drops = self._drops[plan.name]
                 self._drops[plan.name] = drops[drops >= next_t - clock.period_ns // 2]
+        # a block no waiting frame points into is needed by no later tick
+        oldest = [int(p.fields[FRAME_FIELD][0]) // BLOCK_ROWS for p in self._pending.values()
+                  if FRAME_FIELD in p.fields and len(p)]
+        self._frames.forget_before(min(oldest, default=self._frames.next_block))
 
     def _count(self, chunk: Chunk) -> StreamCounters:
         """Sequence gaps (the device's drops), including the one since the previous chunk."""

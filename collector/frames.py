@@ -1,0 +1,88 @@
+"""Camera frames travel by reference: perception picks frames by handle, computation fetches
+only the frames it encodes.
+
+Perception needs a frame's pixels once (its quality checks) and otherwise only its time; copying
+every frame into the pending buffer, onto the grid and into the next stage's message cost more
+than encoding it. So each read's frames stay where they arrived (the `RawBatch`, in this process
+or in Ray's object store) as a *block*; the pipeline moves an int64 handle per frame, and a
+`GridBatch` carries the blocks its handles point into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+FRAME_FIELD = "frame"  # per-sample handle: block * BLOCK_ROWS + row within the block
+BLOCK_ROWS = 1 << 24  # more frames than one read of one camera can hold
+
+
+def frame_handles(block: int, n: int) -> np.ndarray:
+    return block * BLOCK_ROWS + np.arange(n, dtype=np.int64)
+
+
+def blocks_of(handles: np.ndarray) -> np.ndarray:
+    return np.unique(handles // BLOCK_ROWS)
+
+
+class FrameBlocks:
+    """The blocks that samples waiting in perception point into; bounded by `forget_before`.
+
+    A block is whatever holds a read's frames: the `RawBatch` itself (inline engine) or a
+    reference to it in the object store (Ray engine).
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, Any] = {}
+        self._next = 0
+
+    def add(self, source: Any) -> int:
+        block = self._next
+        self._next += 1
+        self._blocks[block] = source
+        return block
+
+    def needed(self, handles: list[np.ndarray]) -> dict[int, Any]:
+        """The blocks behind `handles` (handles of ticks with no sample may point nowhere)."""
+        keys = np.unique(np.concatenate([blocks_of(h) for h in handles])) if handles else []
+        return {int(k): self._blocks[int(k)] for k in keys if int(k) in self._blocks}
+
+    @property
+    def next_block(self) -> int:
+        return self._next
+
+    def forget_before(self, block: int) -> None:
+        for key in [k for k in self._blocks if k < block]:
+            del self._blocks[key]
+
+    def clear(self) -> None:
+        self._blocks.clear()
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+
+def pick_frames(handles: np.ndarray, camera: str, image_field: str, blocks: dict[int, Any],
+                missing: np.ndarray, shape: tuple[int, ...]) -> Sequence[np.ndarray]:
+    """The frames behind `handles`, as views into their blocks (resolved `RawBatch`es).
+
+    A tick with no sample whose block is gone (an empty stream) shows a black frame; a tick
+    with a sample whose block is gone is a bug upstream.
+    """
+    if len(handles) == 0:
+        return np.zeros((0, *shape), np.uint8)
+    black = None
+    frames = []
+    for tick, handle in enumerate(handles.tolist()):  # one view per frame: encoding is per frame
+        source = blocks.get(handle // BLOCK_ROWS)
+        if source is None:
+            if not missing[tick]:
+                raise LookupError(f"{camera}: frame block {handle // BLOCK_ROWS} of tick "
+                                  f"{tick} did not reach computation")
+            black = black if black is not None else np.zeros(shape, np.uint8)
+            frames.append(black)
+            continue
+        frames.append(source.chunks[camera].fields[image_field][handle % BLOCK_ROWS])
+    return frames
