@@ -17,7 +17,10 @@ from drivers.chunk import Chunk
 from schemas.station import StationConfig
 
 HEALTH_WINDOW_NS = 2_000_000_000  # rates are measured over the last reads of about this long
-READ_CHUNKS = 3  # one read hands out at most this many chunks' worth of a stream
+# One read hands out at most this many chunks' worth of a stream, and this many bytes of it (a
+# fast camera): the newest; older samples are dropped as overflow (drivers/base.py read_limit).
+READ_CHUNKS = 3
+READ_MAX_BYTES = 48 * 2**20
 
 
 class StreamHealth:
@@ -50,14 +53,24 @@ class StreamHealth:
                 "ok": age is not None and age < stale_after}
 
 
+def read_limit(info: StreamInfo, chunk_s: float) -> int:
+    """Most samples of a stream one read hands out: what keeps every batch (and so the object
+    store and the pipeline's memory) bounded when the pipeline lags."""
+    by_time = math.ceil(info.rate_hz * chunk_s * READ_CHUNKS)
+    return max(4, min(by_time, READ_MAX_BYTES // max(info.sample_bytes, 1)))
+
+
 class Capture:
-    def __init__(self, config: StationConfig, realtime: bool = True):
+    """`lend`: each `read_batch` holds views into the devices' buffers, valid until the next
+    read: for a caller that serializes the batch before it reads again (the Ray engine)."""
+
+    def __init__(self, config: StationConfig, realtime: bool = True, lend: bool = False):
         self.rig = build_rig(config, realtime=realtime)
         chunk_s = config.episode.chunk_ms / 1000
         for device in self.rig.streams():
             if isinstance(device, ThreadedDevice):  # a lagging pipeline gets usual-size batches
-                rate = device.describe().rate_hz
-                device.read_limit = max(4, math.ceil(rate * chunk_s * READ_CHUNKS))
+                device.read_limit = read_limit(device.describe(), chunk_s)
+                device.lend_reads = lend
         self.rig.open()
         self._health = {d.describe().name: StreamHealth(d.describe()) for d in self.rig.streams()}
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 FRAME_FIELD = "frame"  # per-sample handle: block * BLOCK_ROWS + row within the block
+FRAME_BEFORE = "frame_before"  # handle of the frame the camera delivered before (-1: none)
 BLOCK_ROWS = 1 << 24  # more frames than one read of one camera can hold
 
 
@@ -46,7 +47,8 @@ class FrameBlocks:
 
     def needed(self, handles: list[np.ndarray]) -> dict[int, Any]:
         """The blocks behind `handles` (handles of ticks with no sample may point nowhere)."""
-        keys = np.unique(np.concatenate([blocks_of(h) for h in handles])) if handles else []
+        keys = np.unique(np.concatenate([blocks_of(h[h >= 0]) for h in handles])) \
+            if handles else []
         return {int(k): self._blocks[int(k)] for k in keys if int(k) in self._blocks}
 
     @property
@@ -64,6 +66,15 @@ class FrameBlocks:
         return len(self._blocks)
 
 
+def frame_at(handle: int, camera: str, image_field: str,
+             blocks: dict[int, Any]) -> np.ndarray | None:
+    """The frame behind one handle, or None when its block is not at hand."""
+    source = blocks.get(handle // BLOCK_ROWS) if handle >= 0 else None
+    if source is None:
+        return None
+    return source.chunks[camera].fields[image_field][handle % BLOCK_ROWS]
+
+
 def pick_frames(handles: np.ndarray, camera: str, image_field: str, blocks: dict[int, Any],
                 missing: np.ndarray, shape: tuple[int, ...]) -> Sequence[np.ndarray]:
     """The frames behind `handles`, as views into their blocks (resolved `RawBatch`es).
@@ -76,13 +87,12 @@ def pick_frames(handles: np.ndarray, camera: str, image_field: str, blocks: dict
     black = None
     frames = []
     for tick, handle in enumerate(handles.tolist()):  # one view per frame: encoding is per frame
-        source = blocks.get(handle // BLOCK_ROWS)
-        if source is None:
+        frame = frame_at(handle, camera, image_field, blocks)
+        if frame is None:
             if not missing[tick]:
                 raise LookupError(f"{camera}: frame block {handle // BLOCK_ROWS} of tick "
                                   f"{tick} did not reach computation")
             black = black if black is not None else np.zeros(shape, np.uint8)
-            frames.append(black)
-            continue
-        frames.append(source.chunks[camera].fields[image_field][handle % BLOCK_ROWS])
+            frame = black
+        frames.append(frame)
     return frames

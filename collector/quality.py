@@ -1,10 +1,13 @@
 """Quality checks, batched over whole chunks: what is wrong with each sample, and each tick.
 
-Per sample (in perception, as samples arrive): frozen, blurred, over/under-exposed (cameras), out
-of range and saturated (signals), checksum failures (any stream). Each check gives a score and a
-flag. Per tick: the scores and flags of the sample the tick used (nearest streams) or the worst
-over the tick's window (aggregated streams), plus `dropped`: the sample this tick should have used
-never arrived (a sequence gap). Everything is stored under /quality/<stream>/<check>[_score].
+Per sample (in perception, as samples arrive): out of range and saturated (signals), checksum
+failures (any stream). Each check gives a score and a flag. Per tick: the scores and flags of the
+sample the tick used (nearest streams) or the worst over the tick's window (aggregated streams),
+plus `dropped`: the sample this tick should have used never arrived (a sequence gap).
+Camera pixel checks (frozen, blurred, over/under-exposed) need the pixels, which only the
+computation pool touches: it scores the frame each tick shows, beside the frame delivered before
+it (`frame_scores`), so a tick's camera flags are those of the sample it shows.
+Everything is stored under /quality/<stream>/<check>[_score].
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from schemas.station import CameraChecks, SignalChecks
 
 PERFORMANCE_CHECKS = ("dropped",)  # a sample that never arrived: a performance loss
 CAMERA_CHECKS = ("frozen", "blurred", "overexposed", "underexposed", "checksum")
+PIXEL_CHECKS = CAMERA_CHECKS[:4]  # need the frame's pixels: run in computation, on chosen frames
 SIGNAL_CHECKS = ("out_of_range", "saturated", "checksum")
 SCORE = "_score"
 PREFIX = "quality:"  # per-sample check fields ride along with a stream's samples under this prefix
@@ -85,30 +89,20 @@ def clipped_fraction(gray: np.ndarray, low: int, high: int) -> tuple[np.ndarray,
         ((flat >= high).sum(axis=1) / n).astype(np.float32)
 
 
-def mean_change(gray: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-    """Mean |gray change| of each frame from the one before it (NaN for the very first)."""
-    m, h, w = gray.shape
-    out = np.full(m, np.nan, np.float32)
-    if m == 0:
-        return out
-    flat = gray.reshape(m, h * w)
-    if m > 1:
-        out[1:] = cv2.absdiff(flat[1:], flat[:-1]).mean(axis=1)
-    if previous is not None and previous.shape == gray.shape[1:]:
-        out[0] = cv2.absdiff(flat[0], previous.reshape(-1)).mean()
-    return out
-
-
-def camera_scores(frames: np.ndarray, previous: np.ndarray | None,
-                  checks: CameraChecks) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Scores and flags of every frame; returns them and the last small frame (for the next)."""
-    gray = small_gray(frames, checks.downscale)
+def frame_scores(gray: np.ndarray, previous: np.ndarray, has_previous: np.ndarray,
+                 checks: CameraChecks) -> dict[str, np.ndarray]:
+    """Scores and flags of frames given as small grays (`small_gray`), each beside the frame
+    its camera delivered before it (`previous[i]`, where `has_previous[i]`)."""
+    m = gray.shape[0]
     under, over = clipped_fraction(gray, checks.clip_low, checks.clip_high)
     sharpness = laplacian_variance(gray)
-    change = mean_change(gray, previous)
+    change = np.full(m, np.nan, np.float32)  # no previous frame: NaN, which is never frozen
+    if has_previous.any():
+        moved = cv2.absdiff(gray[has_previous], previous[has_previous])
+        change[has_previous] = moved.reshape(moved.shape[0], -1).mean(axis=1)
     over_flag = over >= checks.overexposed_fraction
     under_flag = under >= checks.underexposed_fraction
-    out = {
+    return {
         "frozen": change <= checks.frozen_max_diff,  # NaN (no previous frame) compares False
         "frozen" + SCORE: change,
         # a clipped frame has no edges to measure: it is flagged for exposure, not for blur
@@ -119,8 +113,22 @@ def camera_scores(frames: np.ndarray, previous: np.ndarray | None,
         "underexposed": under_flag,
         "underexposed" + SCORE: under,
     }
-    last = gray[-1].copy() if len(gray) else previous
-    return out, last
+
+
+def camera_scores(frames: np.ndarray, previous: np.ndarray | None,
+                  checks: CameraChecks) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Scores and flags of consecutive frames; returns them and the last small frame (for the
+    next call). `previous`: the small frame delivered just before `frames[0]`, if any."""
+    gray = small_gray(frames, checks.downscale)
+    m = gray.shape[0]
+    has = np.ones(m, bool)
+    before = np.empty_like(gray)
+    if m:
+        before[1:] = gray[:-1]
+        has[0] = previous is not None and previous.shape == gray.shape[1:]
+        before[0] = previous if has[0] else 0
+    last = gray[-1].copy() if m else previous
+    return frame_scores(gray, before, has, checks), last
 
 
 # -- signals ------------------------------------------------------------------------------------
@@ -165,6 +173,7 @@ class Gaps:
 
     times: np.ndarray  # (k,) int64 expected capture time of each dropped sample
     after: np.ndarray  # (g,) index into the chunk of each sample that follows a gap
+    seq: np.ndarray  # (k,) sequence number of each dropped sample
 
 
 def find_gaps(seq: np.ndarray, times: np.ndarray, previous: tuple[int, int] | None) -> Gaps:
@@ -174,20 +183,21 @@ def find_gaps(seq: np.ndarray, times: np.ndarray, previous: tuple[int, int] | No
     """
     empty = np.zeros(0, np.int64)
     if seq.shape[0] == 0:
-        return Gaps(empty, empty.astype(np.intp))
+        return Gaps(empty, empty.astype(np.intp), empty)
     if previous is not None:
         seq = np.concatenate([[previous[0]], seq])
         times = np.concatenate([[previous[1]], times])
     lost = np.diff(seq) - 1
     at = np.flatnonzero(lost > 0)
     if at.size == 0:
-        return Gaps(empty, empty.astype(np.intp))
+        return Gaps(empty, empty.astype(np.intp), empty)
     k = lost[at]
     step = (times[at + 1] - times[at]) // (k + 1)
     j = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k) + 1  # 1..k within each gap
     expected = np.repeat(times[at], k) + j * np.repeat(step, k)
     after = at + 1 - (1 if previous is not None else 0)  # index into the chunk itself
-    return Gaps(expected.astype(np.int64), after.astype(np.intp))
+    return Gaps(expected.astype(np.int64), after.astype(np.intp),
+                (np.repeat(seq[at], k) + j).astype(np.int64))
 
 
 def checksum_counts(n: int, failures: int, after_gap: np.ndarray) -> np.ndarray:
@@ -257,8 +267,10 @@ class StreamChecker:
         if n:
             self.previous_sample = (int(seq[-1]), int(times[-1]))
         if self.kind == "camera":
-            out, self.previous_frame = camera_scores(fields["image"], self.previous_frame,
-                                                     self.camera or CameraChecks())
+            out = {}  # pixel checks run in computation, on the frames the grid chose
+            if "image" in fields:  # ...unless the pixels are here
+                out, self.previous_frame = camera_scores(fields["image"], self.previous_frame,
+                                                         self.camera or CameraChecks())
         else:
             out = signal_scores(fields, n, self.signal)
         counts = checksum_counts(n, checksum_failures, gaps.after)

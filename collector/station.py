@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector import __version__
-from collector.allocator import keep_freed_memory
 from collector.batch import EpisodeClock
 from collector.config import dump_station
 from collector.derive import derived_fields
@@ -26,6 +25,7 @@ from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
 from collector.storage.writer import free_gb
 from collector.task import episode_seconds, task_name
+from collector.tuning import tune_process
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import DerivedSignals, StationConfig
@@ -82,7 +82,7 @@ def image_shapes(config: StationConfig, infos: list[StreamInfo]) -> dict:
 
 class Station:
     def __init__(self, config: StationConfig, realtime: bool = True):
-        keep_freed_memory()
+        tune_process()
         self.config = config
         self.engine: Engine = start_engine(config, realtime)
         self.infos = self.engine.describe()
@@ -130,8 +130,9 @@ class Station:
                 f"(every committed episode is complete): free some space and start again")
 
     def record_episode(self, number: int, episodes: int, overhead_s: dict[str, float],
-                       progress: Callable[[Progress], None] | None = None) -> EpisodeSummary:
-        run = self.begin_episode()
+                       progress: Callable[[Progress], None] | None = None,
+                       duration_s: float | None = None) -> EpisodeSummary:
+        run = self.begin_episode(duration_s)
         stopped = ""
         while True:
             if not stopped and (self.stop.is_set() or self.disk_low()):

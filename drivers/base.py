@@ -32,6 +32,12 @@ class StreamInfo:
     rate_hz: float
     fields: dict[str, FieldInfo] = field(default_factory=dict)
 
+    @property
+    def sample_bytes(self) -> int:
+        """Bytes of one sample's fields (a camera: one frame)."""
+        return sum(int(np.prod(f.shape)) * np.dtype(f.dtype).itemsize
+                   for f in self.fields.values())
+
 
 @dataclass
 class Capture:
@@ -86,17 +92,19 @@ class ThreadedDevice(Device):
 
     ring_seconds = 2.0  # how far the pipeline may fall behind before samples are refused...
     ring_max_bytes = 256 * 2**20  # ...within this much memory (a fast or big camera gets less)
-    # Most samples one read hands out (None: all). A lagging pipeline then gets batches of the
-    # usual size, oldest first, instead of ever larger ones; the ring refuses what it cannot hold.
+    # Most samples one read hands out (None: all): the newest, the older ones counted as
+    # overflow. A lagging pipeline then gets batches of the usual size, of fresh samples,
+    # instead of ever larger batches of samples too late to use.
     read_limit: int | None = None
+    # Reads hand out views into the ring, valid until the next read, instead of copies: for a
+    # caller that serializes each chunk at once (the Ray engine's capture actor).
+    lend_reads: bool = False
     max_backoff_s = 0.5  # longest wait between reconnect attempts
 
     def __init__(self, info: StreamInfo):
         self.info = info
-        sample_bytes = sum(int(np.prod(f.shape)) * np.dtype(f.dtype).itemsize
-                           for f in info.fields.values())
         capacity = max(8, min(int(info.rate_hz * self.ring_seconds),
-                              self.ring_max_bytes // max(sample_bytes, 1)))
+                              self.ring_max_bytes // max(info.sample_bytes, 1)))
         self._ring = SampleRing(capacity, {k: (f.shape, np.dtype(f.dtype))
                                            for k, f in info.fields.items()})
         self._stop = threading.Event()
@@ -144,7 +152,8 @@ class ThreadedDevice(Device):
     def read(self) -> Chunk:
         if self._error is not None:
             raise DeviceError(f"{self.info.name}: reader thread failed: {self._error}")
-        times, values, overflow, behind = self._ring.drain(self.read_limit)
+        times, values, overflow, overflow_seq = self._ring.drain(self.read_limit,
+                                                                 self.lend_reads)
         with self._lost_lock:
             # Downtime is reported as it passes, not only once the device is back, so each
             # read (and each episode) is charged only the downtime that fell within it.
@@ -165,9 +174,9 @@ class ThreadedDevice(Device):
             seq=times[:, 2],
             fields=values,
             overflow=overflow,
+            overflow_seq=overflow_seq,
             checksum_failures=failures,
             lost_s=lost_s,
-            behind=behind,
         )
 
     def _capture_times(self, arrival_ns: np.ndarray, device_ns: np.ndarray) -> np.ndarray:

@@ -26,9 +26,9 @@ class Chunk:
     seq: np.ndarray
     fields: dict[str, np.ndarray]
     overflow: int = 0  # samples lost because the ring buffer was full, since the last read
+    overflow_seq: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # their seq
     checksum_failures: int = 0
     lost_s: float = 0.0  # seconds the device was unavailable (disconnects), since the last read
-    behind: int = 0  # samples a capped read left in the device's buffer (the pipeline lags)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -53,6 +53,7 @@ class Chunk:
             seq=np.concatenate([c.seq for c in chunks]),
             fields={k: np.concatenate([c.fields[k] for c in chunks]) for k in first.fields},
             overflow=sum(c.overflow for c in chunks),
+            overflow_seq=np.concatenate([c.overflow_seq for c in chunks]),
             checksum_failures=sum(c.checksum_failures for c in chunks),
             lost_s=sum(c.lost_s for c in chunks),
         )

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 
+OVERFLOW_SEQ_KEPT = 1 << 16  # per drain; past it, lost samples look like the device's drops
 
 class SampleRing:
     """Fixed-capacity FIFO of samples, each a set of named numpy fields plus timestamps.
@@ -22,7 +23,9 @@ class SampleRing:
         }
         self._head = 0  # next slot to read
         self._size = 0
+        self._lent = 0  # slots just before the head that the last drain lent out as views
         self._overflow = 0
+        self._overflow_seq: list[np.ndarray] = []  # sequence numbers of those samples
         self._lock = threading.Lock()
 
     def push(self, arrival_ns: np.ndarray, device_ns: np.ndarray, seq: np.ndarray,
@@ -30,36 +33,83 @@ class SampleRing:
         """Append a block of samples; returns how many were refused for lack of room."""
         n = int(arrival_ns.shape[0])
         with self._lock:
-            room = self.capacity - self._size
-            take = min(n, room)
-            if take:
-                slots = (self._head + self._size + np.arange(take)) % self.capacity
-                self._times[slots, 0] = arrival_ns[:take]
-                self._times[slots, 1] = device_ns[:take]
-                self._times[slots, 2] = seq[:take]
+            take = min(n, self.capacity - self._size - self._lent)
+            tail = (self._head + self._size) % self.capacity
+            first = min(take, self.capacity - tail)
+            # at most two slice copies (the ring wraps once): a memcpy each, and numpy lets
+            # other threads run meanwhile
+            for dst, src in ((slice(tail, tail + first), slice(0, first)),
+                             (slice(0, take - first), slice(first, take))):
+                if dst.stop <= dst.start:
+                    continue
+                self._times[dst, 0] = arrival_ns[src]
+                self._times[dst, 1] = device_ns[src]
+                self._times[dst, 2] = seq[src]
                 for name, buf in self._fields.items():
-                    buf[slots] = values[name][:take]
-                self._size += take
-            self._overflow += n - take
+                    buf[dst] = values[name][src]
+            self._size += take
+            if take < n:
+                self._count_overflow(seq[take:])
             return n - take
 
-    def drain(self, limit: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], int, int]:
-        """The oldest `limit` samples (all by default) as fresh arrays, the overflow since the
-        last drain, and how many samples stay buffered."""
+    def drain(self, limit: int | None = None, lend: bool = False
+              ) -> tuple[np.ndarray, dict[str, np.ndarray], int, np.ndarray]:
+        """Every buffered sample, oldest first, and the overflow since the last drain: how
+        many, and the sequence numbers of (at most OVERFLOW_SEQ_KEPT of) them.
+
+        `limit`: at most this many, the newest: older ones are dropped and counted as overflow
+        (a consumer that far behind would place them too late for their ticks anyway, and
+        taking them would keep it behind).
+
+        `lend`: hand out views into the ring instead of copies, valid until the next drain (for
+        a caller that serializes them at once); samples that wrap around the ring's end are
+        copied as usual (one drain in every few).
+        """
         with self._lock:
-            take = self._size if limit is None else min(self._size, limit)
-            # at most two contiguous runs (the ring wraps once): slice copies are a memcpy,
-            # several times faster than fancy indexing for camera frames
-            first = min(take, self.capacity - self._head)
-            runs = [slice(self._head, self._head + first), slice(0, take - first)]
-            times = np.concatenate([self._times[r] for r in runs])
-            fields = {name: np.concatenate([buf[r] for r in runs])
-                      for name, buf in self._fields.items()}
-            overflow = self._overflow
+            self._lent = 0  # the caller is done with what the last drain lent
+            if limit is not None and self._size > limit:
+                skip = self._size - limit
+                self._count_overflow(self._times[(self._head + np.arange(skip)) % self.capacity, 2])
+                self._head = (self._head + skip) % self.capacity
+                self._size -= skip
+            take = self._size
+            if lend and take <= self.capacity - self._head:
+                run = slice(self._head, self._head + take)
+                times = self._times[run]
+                fields = {name: buf[run] for name, buf in self._fields.items()}
+                self._lent = take
+            else:
+                # at most two contiguous runs (the ring wraps once): slice copies are a memcpy,
+                # several times faster than fancy indexing for camera frames
+                first = min(take, self.capacity - self._head)
+                runs = [slice(self._head, self._head + first), slice(0, take - first)]
+                times = np.concatenate([self._times[r] for r in runs])
+                fields = {name: np.concatenate([buf[r] for r in runs])
+                          for name, buf in self._fields.items()}
+            overflow, overflow_seq = self._overflow, self._take_overflow_seq()
             self._head = (self._head + take) % self.capacity
-            self._size -= take
+            self._size = 0
             self._overflow = 0
-            return times, fields, overflow, self._size
+            return times, fields, overflow, overflow_seq
+
+    def full(self) -> bool:
+        return self._size + self._lent >= self.capacity
+
+    def refuse(self, seq: np.ndarray) -> None:
+        """Count samples a producer did not even offer because the ring was full."""
+        with self._lock:
+            self._count_overflow(seq)
+
+    def _count_overflow(self, seq: np.ndarray) -> None:
+        """So that perception can tell the samples we lost from those the device lost."""
+        self._overflow += len(seq)
+        if sum(len(s) for s in self._overflow_seq) < OVERFLOW_SEQ_KEPT:
+            self._overflow_seq.append(np.asarray(seq, np.int64).copy())
+
+    def _take_overflow_seq(self) -> np.ndarray:
+        out = np.concatenate(self._overflow_seq) if self._overflow_seq else np.zeros(0, np.int64)
+        self._overflow_seq = []
+        return out
 
     def clear(self) -> tuple[int, int | None]:
         """Forget every buffered sample (and the overflow count); returns how many there were
@@ -71,7 +121,9 @@ class SampleRing:
                 newest = int(self._times[(self._head + thrown - 1) % self.capacity, 0])
             self._head = (self._head + self._size) % self.capacity
             self._size = 0
+            self._lent = 0
             self._overflow = 0
+            self._overflow_seq = []
             return thrown, newest
 
     def __len__(self) -> int:

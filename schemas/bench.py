@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-BENCH_SCHEMA_VERSION = 1
+BENCH_SCHEMA_VERSION = 2  # 2: rates per second of recording (turnover apart), warm-up
 
 
 class _Model(BaseModel):
@@ -30,9 +30,11 @@ class RunInfo(_Model):
 
 
 class Throughput(_Model):
-    camera_fps: float  # camera grid rows with a frame, written per wall second
+    camera_fps: float  # camera grid rows with a frame, written per second of recording
+    camera_fps_with_turnover: float = 0.0  # the same per wall second (episode open/commit too)
     sensor_samples_per_s: float  # full-rate samples of sensor streams stored under /raw
-    mb_per_s: float  # episode bytes on disk per wall second
+    mb_per_s: float  # episode bytes on disk per second of recording
+    recording_s: float = 0.0  # per episode: first captured row to last row on disk, summed
     wall_s: float  # first episode begin to last episode commit
     camera_frames: int
     sensor_samples: int
@@ -41,7 +43,8 @@ class Throughput(_Model):
 
 class Drops(_Model):
     pipeline: int  # samples refused by full ring buffers: the pipeline did not read in time
-    by_cause: dict[str, int]  # overflow / dropped (device sequence gaps) / missing (no sample)
+    by_cause: dict[str, int]  # overflow / dropped (device sequence gaps) / sync_miss (grid rows
+    # with no sample in time for other reasons)
     by_stream: dict[str, int]  # "<cause>:<stream>" -> samples
 
 

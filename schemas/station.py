@@ -24,7 +24,8 @@ class EngineConfig(StrictModel):
         8, ge=1, description="backpressure: batches in flight (fewer when their frames would "
                              "fill more than half the object store)")
     batch_deadline_s: float = Field(
-        3.0, gt=0, description="a batch not computed this long after its read is counted lost")
+        3.0, gt=0, description="a batch still not computed this long after the one before it "
+                               "was written is counted lost (its worker is stuck)")
 
 
 class Waypoint(StrictModel):

@@ -18,12 +18,13 @@ from collector.quality import (
     find_gaps,
     signal_scores,
 )
+from collector.stages.computation import Computation
 from collector.stages.perception import Perception, StreamPlan
 from drivers.chunk import Chunk
 from drivers.sim.camera import SimCamera, injected_faults, read_counter
 from drivers.sim.world import SimWorld
 from schemas.devices import Faults, SimCameraConfig
-from schemas.station import CameraChecks, SignalChecks
+from schemas.station import CameraChecks, ImageEncoding, SignalChecks
 from tests.conftest import SIM_CONFIG
 
 MS = 1_000_000
@@ -160,16 +161,25 @@ def test_perception_flags_do_not_depend_on_chunk_boundaries(delivered):
         return Chunk("cam", "camera", times[idx], times[idx], times[idx], seq[idx],
                      {"image": frames[idx]})
 
-    whole = Perception(plan()).process(RawBatch(clock, 0, 0, True, {"cam": chunk(slice(None))}))
+    # perception aligns and flags drops; computation runs the pixel checks on the chosen frames
+    computation = Computation(ImageEncoding(encoding="raw"), {"cam": frames.shape[1:]},
+                              {"cam": CameraChecks()})
+    whole = computation.process(Perception(plan()).process(
+        RawBatch(clock, 0, 0, True, {"cam": chunk(slice(None))})))
     perception, outs = Perception(plan()), []
     parts = np.array_split(np.arange(len(seq)), 11)
     for i, idx in enumerate(parts):
-        outs.append(perception.process(RawBatch(clock, i, int(times[idx[-1]]) + 1,
-                                                i == len(parts) - 1, {"cam": chunk(idx)})))
+        outs.append(computation.process(perception.process(RawBatch(
+            clock, i, int(times[idx[-1]]) + 1, i == len(parts) - 1, {"cam": chunk(idx)}))))
+    truth = injected_faults(FAULTS, 0, 400)
     for name in ("dropped", "frozen", "blurred", "overexposed"):
         joined = np.concatenate([o.streams["cam"].flags[name] for o in outs])
         np.testing.assert_array_equal(joined, whole.streams["cam"].flags[name], err_msg=name)
-    truth = injected_faults(FAULTS, 0, 400)
+        if name != "dropped":  # the pixel checks found the frames the simulator spoiled
+            shown = whole.streams["cam"]
+            shown_seq = np.round((shown.capture_ns - 1_000 * MS) / 33_333_333).astype(int)
+            expected = truth[name][shown_seq] & ~shown.missing
+            np.testing.assert_array_equal(joined & ~shown.missing, expected, err_msg=name)
     on_grid = whole.streams["cam"]
     lost = np.flatnonzero(truth["dropped"][:390])
     assert on_grid.flags["dropped"][np.round((lost * 33_333_333 - 5 * MS) / 33_333_333)
@@ -234,3 +244,26 @@ def test_checksum_failures_and_ranges_reach_the_ticks():
     assert out.scores["out_of_range_score"][7] == pytest.approx(89.0)
     assert out.scores["dropped_score"][14] == 1  # 150 ms is nearest to the tick at 150 ms
     assert out.flags["dropped"][14]  # and it was the sample that tick should have used
+
+
+def test_samples_our_ring_refused_are_overflow_not_the_devices_drops():
+    period = 33_333_333
+    seq = np.array([0, 1, 2, 5, 6, 7, 8, 9])  # 3 and 4 missing
+    times = 1_000 * MS + seq * period
+    clock = EpisodeClock("e", 1_000 * MS, period, 10)
+
+    def flags(overflow_seq):
+        chunk = Chunk("cam", "camera", times, times, times, seq,
+                      {"image": np.zeros((len(seq), 8, 8, 3), np.uint8)},
+                      overflow=len(overflow_seq), overflow_seq=np.array(overflow_seq, np.int64))
+        plan = StreamPlan("cam", "camera", "nearest", 22 * MS, period,
+                          StreamChecker("camera", camera=CameraChecks()))
+        out = Perception([plan]).process(RawBatch(clock, 0, 0, True, {"cam": chunk}))
+        return out.streams["cam"].flags["dropped"], out.counters["cam"].dropped
+
+    dropped, count = flags([])
+    assert dropped[[3, 4]].all() and dropped.sum() == 2 and count == 2  # the device lost them
+    dropped, count = flags([3, 4])
+    assert not dropped.any() and count == 0  # our buffer refused them: overflow, not a drop
+    dropped, count = flags([4])
+    assert dropped[3] and dropped.sum() == 1 and count == 1

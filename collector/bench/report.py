@@ -26,6 +26,8 @@ def format_result(r: BenchResult) -> str:
         f"  camera frames/s   {t.camera_fps:9.1f}   {q.camera_fps_vs_bare_loop:5.2f}x bare loop "
         f"({b.bare_loop_fps:.1f}), {q.camera_fps_vs_encode_all_cores:5.2f}x JPEG encode on all "
         f"cores ({b.encode_fps_per_core:.1f}/core)",
+        f"                    per second of recording ({t.recording_s:.1f} s); "
+        f"{t.camera_fps_with_turnover:.1f} with episode open/commit/reset",
         f"  sensor samples/s  {t.sensor_samples_per_s:9.1f}",
         f"  MB/s written      {t.mb_per_s:9.2f}   {q.mb_per_s_vs_disk:5.3f}x disk sequential "
         f"write+fsync ({b.disk_write_mb_per_s:.0f} MB/s)",
@@ -37,7 +39,7 @@ def format_result(r: BenchResult) -> str:
         f"over {lat.rows} rows",
         f"  drops             pipeline (ring overflow) {r.drops.pipeline}, device gaps "
         f"{r.drops.by_cause.get('dropped', 0)}, grid rows missing "
-        f"{r.drops.by_cause.get('missing', 0)}",
+        f"{r.drops.by_cause.get('sync_miss', 0)}",
         f"  CPU               mean {res.cpu_percent_mean:.0f}% (all station processes)",
         f"  resident memory   peak {res.rss_mb_peak:.0f} MB, growth {res.rss_growth:+.1%} after "
         f"{res.rss_warmup_s:g} s warm-up",

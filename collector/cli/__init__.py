@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from collector.allocator import keep_freed_memory
 from collector.errors import CollectorError
+from collector.tuning import tune_process
 
 COMMANDS = ["record", "inspect", "config_cmd", "devices", "recover", "validate", "export", "run",
             "report", "replay", "plot", "bench"]
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    keep_freed_memory()  # before any frame buffer: the bench's baselines get it too
+    tune_process()  # before any frame buffer: the bench's baselines get it too
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

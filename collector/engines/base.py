@@ -21,7 +21,9 @@ def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perceptio
 
 def make_computation(config: StationConfig, infos: list[StreamInfo]) -> Computation:
     cameras = {i.name: i.fields[IMAGE_FIELD].shape for i in infos if i.kind == "camera"}
-    return Computation(config.pipeline.images, cameras)
+    checks = {name: config.quality.for_camera(name) for name in cameras} if config.quality \
+        else None
+    return Computation(config.pipeline.images, cameras, checks)
 
 
 def make_execution() -> Execution:

@@ -12,16 +12,15 @@ import contextlib
 import time
 from collections import deque
 
-import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from collector.allocator import keep_freed_memory
 from collector.batch import EpisodeClock, GridBatch
 from collector.capture import READ_CHUNKS, Capture
 from collector.engines.base import Engine, make_computation, make_execution, make_perception
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.stages.execution import EpisodePlan, EpisodeSummary
+from collector.tuning import tune_process
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import StationConfig
@@ -35,7 +34,7 @@ class _Stage:
     """Hosts one stage object built inside the actor (so no big object crosses at start-up)."""
 
     def __init__(self, factory, *args):
-        keep_freed_memory()
+        tune_process()
         self.stage = factory(*args)
 
     def call(self, method: str, *args):
@@ -53,16 +52,16 @@ class _Stage:
         batch.frames = dict(zip(refs, ray.get([batch.frames[k] for k in refs]), strict=True))
         return self.stage.process(batch)
 
-    def append_from(self, clock, index: int, boxed: list, worker: str, deadline: float,
+    def append_from(self, clock, index: int, boxed: list, worker: str, wait_s: float,
                     roles: dict[str, str]) -> int:
         """Execution side: resolve the batch and append it, or account for its loss.
 
         The ref comes boxed in a list so that a crashed stage reaches us as an exception
-        instead of failing this call. A batch not computed by `deadline` (wall clock: nodes
-        share no monotonic clock) is given up, so a worker stuck restarting cannot stall the
-        station beyond its buffers; a batch that is computed but late is still written.
+        instead of failing this call. Batches are appended in order, so this call starts once
+        the batch before is written: a batch still not computed `wait_s` later is given up (its
+        worker is stuck or restarting), while a pipeline that is merely slow keeps its batches.
         """
-        ready, _ = ray.wait(boxed, timeout=max(deadline - time.time(), 0.0))
+        ready, _ = ray.wait(boxed, timeout=wait_s)
         if not ready:  # still not computed: its worker is stuck or restarting
             return self.stage.lose(index, f"stalled:{worker}", clock)
         try:
@@ -91,15 +90,14 @@ def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
 
 def nominal_batch_bytes(infos: list[StreamInfo], chunk_s: float) -> float:
     """Bytes one read of every stream hands out at nominal rates."""
-    return sum(info.rate_hz * chunk_s * sum(
-        int(np.prod(f.shape)) * np.dtype(f.dtype).itemsize for f in info.fields.values())
-        for info in infos)
+    return sum(info.rate_hz * chunk_s * info.sample_bytes for info in infos)
 
 
 def inflight_budget(store_bytes: float, batch_bytes: float) -> float:
-    """Bytes of raw batches the loop lets live in the object store: 60% of it (the rest is
-    headroom: a full store spills to disk, which costs far more than waiting)."""
-    return max(0.6 * store_bytes, 2 * batch_bytes)
+    """Bytes of raw batches the loop lets live in the object store: 40% of it. The rest holds
+    the encoded batches (in flight, and in the writer until its next flush) and headroom: a
+    full store spills to disk, which costs far more than waiting."""
+    return max(0.4 * store_bytes, 2 * batch_bytes)
 
 
 def _object_store_bytes(config: StationConfig) -> float:
@@ -117,15 +115,17 @@ class RayEngine(Engine):
         restartable = {"max_restarts": STAGE_RESTARTS, "max_task_retries": 0}
         # Capture runs where the station's hardware is: the node offering its custom resource.
         self.capture = _Stage.options(**restartable, **capture_placement(config.station.id)
-                                      ).remote(Capture, config, realtime)
+                                      ).remote(Capture, config, realtime, True)
         infos = ray.get(self.capture.call.remote("describe"))
         self._infos = infos
         self.perception = _Stage.options(**restartable).remote(make_perception, config, infos)
-        workers = config.pipeline.computation_workers or max(
-            1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        workers = config.pipeline.computation_workers or cpus
+        # the pool shares the CPUs (more workers than CPUs is allowed: it hides their waits)
+        share = min(1.0, cpus / workers)
         self.pool = [
-            _Stage.options(num_cpus=1, scheduling_strategy="SPREAD", **restartable).remote(
-                make_computation, config, infos)
+            _Stage.options(num_cpus=share, scheduling_strategy="SPREAD", **restartable
+                           ).remote(make_computation, config, infos)
             for _ in range(workers)
         ]
         self.execution = _Stage.remote(make_execution)  # owns the open file: never restarted
@@ -167,9 +167,8 @@ class RayEngine(Engine):
         worker = self._least_busy_worker()
         encoded = self.pool[worker].compute.remote(grid)
         self._busy[worker].append(encoded)
-        deadline = time.time() + self.batch_deadline_s
         self.inflight.append(self.execution.append_from.remote(
-            clock, index, [encoded], f"computation-{worker}", deadline, self.roles))
+            clock, index, [encoded], f"computation-{worker}", self.batch_deadline_s, self.roles))
         self._sizes.append(size)
         while len(self.inflight) > self.max_inflight or (
                 self._store_use() > self.budget_bytes and len(self.inflight) > 1):

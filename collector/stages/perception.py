@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from collector.batch import GridBatch, RawBatch, StreamCounters
 from collector.derive import Deriver, derived_fields
-from collector.frames import BLOCK_ROWS, FRAME_FIELD, FrameBlocks, frame_handles
-from collector.quality import StreamChecker, checks_of, dropped_on_grid, split_checks
+from collector.errors import ConfigError
+from collector.frames import BLOCK_ROWS, FRAME_BEFORE, FRAME_FIELD, FrameBlocks, frame_handles
+from collector.quality import (
+    PIXEL_CHECKS,
+    StreamChecker,
+    checks_of,
+    dropped_on_grid,
+    split_checks,
+)
 from collector.stages.computation import IMAGE_FIELD
 from collector.sync import align_to_grid
 from drivers.base import StreamInfo
@@ -42,6 +49,9 @@ def plan_streams(infos: list[StreamInfo], specs: dict[str, AlignSpec | None],
     for info in infos:
         spec = specs.get(info.name) or AlignSpec(
             method="nearest" if info.kind in ("camera", "action") else "interpolate")
+        if info.kind == "camera" and spec.method not in ("nearest", "last"):
+            raise ConfigError(f"devices.{info.name}.align.method: {spec.method} cannot apply to "
+                              "camera frames; use nearest or last")
         if spec.tolerance_ms is not None:
             tolerance_s = spec.tolerance_ms / 1000
         elif info.kind == "camera":
@@ -77,6 +87,7 @@ class Perception:
         self._next_tick = 0
         self._episode: str | None = None
         self._frames = FrameBlocks()
+        self._last_frame: dict[str, int] = {}  # camera -> handle of its last frame this episode
 
     def process(self, batch: RawBatch, source: Any = None) -> GridBatch:
         """`source`: where later stages find this batch's frames (default: the batch itself;
@@ -91,12 +102,11 @@ class Perception:
             chunk = batch.chunks[plan.name]
             keep = chunk.capture_ns >= clock.start_ns - plan.tolerance_ns
             inside = keep & (chunk.capture_ns < clock.end_ns + plan.tolerance_ns)
-            annotated = self._annotate(plan, chunk, clock)
             if plan.kind == "camera":  # from here on a frame is its handle
-                annotated.fields.pop(IMAGE_FIELD, None)
-                annotated.fields[FRAME_FIELD] = frame_handles(block, len(chunk))
+                chunk = self._frames_by_handle(chunk, block)
+            annotated = self._annotate(plan, chunk, clock)
             # raw: data only; a camera's full-rate frames are not kept (their timing is)
-            raw[plan.name] = annotated.take(inside, without=(FRAME_FIELD,))
+            raw[plan.name] = annotated.take(inside, without=(FRAME_FIELD, FRAME_BEFORE))
             raw[plan.name].fields = split_checks(raw[plan.name].fields)[0]
             # samples past the last tick's reach change nothing; one is kept to settle the
             # ticks, the rest not at all (a loop running late would pile them up otherwise)
@@ -106,21 +116,32 @@ class Perception:
             pending = self._pending.get(plan.name)
             self._pending[plan.name] = Chunk.concat([pending, fresh]) if pending else fresh
 
-        # a stream whose read was capped has older samples still to come: only its own newest
-        # sample settles ticks, not the time of the read
+        # A stream whose read was capped (the pipeline lags) is settled by the read time too:
+        # its samples still waiting may miss their ticks, but nothing piles up here.
         stop = clock.ticks if batch.final else min(
-            self._final_ticks(plan, clock, None if batch.chunks[plan.name].behind
-                              else batch.read_ns) for plan in self.plans)
+            self._final_ticks(plan, clock, batch.read_ns) for plan in self.plans)
         stop = max(stop, self._next_tick)
         grid = clock.times(self._next_tick, stop)
         streams = {plan.name: self._align(plan, grid, clock.period_ns) for plan in self.plans}
-        handles = [s.values[FRAME_FIELD] for s in streams.values() if FRAME_FIELD in s.values]
+        handles = [s.values[k] for s in streams.values() for k in (FRAME_FIELD, FRAME_BEFORE)
+                   if k in s.values]
         out = GridBatch(clock=clock, index=batch.index, final=batch.final,
                         first_tick=self._next_tick, timestamps=grid, streams=streams, raw=raw,
                         counters=counters, frames=self._frames.needed(handles))
         self._next_tick = stop
         self._forget_used(clock)
         return out
+
+    def _frames_by_handle(self, chunk: Chunk, block: int) -> Chunk:
+        """The camera chunk with each frame replaced by its handle, and the handle of the frame
+        delivered before it (what the frozen check compares with; -1: none this episode)."""
+        handles = frame_handles(block, len(chunk))
+        before = np.concatenate([[self._last_frame.get(chunk.stream, -1)], handles[:-1]])
+        if len(chunk):
+            self._last_frame[chunk.stream] = int(handles[-1])
+        fields = {k: v for k, v in chunk.fields.items() if k != IMAGE_FIELD}
+        fields[FRAME_FIELD], fields[FRAME_BEFORE] = handles, before
+        return replace(chunk, fields=fields)
 
     def _annotate(self, plan: StreamPlan, chunk: Chunk, clock) -> Chunk:
         """The chunk with its per-sample quality checks and derived fields added as fields."""
@@ -132,8 +153,10 @@ class Perception:
                                                chunk.checksum_failures)
             fields |= checks
             first = gaps.times >= clock.start_ns - clock.period_ns  # before tick 0: not ours
+            # samples our own buffer refused are overflow, not the device's drops
+            by_device = ~np.isin(gaps.seq, chunk.overflow_seq)
             known = self._drops.get(plan.name, gaps.times[:0])
-            self._drops[plan.name] = np.concatenate([known, gaps.times[first]])
+            self._drops[plan.name] = np.concatenate([known, gaps.times[first & by_device]])
         return Chunk(chunk.stream, chunk.kind, chunk.arrival_ns, chunk.capture_ns,
                      chunk.device_ns, chunk.seq, fields)
 
@@ -150,6 +173,10 @@ class Perception:
         on_grid = align_to_grid(pending.capture_ns, checks, grid, how, plan.tolerance_ns,
                                 period_ns).values
         _, tick_flags, tick_scores = split_checks(on_grid)
+        m = grid.shape[0]
+        for check in PIXEL_CHECKS if plan.kind == "camera" else ():  # computation fills them
+            tick_flags[check] = np.zeros(m, bool)
+            tick_scores[check + "_score"] = np.full(m, np.nan, np.float32)
         drops = self._drops.get(plan.name, np.zeros(0, np.int64))
         dropped, count = dropped_on_grid(drops, grid, period_ns, aligned.dt_ns, plan.sample_ns)
         tick_flags["dropped"], tick_scores["dropped_score"] = dropped, count
@@ -162,6 +189,7 @@ class Perception:
         self._episode = episode_id
         self._pending.clear()
         self._frames.clear()
+        self._last_frame.clear()
         self._drops.clear()
         for plan in self.plans:
             for state in (plan.checker, plan.deriver):
@@ -170,13 +198,11 @@ class Perception:
         self._last_seq.clear()  # samples discarded between episodes are not drops
         self._next_tick = 0
 
-    def _final_ticks(self, plan: StreamPlan, clock, read_ns: int | None) -> int:
+    def _final_ticks(self, plan: StreamPlan, clock, read_ns: int) -> int:
         """How many ticks of the episode no future sample of this stream can change."""
         pending = self._pending[plan.name]
         newest = int(pending.capture_ns[-1]) if len(pending) else -(2**62)
-        settled = newest - plan.tolerance_ns
-        if read_ns is not None:
-            settled = max(settled, read_ns - plan.tolerance_ns - LATE_NS)
+        settled = max(newest - plan.tolerance_ns, read_ns - plan.tolerance_ns - LATE_NS)
         ticks = (settled - clock.start_ns) // clock.period_ns  # ticks strictly before `settled`
         return int(min(max(ticks, 0), clock.ticks))
 
@@ -191,9 +217,10 @@ class Perception:
             if plan.name in self._drops:  # drops before the next tick's half-period are settled
                 drops = self._drops[plan.name]
                 self._drops[plan.name] = drops[drops >= next_t - clock.period_ns // 2]
-        # a block no waiting frame points into is needed by no later tick
-        oldest = [int(p.fields[FRAME_FIELD][0]) // BLOCK_ROWS for p in self._pending.values()
-                  if FRAME_FIELD in p.fields and len(p)]
+        # a block no waiting frame (or the frame before it) points into is needed no more
+        oldest = [int(p.fields[k][p.fields[k] >= 0].min()) // BLOCK_ROWS
+                  for p in self._pending.values() for k in (FRAME_FIELD, FRAME_BEFORE)
+                  if k in p.fields and (p.fields[k] >= 0).any()]
         self._frames.forget_before(min(oldest, default=self._frames.next_block))
 
     def _count(self, chunk: Chunk) -> StreamCounters:

@@ -106,7 +106,7 @@ class SimCamera(ThreadedDevice):
         self.pacer.next_ns = max(self.pacer.next_ns, now)
 
     def _capture(self) -> Capture | None:
-        if not self.pacer.realtime and len(self._ring) >= self._ring.capacity:
+        if not self.pacer.realtime and self._ring.full():
             # Max mode: flat out, but a frame the full ring would refuse is not worth rendering
             # (three render threads spinning on refused frames starve the reader of the GIL).
             self._stop.wait(0.002)
@@ -116,6 +116,9 @@ class SimCamera(ThreadedDevice):
             raise DeviceError(f"{self.config.name}: simulated camera unplugged")
         index = self.frame_index
         self.frame_index += 1
+        if self._ring.full():  # the ring would refuse this frame: as a real driver, skip it
+            self._ring.refuse(np.array([index]))  # ...counted as overflow all the same
+            return None
         plan = self.faults
         drawn = {k: bool(v[0]) for k, v in fault_draws(plan.faults, self.view, index).items()}
         if drawn["frozen"] and self._delivered is not None:
