@@ -133,7 +133,9 @@ class QualityConfig(StrictModel):
 
 
 class StorageConfig(StrictModel):
-    flush_interval_s: float = Field(1.0, gt=0)
+    flush_interval_s: float = Field(
+        0.1, gt=0, description="how often written rows are made durable and visible to "
+                               "readers: bounds capture-to-disk latency and what a crash loses")
     min_free_gb: float = Field(2.0, ge=0)
     compression: Literal["none", "lzf", "gzip", "zstd"] = "none"
     keep_raw: bool = Field(True, description="store full-rate samples under /raw")

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
+from collector.storage.reader import grid_rows
 from tests.conftest import ROOT, SIM_CONFIG, run_cli, short_run
 
 FLUSH_S = 0.5
@@ -46,11 +47,13 @@ def wait_for_partial(proc: subprocess.Popen, root: Path, timeout: float = 120) -
 
 
 def read_flushed(path: Path) -> dict[str, np.ndarray] | None:
-    """What a SWMR reader sees in a partial file now (None while it is being created)."""
+    """What a SWMR reader can trust in a partial file now: the rows every grid dataset holds
+    (HDF5 may show some datasets grow before the writer's flush). None while it is created."""
     try:
         with h5py.File(path, "r", swmr=True, libver="latest") as f:
-            return {"timestamps": f["timestamps"][:], "ft": f["observations/ft/value"][:],
-                    "arm": f["observations/arm/qpos"][:]}
+            n = grid_rows(f)
+            return {"timestamps": f["timestamps"][:n], "ft": f["observations/ft/value"][:n],
+                    "arm": f["observations/arm/qpos"][:n]}
     except (OSError, KeyError):
         return None
 

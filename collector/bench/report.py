@@ -22,7 +22,7 @@ def format_result(r: BenchResult) -> str:
     lines = [
         f"collector bench: {r.run.mode} mode, engine {r.run.engine}, {r.run.episodes} episode(s) "
         f"x {r.run.episode_s:g} s, {r.run.cameras} cameras at {r.run.offered_fps_per_camera:g} "
-        f"fps, {r.run.host_cpus} CPUs, load average {load} at start",
+        f"fps{_first_offer(r)}, {r.run.host_cpus} CPUs, load average {load} at start",
         f"  camera frames/s   {t.camera_fps:9.1f}   {q.camera_fps_vs_bare_loop:5.2f}x bare loop "
         f"({b.bare_loop_fps:.1f}), {q.camera_fps_vs_encode_all_cores:5.2f}x JPEG encode on all "
         f"cores ({b.encode_fps_per_core:.1f}/core)",
@@ -54,6 +54,11 @@ def format_result(r: BenchResult) -> str:
 
 def _ok(flag: bool) -> str:
     return "yes" if flag else "NO"
+
+
+def _first_offer(r: BenchResult) -> str:
+    first = r.run.first_offer_fps_per_camera
+    return f" (first offered {first:g}: the warm-up took far less)" if first else ""
 
 
 def load_result(path: str | Path) -> BenchResult:

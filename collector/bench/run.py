@@ -39,7 +39,9 @@ from schemas.station import StationConfig
 
 MAX_FPS = 400.0  # max mode's ceiling per camera (reads, rings and the object store are bounded)
 MAX_EPISODE_S = 5.0  # max mode's episode length
-WARMUP_EPISODE_S = 2.0  # max mode first records one episode it does not count (cold processes)
+WARMUP_EPISODE_S = 2.0  # max mode first records episodes it does not count (cold processes)
+CALIBRATE_BELOW = 0.8  # a warm-up that took less than this share of the offer...
+OFFER_ABOVE = 1.3  # ...makes max mode offer this much more than the warm-up took
 DROP_CAUSES = ("overflow", "dropped", "sync_miss")
 
 
@@ -72,26 +74,29 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
         seconds=opts.baseline_s)
     cameras = [d.name for d in base.devices if isinstance(d, SimCameraConfig)]
     fps, episode_s, episodes = _profile(opts, base, base_fig, len(cameras))
-    sets = [*_engine(opts), f"station.output_dir={workdir / 'episodes'}",
-            f"episode.duration_s={episode_s}", "episode.reset_s=0"]
-    if opts.mode == "max":
-        sets += [f"episode.control_hz={fps}", *(f"devices.{c}.fps={fps}" for c in cameras)]
-    config = load_station(opts.config, [*opts.overrides, *sets])
-
-    say(f"station: {opts.mode} mode, engine {config.engine.kind}, {episodes} x {episode_s:g} s "
-        f"episode(s), cameras at {fps:g} fps ...")
+    first_offer = None
     # Max mode paces the cameras at the offered rate rather than flat out (`realtime=False`):
     # a flat-out camera refills its whole ring after every read, and those frames all cross
     # the pipeline (raw chunks) though the grid can use only the offered rate of them.
-    station = Station(config)
-    startup = Startup(engine_s=station.engine.startup_s,
-                      ray_s=getattr(station.engine, "ray_startup_s", None))
+    station = _start(opts, cameras, fps, episode_s, workdir, say)
     monitor = ResourceMonitor(interval_s=max(0.5, opts.duration_s / 600))
     try:
-        if opts.mode == "max":  # fresh worker processes fault in their memory: not counted
-            say(f"warm-up episode ({WARMUP_EPISODE_S:g} s, not counted) ...")
-            warm = station.record_episode(0, 0, {}, duration_s=WARMUP_EPISODE_S)
-            Path(warm.path).unlink(missing_ok=True)
+        if opts.mode == "max":
+            _warm_up(station, say)  # cold: its rate says little
+            rate = _warm_up(station, say)
+            if opts.max_fps is None and rate < CALIBRATE_BELOW * fps * len(cameras):
+                # Offered far more than it takes, a station spends its time on frames it
+                # drops: offer a little more than the warm-up showed it takes instead.
+                first_offer = fps
+                fps = float(max(1, min(round(OFFER_ABOVE * rate / len(cameras)), fps)))
+                say(f"the warm-up took {rate:.0f} of {first_offer * len(cameras):g} frames/s "
+                    f"offered: cameras at {fps:g} fps from here on")
+                station.close()
+                station = _start(opts, cameras, fps, episode_s, workdir, say)
+                _warm_up(station, say)
+        config = station.config
+        startup = Startup(engine_s=station.engine.startup_s,
+                          ray_s=getattr(station.engine, "ray_startup_s", None))
         monitor.start()
         t0_ns = time.monotonic_ns()
         summaries = station.record(episodes)
@@ -124,12 +129,43 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
         at_least_1_5x_bare_loop=ratios.camera_fps_vs_bare_loop >= 1.5)
     run = RunInfo(mode=opts.mode, engine=config.engine.kind, config=str(opts.config),
                   duration_s=opts.duration_s, episode_s=episode_s, episodes=episodes,
-                  offered_fps_per_camera=fps, cameras=len(cameras), started_at=started_at,
+                  offered_fps_per_camera=fps, first_offer_fps_per_camera=first_offer,
+                  cameras=len(cameras), started_at=started_at,
                   host_cpus=os.cpu_count() or 1, load_average=load_average,
                   software_version=__version__)
     return BenchResult(run=run, throughput=throughput, drops=drops, latency=latency,
                        resources=resources, disk=disk, startup=startup, baselines=base_fig,
                        ratios=ratios, acceptance=acceptance, series=series)
+
+
+def _start(opts: BenchOptions, cameras: list[str], fps: float, episode_s: float,
+           workdir: Path, say) -> Station:
+    sets = [*_engine(opts), f"station.output_dir={workdir / 'episodes'}",
+            f"episode.duration_s={episode_s}", "episode.reset_s=0"]
+    if opts.mode == "max":
+        sets += [f"episode.control_hz={fps}", *(f"devices.{c}.fps={fps}" for c in cameras)]
+    config = load_station(opts.config, [*opts.overrides, *sets])
+    episodes = max(1, math.ceil(opts.duration_s / episode_s))
+    say(f"station: {opts.mode} mode, engine {config.engine.kind}, {episodes} x {episode_s:g} s "
+        f"episode(s), cameras at {fps:g} fps ...")
+    return Station(config)
+
+
+def _warm_up(station: Station, say) -> float:
+    """Record one short episode that is not counted (fresh worker processes fault in their
+    memory); returns the camera frames per second of recording it wrote."""
+    say(f"warm-up episode ({WARMUP_EPISODE_S:g} s, not counted) ...")
+    summary = station.record_episode(0, 0, {}, duration_s=WARMUP_EPISODE_S)
+    frames = _camera_frames(station, summary.path)
+    Path(summary.path).unlink(missing_ok=True)
+    return frames / max(_recording_s(summary), 1e-9)
+
+
+def _camera_frames(station: Station, path: str) -> int:
+    """Camera grid rows of an episode file that hold a frame (not missing)."""
+    with h5py.File(path, "r") as f:
+        return sum(int((~f[f"{L.QUALITY}/{s.name}/missing"][:]).sum())
+                   for s in station.layouts if s.is_camera)
 
 
 def _engine(opts: BenchOptions) -> list[str]:

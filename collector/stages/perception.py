@@ -54,8 +54,10 @@ def plan_streams(infos: list[StreamInfo], specs: dict[str, AlignSpec | None],
                               "camera frames; use nearest or last")
         if spec.tolerance_ms is not None:
             tolerance_s = spec.tolerance_ms / 1000
-        elif info.kind == "camera":
-            tolerance_s = 0.5 / info.rate_hz + 0.005  # half a frame, plus timing slack
+        elif spec.method in ("nearest", "last"):  # cameras, actions: one sample per tick
+            # half a sample, plus timing slack: a wider reach would only hold ticks back (a
+            # tick is emitted once a sample past its reach has arrived)
+            tolerance_s = 0.5 / info.rate_hz + 0.005
         else:
             tolerance_s = max(3.0 / info.rate_hz, 0.5 / control_hz)
         checker = deriver = None

@@ -45,6 +45,20 @@ class Frames:
         return int(sum(len(x) for x in self._ds[:]))
 
 
+def grid_rows(f: h5py.File) -> int:
+    """Rows every grid dataset (/timestamps, /observations, /actions, /quality) holds."""
+    lengths = [f[L.TIMESTAMPS].shape[0]]
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.shape:
+            lengths.append(obj.shape[0])
+
+    for group in (L.OBSERVATIONS, L.ACTIONS, L.QUALITY):
+        if group in f:
+            f[group].visititems(visit)
+    return int(min(lengths))
+
+
 class Episode:
     """One episode file. Use as a context manager, or call `close()`."""
 
@@ -89,10 +103,14 @@ class Episode:
 
     @property
     def timestamps(self) -> np.ndarray:
-        return self.file[L.TIMESTAMPS][:]
+        return self.file[L.TIMESTAMPS][:len(self)]
 
     def __len__(self) -> int:
-        return int(self.file[L.TIMESTAMPS].shape[0])
+        """Grid rows. A file being written counts only the rows every grid dataset holds: a
+        reader can see some datasets grow before the writer's next flush."""
+        if not self.file.swmr_mode:
+            return int(self.file[L.TIMESTAMPS].shape[0])
+        return grid_rows(self.file)
 
     @property
     def cameras(self) -> list[str]:

@@ -241,7 +241,6 @@ class EpisodeWriter:
         f = self._file
         start = self._written_rows
         timestamps = np.concatenate([b.timestamps for b in batches])
-        _append(f[L.TIMESTAMPS], timestamps, start)
         for name, s in self.streams.items():
             aligned = [b.streams[name] for b in batches]
             for field in s.fields:
@@ -252,6 +251,9 @@ class EpisodeWriter:
             for key in (*aligned[0].flags, *aligned[0].scores):
                 _append(q[key], _joined([a.flags[key] if key in a.flags else a.scores[key]
                                          for a in aligned]), start)
+        # /timestamps last: a SWMR reader may see rows before the next flush (HDF5 evicts
+        # metadata when it likes), and most readers count rows by /timestamps
+        _append(f[L.TIMESTAMPS], timestamps, start)
         self._written_rows = start + len(timestamps)
 
     def _append_raw(self, batches: list[GridBatch]) -> None:
