@@ -58,7 +58,7 @@ def _ok(flag: bool) -> str:
 
 def _first_offer(r: BenchResult) -> str:
     first = r.run.first_offer_fps_per_camera
-    return f" (first offered {first:g}: the warm-up took far less)" if first else ""
+    return f" (first offered {first:g}, set from what warm-ups took)" if first else ""
 
 
 def load_result(path: str | Path) -> BenchResult:

@@ -170,9 +170,11 @@ class RayEngine(Engine):
         self.inflight.append(self.execution.append_from.remote(
             clock, index, [encoded], f"computation-{worker}", self.batch_deadline_s, self.roles))
         self._sizes.append(size)
+        while self.inflight and ray.wait([self.inflight[0]], timeout=0)[0]:
+            ray.get(self.inflight.popleft())  # written already (raises what execution raised)
         while len(self.inflight) > self.max_inflight or (
                 self._store_use() > self.budget_bytes and len(self.inflight) > 1):
-            self.backpressure_waits += 1
+            self.backpressure_waits += 1  # the pipeline is full: wait for the oldest batch
             ray.get(self.inflight.popleft())
 
     def _store_use(self) -> float:
