@@ -17,9 +17,10 @@ from drivers.chunk import Chunk
 from schemas.station import StationConfig
 
 HEALTH_WINDOW_NS = 2_000_000_000  # rates are measured over the last reads of about this long
-# One read hands out at most this many chunks' worth of a stream, and this many bytes of it (a
-# fast camera): the newest; older samples are dropped as overflow (drivers/base.py read_limit).
-READ_CHUNKS = 3
+# One read hands out at most this many chunks' worth of a stream (1 s: a loop that stalled that
+# long still gets every sample its ticks can use), and at most this many bytes of it (a fast
+# camera); the newest; older samples are dropped as overflow (drivers/base.py read_limit).
+READ_CHUNKS = 10
 READ_MAX_BYTES = 48 * 2**20
 
 

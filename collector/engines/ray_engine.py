@@ -16,7 +16,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from collector.batch import EpisodeClock, GridBatch
-from collector.capture import READ_CHUNKS, Capture
+from collector.capture import Capture, read_limit
 from collector.engines.base import Engine, make_computation, make_execution, make_perception
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.stages.execution import EpisodePlan, EpisodeSummary
@@ -138,6 +138,7 @@ class RayEngine(Engine):
         self.batch_deadline_s = config.engine.batch_deadline_s
         self._chunk_s = config.episode.chunk_ms / 1000
         self._batch_bytes = nominal_batch_bytes(infos, self._chunk_s)
+        self._max_read_bytes = sum(read_limit(i, self._chunk_s) * i.sample_bytes for i in infos)
         self.budget_bytes = inflight_budget(_object_store_bytes(config), self._batch_bytes)
         self.inflight: deque = deque()  # execution result per batch, oldest first
         self._sizes: deque = deque(maxlen=self.max_inflight + PERCEPTION_HOLDS)  # bytes per read
@@ -185,11 +186,11 @@ class RayEngine(Engine):
 
     def _read_bytes(self) -> float:
         """Bytes the next read will hand out, from the time since the last one (a read is
-        capped at READ_CHUNKS chunks' worth, see collector/capture.py)."""
+        capped, see collector/capture.py `read_limit`)."""
         now = time.monotonic()
         chunks = 1.0 if self._last_read is None else (now - self._last_read) / self._chunk_s
         self._last_read = now
-        return self._batch_bytes * min(max(chunks, 0.1), READ_CHUNKS)
+        return min(self._batch_bytes * max(chunks, 0.1), self._max_read_bytes)
 
     def stats(self) -> dict[str, float]:
         return {"startup_s": self.startup_s, "ray_startup_s": self.ray_startup_s,
