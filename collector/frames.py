@@ -1,11 +1,11 @@
 """Camera frames travel by reference: perception picks frames by handle, computation fetches
-only the frames it encodes.
+only the frames it checks and encodes.
 
-Perception needs a frame's pixels once (its quality checks) and otherwise only its time; copying
-every frame into the pending buffer, onto the grid and into the next stage's message cost more
-than encoding it. So each read's frames stay where they arrived (the `RawBatch`, in this process
-or in Ray's object store) as a *block*; the pipeline moves an int64 handle per frame, and a
-`GridBatch` carries the blocks its handles point into.
+Perception needs only a frame's time; copying every frame into the pending buffer, onto the grid
+and into the next stage's message cost more than encoding it. So each read's frames stay where
+they arrived (the `RawBatch`, in this process or in Ray's object store) as a *block*; the
+pipeline moves an int64 handle per frame, and a `GridBatch` carries the blocks its handles point
+into.
 """
 
 from __future__ import annotations
@@ -61,9 +61,6 @@ class FrameBlocks:
 
     def clear(self) -> None:
         self._blocks.clear()
-
-    def __len__(self) -> int:
-        return len(self._blocks)
 
 
 def frame_at(handle: int, camera: str, image_field: str,

@@ -80,7 +80,7 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
     # Max mode paces the cameras at the offered rate rather than flat out (`realtime=False`):
     # a flat-out camera refills its whole ring after every read, and those frames all cross
     # the pipeline (raw chunks) though the grid can use only the offered rate of them.
-    station = _start(opts, cameras, fps, episode_s, workdir, say)
+    station = _start(opts, cameras, fps, episode_s, episodes, workdir, say)
     monitor = ResourceMonitor(interval_s=max(0.5, opts.duration_s / 600))
     try:
         if opts.mode == "max":
@@ -100,7 +100,7 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
                     f"offered: cameras at {again:g} fps from here on")
                 offered = again
                 station.close()
-                station = _start(opts, cameras, offered, episode_s, workdir, say)
+                station = _start(opts, cameras, offered, episode_s, episodes, workdir, say)
                 _warm_up(station, say)  # new workers are cold again
             if offered != fps:
                 first_offer, fps = fps, offered
@@ -149,13 +149,12 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
 
 
 def _start(opts: BenchOptions, cameras: list[str], fps: float, episode_s: float,
-           workdir: Path, say) -> Station:
+           episodes: int, workdir: Path, say) -> Station:
     sets = [*_engine(opts), f"station.output_dir={workdir / 'episodes'}",
             f"episode.duration_s={episode_s}", "episode.reset_s=0"]
     if opts.mode == "max":
         sets += [f"episode.control_hz={fps}", *(f"devices.{c}.fps={fps}" for c in cameras)]
     config = load_station(opts.config, [*opts.overrides, *sets])
-    episodes = max(1, math.ceil(opts.duration_s / episode_s))
     say(f"station: {opts.mode} mode, engine {config.engine.kind}, {episodes} x {episode_s:g} s "
         f"episode(s), cameras at {fps:g} fps ...")
     return Station(config)
@@ -166,16 +165,16 @@ def _warm_up(station: Station, say) -> float:
     memory); returns the camera frames per second of recording it wrote."""
     say(f"warm-up episode ({WARMUP_EPISODE_S:g} s, not counted) ...")
     summary = station.record_episode(0, 0, {}, duration_s=WARMUP_EPISODE_S)
-    frames = _camera_frames(station, summary.path)
+    with h5py.File(summary.path, "r") as f:
+        frames = _camera_frames(f, station)
     Path(summary.path).unlink(missing_ok=True)
     return frames / max(_recording_s(summary), 1e-9)
 
 
-def _camera_frames(station: Station, path: str) -> int:
+def _camera_frames(f: h5py.File, station: Station) -> int:
     """Camera grid rows of an episode file that hold a frame (not missing)."""
-    with h5py.File(path, "r") as f:
-        return sum(int((~f[f"{L.QUALITY}/{s.name}/missing"][:]).sum())
-                   for s in station.layouts if s.is_camera)
+    return sum(int((~f[f"{L.QUALITY}/{s.name}/missing"][:]).sum())
+               for s in station.layouts if s.is_camera)
 
 
 def _engine(opts: BenchOptions) -> list[str]:
@@ -204,10 +203,9 @@ def _read_back(station: Station, summaries: list[EpisodeSummary], wall_s: float,
     for s in summaries:
         size += os.path.getsize(s.path)
         with h5py.File(s.path, "r") as f:
+            frames += _camera_frames(f, station)
             for layout in station.layouts:
-                missing = f[f"{L.QUALITY}/{layout.name}/missing"][:]
                 if layout.is_camera:
-                    frames += int((~missing).sum())
                     ds = f[layout.grid_path("image")]
                     image_bytes += _image_bytes(ds)
                     image_rows += ds.shape[0]

@@ -13,6 +13,7 @@ from collector.errors import ConfigError
 from collector.frames import BLOCK_ROWS, FRAME_BEFORE, FRAME_FIELD, FrameBlocks, frame_handles
 from collector.quality import (
     PIXEL_CHECKS,
+    SCORE,
     StreamChecker,
     checks_of,
     dropped_on_grid,
@@ -118,8 +119,6 @@ class Perception:
             pending = self._pending.get(plan.name)
             self._pending[plan.name] = Chunk.concat([pending, fresh]) if pending else fresh
 
-        # A stream whose read was capped (the pipeline lags) is settled by the read time too:
-        # its samples still waiting may miss their ticks, but nothing piles up here.
         stop = clock.ticks if batch.final else min(
             self._final_ticks(plan, clock, batch.read_ns) for plan in self.plans)
         stop = max(stop, self._next_tick)
@@ -178,13 +177,13 @@ class Perception:
         m = grid.shape[0]
         for check in PIXEL_CHECKS if plan.kind == "camera" else ():  # computation fills them
             tick_flags[check] = np.zeros(m, bool)
-            tick_scores[check + "_score"] = np.full(m, np.nan, np.float32)
+            tick_scores[check + SCORE] = np.full(m, np.nan, np.float32)
         drops = self._drops.get(plan.name, np.zeros(0, np.int64))
         dropped, count = dropped_on_grid(drops, grid, period_ns, aligned.dt_ns, plan.sample_ns)
         tick_flags["dropped"], tick_scores["dropped_score"] = dropped, count
         order = checks_of(plan.kind)
         aligned.flags = {c: tick_flags[c] for c in order}
-        aligned.scores = {c + "_score": tick_scores[c + "_score"] for c in order}
+        aligned.scores = {c + SCORE: tick_scores[c + SCORE] for c in order}
         return aligned
 
     def _reset(self, episode_id: str) -> None:
