@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-BENCH_SCHEMA_VERSION = 2  # 2: rates per second of recording (turnover apart), warm-up
+BENCH_SCHEMA_VERSION = 3  # 3: steady camera rate, bare loop on every core
+# 2: rates per second of recording (turnover apart), warm-up
 
 
 class _Model(BaseModel):
@@ -32,11 +33,16 @@ class RunInfo(_Model):
 
 
 class Throughput(_Model):
-    camera_fps: float  # camera grid rows with a frame, written per second of recording
-    camera_fps_with_turnover: float = 0.0  # the same per wall second (episode open/commit too)
-    sensor_samples_per_s: float  # full-rate samples of sensor streams stored under /raw
-    mb_per_s: float  # episode bytes on disk per second of recording
+    # camera grid rows with a frame reaching disk per second, while capture ran and past each
+    # episode's first second (collector/bench/run.py `_steady_fps`): the pipeline's own rate
+    camera_fps: float
+    camera_fps_per_capture_s: float = 0.0  # frames on disk / seconds captured
+    camera_fps_with_turnover: float = 0.0  # frames on disk / wall seconds (open, drain, commit)
+    sensor_samples_per_s: float  # full-rate samples of sensor streams under /raw, per s captured
+    mb_per_s: float  # episode bytes on disk per second captured
     recording_s: float = 0.0  # per episode: first captured row to last row on disk, summed
+    capture_s: float = 0.0  # per episode: first captured row to last captured row, summed
+    steady_s: float = 0.0  # the seconds `camera_fps` was measured over
     wall_s: float  # first episode begin to last episode commit
     camera_frames: int
     sensor_samples: int
@@ -91,6 +97,8 @@ class Baselines(_Model):
     """Measured in the same run, on the same frames."""
 
     bare_loop_fps: float  # one process: render, JPEG-encode, append to HDF5, nothing else
+    # one bare loop per core, side by side, summed: the most any engine can make of the cores
+    bare_loop_all_cores_fps: float = 0.0
     disk_write_mb_per_s: float  # sequential write + fsync
     encode_fps_per_core: float  # JPEG encode of the same frames, one thread
     seconds: float  # how long each rate baseline ran
@@ -100,6 +108,7 @@ class Ratios(_Model):
     """Every headline figure against its baseline."""
 
     camera_fps_vs_bare_loop: float
+    camera_fps_vs_bare_loop_all_cores: float = 0.0
     camera_fps_vs_encode_all_cores: float
     mb_per_s_vs_disk: float
     latency_p99_vs_flush_interval: float

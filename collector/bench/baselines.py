@@ -2,13 +2,17 @@
 
 - bare loop: one process renders the sim cameras' frames, JPEG-encodes them and appends them to
   HDF5, in the station's batch size, and does nothing else;
+- bare loop on every core: one such process per core, started together, sharing nothing: the
+  most any engine could make of these cores (the physical limit);
 - disk: sequential write + fsync of the directory the episodes go to;
 - encode: JPEG encode of the same frames on one thread.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
 import time
 from pathlib import Path
 
@@ -32,15 +36,19 @@ def sim_cameras(config: StationConfig) -> list[SimCamera]:
     return [SimCamera(spec, world, view=i, realtime=False) for i, spec in enumerate(specs)]
 
 
-def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float) -> float:
+def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float,
+                  start=None) -> float:
     """Frames per second of render -> JPEG -> HDF5 append, one process, nothing else (tuned
-    as every station process is: collector/tuning.py, which makes it faster)."""
+    as every station process is: collector/tuning.py, which makes it faster). `start`: a
+    barrier to wait at before the clock starts (loops run side by side)."""
     tune_process()
     cameras = sim_cameras(config)
     if not cameras:
         return 0.0
     ticks = max(1, round(config.episode.chunk_ms / 1000 * config.episode.control_hz))
     path = workdir / "bare_loop.h5"
+    if start is not None:
+        start.wait()
     frames = 0
     with h5py.File(path, "w", libver="latest") as f:
         sets = [f.create_dataset(c.config.name, (0,), h5py.vlen_dtype(np.uint8),
@@ -60,6 +68,44 @@ def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float) -> float
         elapsed = time.perf_counter() - started
     path.unlink()
     return frames / elapsed
+
+
+def bare_loop_all_cores_fps(config: StationConfig, workdir: Path, seconds: float,
+                            cores: int) -> float:
+    """Frames per second of `cores` bare loops side by side, one process each, summed.
+
+    Two loops that share nothing are the best any split of the work across cores can do: what
+    they lose against `cores` times one loop is the machine's (shared caches, memory bandwidth,
+    a hypervisor), not the engine's.
+    """
+    if cores <= 1:
+        return bare_loop_fps(config, workdir, seconds)
+    spawn = multiprocessing.get_context("spawn")  # no inherited threads or Ray state
+    start, results = spawn.Barrier(cores), spawn.Queue()
+    procs = []
+    for i in range(cores):
+        own = workdir / f"core-{i}"
+        own.mkdir(parents=True, exist_ok=True)
+        procs.append(spawn.Process(target=_report_bare_loop,
+                                   args=(config, own, seconds, start, results), daemon=True))
+    for p in procs:
+        p.start()
+    rates: list[float] = []
+    while len(rates) < cores:
+        try:
+            rates.append(results.get(timeout=1.0))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError("a bare loop process failed (its traceback is above)") from None
+    for i, p in enumerate(procs):
+        p.join(timeout=10)
+        (workdir / f"core-{i}").rmdir()
+    return float(sum(rates))
+
+
+def _report_bare_loop(config: StationConfig, workdir: Path, seconds: float, start,
+                      results) -> None:
+    results.put(bare_loop_fps(config, workdir, seconds, start))
 
 
 def encode_fps_per_core(config: StationConfig, seconds: float) -> float:

@@ -17,6 +17,9 @@ def plot_result(r: BenchResult, path: str | Path) -> None:
     fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     ax1.plot(s.t_s, s.camera_fps, label="camera frames/s to disk")
     ax1.axhline(r.baselines.bare_loop_fps, color="grey", ls="--", label="bare loop")
+    if r.baselines.bare_loop_all_cores_fps:
+        ax1.axhline(r.baselines.bare_loop_all_cores_fps, color="grey", ls=":",
+                    label=f"a bare loop on each of {r.run.host_cpus} cores")
     ax1.set_ylabel("frames/s")
     ax1.legend(loc="lower right")
     ax2.plot(s.t_s, s.latency_p50_ms, label="p50")

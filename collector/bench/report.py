@@ -24,10 +24,13 @@ def format_result(r: BenchResult) -> str:
         f"x {r.run.episode_s:g} s, {r.run.cameras} cameras at {r.run.offered_fps_per_camera:g} "
         f"fps{_first_offer(r)}, {r.run.host_cpus} CPUs, load average {load} at start",
         f"  camera frames/s   {t.camera_fps:9.1f}   {q.camera_fps_vs_bare_loop:5.2f}x bare loop "
-        f"({b.bare_loop_fps:.1f}), {q.camera_fps_vs_encode_all_cores:5.2f}x JPEG encode on all "
-        f"cores ({b.encode_fps_per_core:.1f}/core)",
-        f"                    per second of recording ({t.recording_s:.1f} s); "
-        f"{t.camera_fps_with_turnover:.1f} with episode open/commit/reset",
+        f"({b.bare_loop_fps:.1f}), {q.camera_fps_vs_bare_loop_all_cores:5.2f}x a bare loop on "
+        f"each of {r.run.host_cpus} cores ({b.bare_loop_all_cores_fps:.1f})",
+        f"                    in steady state ({t.steady_s:.1f} s); "
+        f"{t.camera_fps_per_capture_s:.1f} per second captured, "
+        f"{t.camera_fps_with_turnover:.1f} with episode open/drain/commit/reset",
+        f"  JPEG encode       {b.encode_fps_per_core:9.1f}   frames/s on one core; the station's "
+        f"rate is {q.camera_fps_vs_encode_all_cores:.2f}x that on every core",
         f"  sensor samples/s  {t.sensor_samples_per_s:9.1f}",
         f"  MB/s written      {t.mb_per_s:9.2f}   {q.mb_per_s_vs_disk:5.3f}x disk sequential "
         f"write+fsync ({b.disk_write_mb_per_s:.0f} MB/s)",

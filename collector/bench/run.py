@@ -38,8 +38,9 @@ from schemas.devices import SimCameraConfig
 from schemas.station import StationConfig
 
 MAX_FPS = 400.0  # max mode's ceiling per camera (reads, rings and the object store are bounded)
-MAX_EPISODE_S = 5.0  # max mode's episode length
-WARMUP_EPISODE_S = 2.0  # max mode first records episodes it does not count (cold processes)
+MAX_EPISODE_S = 10.0  # max mode's episode length
+STEADY_SKIP_S = 1.0  # of each episode, left out of the steady rate: the first batches' way in
+WARMUP_EPISODE_S = 3.0  # max mode first records episodes it does not count (cold processes)
 CALIBRATE_BELOW = 0.8  # a warm-up that took less than this share of the offer, or...
 KEPT_UP = 0.97  # ...at least this share (below the first offer), makes max mode restart the
 OFFER_ABOVE = 1.3  # station offering this much more than the warm-up took...
@@ -71,6 +72,8 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
     say(f"baselines ({opts.baseline_s:g} s each) ...")
     base_fig = Baselines(
         bare_loop_fps=baselines.bare_loop_fps(base, workdir, opts.baseline_s),
+        bare_loop_all_cores_fps=baselines.bare_loop_all_cores_fps(
+            base, workdir, opts.baseline_s, os.cpu_count() or 1),
         encode_fps_per_core=baselines.encode_fps_per_core(base, opts.baseline_s),
         disk_write_mb_per_s=baselines.disk_write_mb_per_s(workdir, opts.disk_mb),
         seconds=opts.baseline_s)
@@ -126,6 +129,8 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
         interval_s=monitor.interval_s, series=points)
     ratios = Ratios(
         camera_fps_vs_bare_loop=_ratio(throughput.camera_fps, base_fig.bare_loop_fps),
+        camera_fps_vs_bare_loop_all_cores=_ratio(throughput.camera_fps,
+                                                 base_fig.bare_loop_all_cores_fps),
         camera_fps_vs_encode_all_cores=_ratio(
             throughput.camera_fps, base_fig.encode_fps_per_core * (os.cpu_count() or 1)),
         mb_per_s_vs_disk=_ratio(throughput.mb_per_s, base_fig.disk_write_mb_per_s),
@@ -162,13 +167,11 @@ def _start(opts: BenchOptions, cameras: list[str], fps: float, episode_s: float,
 
 def _warm_up(station: Station, say) -> float:
     """Record one short episode that is not counted (fresh worker processes fault in their
-    memory); returns the camera frames per second of recording it wrote."""
+    memory); returns its steady camera frames per second."""
     say(f"warm-up episode ({WARMUP_EPISODE_S:g} s, not counted) ...")
     summary = station.record_episode(0, 0, {}, duration_s=WARMUP_EPISODE_S)
-    with h5py.File(summary.path, "r") as f:
-        frames = _camera_frames(f, station)
     Path(summary.path).unlink(missing_ok=True)
-    return frames / max(_recording_s(summary), 1e-9)
+    return _steady_fps([summary])[0]
 
 
 def _camera_frames(f: h5py.File, station: Station) -> int:
@@ -197,7 +200,8 @@ def _profile(opts: BenchOptions, config: StationConfig, base: Baselines,
 
 def _read_back(station: Station, summaries: list[EpisodeSummary], wall_s: float,
                config: StationConfig) -> tuple[Throughput, Disk]:
-    """Count what is on disk: frames with a sample, full-rate sensor samples, bytes."""
+    """Count what is on disk (frames with a sample, full-rate sensor samples, bytes) and the
+    rates: frames in steady state, the rest per second of capture."""
     frames = samples = size = image_bytes = image_rows = 0
     raw_frame = 0
     for s in summaries:
@@ -213,10 +217,14 @@ def _read_back(station: Station, summaries: list[EpisodeSummary], wall_s: float,
                 elif layout.kind == "sensor" and config.storage.keep_raw:
                     samples += f[f"{L.RAW}/{layout.name}/arrival_ns"].shape[0]
     recording_s = sum(_recording_s(s) for s in summaries) or wall_s
-    throughput = Throughput(camera_fps=frames / recording_s,
+    capture_s = sum(_capture_s(s) for s in summaries) or wall_s
+    steady_fps, steady_s = _steady_fps(summaries)
+    throughput = Throughput(camera_fps=steady_fps,
+                            camera_fps_per_capture_s=frames / capture_s,
                             camera_fps_with_turnover=frames / wall_s,
-                            sensor_samples_per_s=samples / recording_s,
-                            mb_per_s=size / 2**20 / recording_s, recording_s=recording_s,
+                            sensor_samples_per_s=samples / capture_s,
+                            mb_per_s=size / 2**20 / capture_s, recording_s=recording_s,
+                            capture_s=capture_s, steady_s=steady_s,
                             wall_s=wall_s, camera_frames=frames, sensor_samples=samples,
                             bytes_written=size)
     disk = Disk(bytes_per_frame=image_bytes / image_rows if image_rows else 0.0,
@@ -231,6 +239,35 @@ def _recording_s(summary: EpisodeSummary) -> float:
     if log is None or not log.size:
         return 0.0
     return float(log.flushed_ns.max() - log.capture_ns.min()) / 1e9
+
+
+def _capture_s(summary: EpisodeSummary) -> float:
+    """An episode's first captured row to its last: the seconds the station captured."""
+    log = summary.commits
+    if log is None or not log.size:
+        return 0.0
+    return float(log.capture_ns.max() - log.capture_ns.min()) / 1e9
+
+
+def _steady_fps(summaries: list[EpisodeSummary]) -> tuple[float, float]:
+    """(camera rows reaching disk per second while capture ran, past each episode's first
+    second; the seconds that covers). The pipeline's rate in steady state: neither its start
+    nor the drain after capture ends, whose frames were captured earlier (a pipeline holding a
+    backlog would otherwise look as fast as the capture it lags)."""
+    rows, seconds = 0, 0.0
+    for s in summaries:
+        log = s.commits
+        if log is None or not log.size:
+            continue
+        first, end = int(log.capture_ns.min()), int(log.capture_ns.max())
+        start = first + int(STEADY_SKIP_S * 1e9)
+        if end - start < STEADY_SKIP_S * 1e9:  # a short episode: all of it
+            start = first
+        if end <= start:
+            continue
+        rows += int((log.camera & (log.flushed_ns >= start) & (log.flushed_ns <= end)).sum())
+        seconds += (end - start) / 1e9
+    return (rows / seconds if seconds else 0.0), seconds
 
 
 def _image_bytes(ds: h5py.Dataset) -> int:
