@@ -87,3 +87,18 @@ def test_micro_benchmarks_run_without_timing():
                        cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-2000:]
     assert " passed" in r.stdout
+
+
+def test_max_mode_calibration_steps_towards_what_the_station_takes():
+    from collector.bench.run import next_offer
+
+    # far over the offer: a little more than it took (3 cameras at 300 fps, 450 frames/s taken)
+    assert next_offer(300, 450, 3, 400) == round(1.1 * 450 / 3)
+    # kept up: offer more, but never past the cap
+    assert next_offer(100, 300, 3, 400) == 125
+    assert next_offer(380, 3 * 380, 3, 400) == 400
+    assert next_offer(400, 3 * 400, 3, 400) is None  # at the cap already: measure there
+    # took most of it, not all: this is the rate to measure at
+    assert next_offer(100, 270, 3, 400) is None
+    # one frame per second at least
+    assert next_offer(2, 0.1, 3, 400) == 1

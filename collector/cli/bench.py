@@ -32,8 +32,9 @@ def register(sub) -> None:
     parser.add_argument("--plot", type=Path, help="draw throughput and latency over time here")
     parser.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                         help="print the ratio B/A of every figure of two runs, run nothing")
-    parser.add_argument("--load", type=float, default=1.6,
-                        help="max mode: offered camera rate as a multiple of the bare loop's")
+    parser.add_argument("--load", type=float, default=0.5,
+                        help="max mode: first offered camera rate, as a multiple of the bare "
+                             "loop on every core (then calibrated)")
     parser.add_argument("--max-fps", type=float,
                         help="max mode: camera and grid rate per camera (overrides --load)")
     parser.add_argument("--baseline-s", type=float, default=5.0,
