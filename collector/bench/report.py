@@ -50,7 +50,8 @@ def format_result(r: BenchResult) -> str:
         + (f", ray.init {r.startup.ray_s:.2f} s" if r.startup.ray_s is not None else ""),
         f"  issue 6 checks    no pipeline drops {_ok(a.no_pipeline_drops)}, p99 < 500 ms "
         f"{_ok(a.latency_p99_under_500ms)}, RSS growth < 5% {_ok(a.rss_growth_under_5pct)}, "
-        f">= 1.5x bare loop {_ok(a.at_least_1_5x_bare_loop)}",
+        f">= 1.5x bare loop {_ok(a.at_least_1_5x_bare_loop)} (a bare loop on each core: "
+        f"{b.bare_loop_all_cores_fps / max(b.bare_loop_fps, 1e-9):.2f}x)",
     ]
     return "\n".join(lines)
 
