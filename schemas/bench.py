@@ -23,7 +23,7 @@ class RunInfo(_Model):
     episode_s: float
     episodes: int
     offered_fps_per_camera: float  # the grid and camera rate the station ran at
-    # max mode: the first offer, when the warm-up took much less (see collector/bench/run.py)
+    # max mode: the first offer, when warm-ups moved it (`next_offer` in collector/bench/run.py)
     first_offer_fps_per_camera: float | None = None
     cameras: int
     started_at: str  # UTC, ISO 8601

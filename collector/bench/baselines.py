@@ -82,9 +82,9 @@ def bare_loop_all_cores_fps(config: StationConfig, workdir: Path, seconds: float
         return bare_loop_fps(config, workdir, seconds)
     spawn = multiprocessing.get_context("spawn")  # no inherited threads or Ray state
     start, results = spawn.Barrier(cores), spawn.Queue()
+    dirs = [workdir / f"core-{i}" for i in range(cores)]
     procs = []
-    for i in range(cores):
-        own = workdir / f"core-{i}"
+    for own in dirs:
         own.mkdir(parents=True, exist_ok=True)
         procs.append(spawn.Process(target=_report_bare_loop,
                                    args=(config, own, seconds, start, results), daemon=True))
@@ -97,9 +97,9 @@ def bare_loop_all_cores_fps(config: StationConfig, workdir: Path, seconds: float
         except queue.Empty:
             if any(p.exitcode not in (None, 0) for p in procs):
                 raise RuntimeError("a bare loop process failed (its traceback is above)") from None
-    for i, p in enumerate(procs):
+    for p, own in zip(procs, dirs, strict=True):
         p.join(timeout=10)
-        (workdir / f"core-{i}").rmdir()
+        own.rmdir()
     return float(sum(rates))
 
 

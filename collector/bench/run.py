@@ -90,10 +90,10 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
         if opts.mode == "max":
             _warm_up(station, say)  # cold: its rate says little
             offered = fps
-            for _ in range(CALIBRATION_ROUNDS):
+            # a pinned rate (--max-fps) is measured as it is: no warm-up to calibrate on
+            for _ in range(0 if opts.max_fps is not None else CALIBRATION_ROUNDS):
                 rate = _warm_up(station, say)
-                again = None if opts.max_fps is not None else \
-                    next_offer(offered, rate, len(cameras), MAX_FPS)
+                again = next_offer(offered, rate, len(cameras), MAX_FPS)
                 if again is None:
                     break  # a little more than it takes: the rate to measure at
                 say(f"the warm-up took {rate:.0f} of {offered * len(cameras):g} frames/s "

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    tune_process()  # before any frame buffer: the bench's baselines get it too
+    tune_process()  # before any frame buffer: every command may move frames
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
