@@ -17,6 +17,60 @@ from schemas.episode import EfficiencyAccounts
 FAILED_OUTCOMES = {"failure": "task_failure", "rejected": "rejected", "aborted": "aborted"}
 
 
+# The loss vocabulary: the one set of names every place that shows losses uses (the record
+# summary, inspect, report, /metrics, the API), each computed here from the accounts alone.
+# A grid sample is one stream at one tick. Causes are the keys of the accounts' losses.
+@dataclass(frozen=True)
+class LossTotals:
+    missing: int  # expected grid samples never delivered (performance): dropped:, overflow:, ...
+    flagged: int  # delivered samples a quality check failed (quality): <check>:<stream>
+    discarded: int  # good samples of a failed, rejected or aborted episode (quality)
+    lost_s: float  # scheduled seconds not recording (availability): disconnect:, startup, ...
+
+
+def loss_totals(a: EfficiencyAccounts) -> LossTotals:
+    discarded = sum(a.loss_samples.get(cause, 0) for cause in FAILED_OUTCOMES.values())
+    return LossTotals(missing=a.expected_samples - a.delivered_samples,
+                      flagged=a.delivered_samples - a.good_samples - discarded,
+                      discarded=discarded, lost_s=sum(a.loss_seconds.values()))
+
+
+def describe_factors(a: EfficiencyAccounts) -> str:
+    return (f"efficiency {a.efficiency:.1%} = availability {a.availability:.1%} x performance "
+            f"{a.performance:.1%} x quality {a.quality:.1%}")
+
+
+def describe_losses(a: EfficiencyAccounts) -> str:
+    """One line: the totals, each with its causes, e.g.
+    `missing 4 of 360 (dropped:cam_high 4)  flagged 0  discarded 0  lost 0.00 s`."""
+    t = loss_totals(a)
+    discarded_causes = set(FAILED_OUTCOMES.values())
+    by_total: dict[str, dict] = {"missing": {}, "flagged": {}, "discarded": {}}
+    for cause, n in a.loss_samples.items():
+        total = ("discarded" if cause in discarded_causes
+                 else "missing" if _is_performance(cause) else "flagged")
+        by_total[total][cause] = n
+    return (f"missing {t.missing} of {a.expected_samples}{_causes(by_total['missing'])}  "
+            f"flagged {t.flagged}{_causes(by_total['flagged'])}  "
+            f"discarded {t.discarded}{_causes(by_total['discarded'])}  "
+            f"lost {t.lost_s:.2f} s{_causes(a.loss_seconds, '.2f', ' s')}")
+
+
+# The causes of missing samples (performance), as `<cause>:<stream or stage>`.
+PERFORMANCE_CAUSES = (*PERFORMANCE_CHECKS, "overflow", "sync_miss", "crash", "stalled",
+                      "lost_batch")
+
+
+def _is_performance(cause: str) -> bool:
+    return cause.split(":", 1)[0] in PERFORMANCE_CAUSES
+
+
+def _causes(losses: dict, spec: str = "d", unit: str = "") -> str:
+    shown = [f"{k} {v:{spec}}{unit}" for k, v in sorted(losses.items(), key=lambda kv: -kv[1])
+             if v]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
 @dataclass
 class EpisodeTally:
     """Counts gathered while an episode streams through execution.
@@ -43,6 +97,7 @@ class EpisodeTally:
     flagged: Counter = field(default_factory=Counter)  # "<check>:<stream>" -> bad ticks
     bad_ticks: Counter = field(default_factory=Counter)  # stream -> ticks failing any check
     crashed: Counter = field(default_factory=Counter)  # cause -> samples lost with a stage
+    held: int = 0  # grid samples written as a repeat of an earlier one (flagged missing)
     counters: dict[str, StreamCounters] = field(default_factory=dict)
 
     def add(self, batch: GridBatch) -> None:
@@ -59,6 +114,7 @@ class EpisodeTally:
                         self.dropped[f"{check}:{name}"] += int(hit.sum())
                         gone |= hit
             self.missing[name] += int((stream.missing & ~gone).sum())
+            self.held += int(stream.missing.sum())
             gone |= stream.missing
             bad = np.zeros(len(batch), bool)
             for check, flag in stream.flags.items():
@@ -76,6 +132,7 @@ class EpisodeTally:
         self.ticks += ticks
         self.expected += ticks * streams
         self.crashed[cause] += ticks * streams
+        self.held += ticks * streams
 
     def accounts(self, recording_s: float, overhead_s: dict[str, float],
                  outcome: str) -> EfficiencyAccounts:

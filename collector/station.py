@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from collector import __version__
 from collector.batch import EpisodeClock
@@ -29,6 +30,9 @@ from collector.tuning import tune_process
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import DerivedSignals, StationConfig
+
+if TYPE_CHECKING:
+    from collector.daemon.accounts import SessionBook
 
 LEAD_NS = 60_000_000
 
@@ -93,27 +97,44 @@ class Station:
         self.stop = threading.Event()
         self.stop_reason = ""
         self._abort = False
+        # How far the last read ran behind its schedule: the pipeline's lag, which is not the
+        # devices' health (they keep delivering into their rings meanwhile).
+        self.lag_s = 0.0
 
     def request_stop(self, reason: str, abort: bool = False) -> None:
         self.stop_reason = reason
         self._abort = self._abort or abort
         self.stop.set()
 
-    def record(self, episodes: int,
-               progress: Callable[[Progress], None] | None = None) -> list[EpisodeSummary]:
+    def record(self, episodes: int, progress: Callable[[Progress], None] | None = None,
+               book: SessionBook | None = None) -> list[EpisodeSummary]:
         """Record up to `episodes`; fewer when stopped. A low disk raises `DiskFullError` once
-        the episode in progress is committed (the committed ones ride on `error.summaries`)."""
+        the episode in progress is committed (the committed ones ride on `error.summaries`).
+
+        Each episode's accounts describe its own data; the time around them (start-up, each
+        episode's set-up and commit, resets) goes into `book`, the session's accounts."""
         summaries: list[EpisodeSummary] = []
-        overhead = {"startup": self.engine.startup_s}
+        if book is not None:
+            startup_s = self.engine.startup_s
+            book.interval("startup", startup_s, _wall_ago(startup_s))
         try:
             for number in range(1, episodes + 1):
                 self._check_disk()
                 if self.stop.is_set():
                     break
-                summaries.append(self.record_episode(number, episodes, overhead, progress))
+                began, began_wall = time.monotonic(), _wall_ago(0.0)
+                summary = self.record_episode(number, episodes, {}, progress)
+                summaries.append(summary)
+                if book is not None:
+                    book.episode(summary, began_wall, summary.reason)
+                    book.interval("episode_overhead", time.monotonic() - began
+                                  - summary.accounts.recording_s, began_wall)
                 self._check_disk()
                 if number < episodes and not self.stop.is_set():
-                    overhead = {"reset": self.reset(number, episodes, progress)}
+                    reset_wall = _wall_ago(0.0)
+                    reset_s = self.reset(number, episodes, progress)
+                    if book is not None:
+                        book.interval("reset", reset_s, reset_wall)
         except DiskFullError as exc:
             exc.summaries = summaries
             raise
@@ -172,6 +193,7 @@ class Station:
             storage=self.config.storage, start_metadata=known,
         ))
         self.engine.discard()
+        self.lag_s = 0.0
         period_ns = round(1e9 / ep.control_hz)
         ticks = max(1, round(duration_s * ep.control_hz))
         # The grid starts a little after the discard, so the first tick has samples on both sides.
@@ -193,6 +215,7 @@ class Station:
             due = run.clock.end_ns + LATE_NS
         if wait:
             _sleep_until(due)
+            self.lag_s = max(time.monotonic_ns() - due, 0) / 1e9
         self.engine.submit(run.clock, run.index, final)
         run.index += 1
         return final
@@ -223,6 +246,10 @@ class Station:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def _wall_ago(seconds: float) -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
 
 
 def _sleep_until(t_ns: int) -> None:

@@ -74,6 +74,12 @@ class Device(ABC):
     @abstractmethod
     def describe(self) -> StreamInfo: ...
 
+    @property
+    def connected(self) -> bool:
+        """False while the device is gone (disconnected, reconnecting): the driver's word, not
+        how recently the pipeline read it."""
+        return True
+
     def __enter__(self) -> Device:
         self.open()
         return self
@@ -122,6 +128,11 @@ class ThreadedDevice(Device):
 
     def describe(self) -> StreamInfo:
         return self.info
+
+    @property
+    def connected(self) -> bool:
+        alive = self._thread is not None and self._thread.is_alive()
+        return alive and self._error is None and self._down_since_ns is None
 
     def open(self) -> None:
         for peer in self.peers:

@@ -65,4 +65,10 @@ class Status(BaseModel):
     current_episode: EpisodeStatus | None
     last_episode: LastEpisode | None
     devices: dict[str, dict]
+    pipeline_lag_s: float = Field(0.0, description="how far the episode's reads run behind "
+                                  "their schedule (a slow pipeline holds the loop); 0 between "
+                                  "episodes")
     session: EfficiencyAccounts
+    losses: dict[str, float] = Field(default_factory=dict, description="the session's loss "
+                                     "totals: missing, flagged, discarded (grid samples), "
+                                     "lost_s (seconds)")

@@ -122,6 +122,9 @@ def test_pipeline_replay_reproduces_the_episode(recorded, tmp_path):
         assert f.attrs["outcome"] == "success"
         assert "type: replay" in f.attrs["rig_config"]
         assert f["raw/ft/value"].shape[0] > 0.9 * 1000 * DURATION_S
+        # the replay's start-up is not the replayed data's: nothing was down during it
+        assert f["efficiency"].attrs["availability"] == 1.0
+        assert not [k for k in f["efficiency"].attrs if k.startswith("loss_seconds.")]
 
 
 def test_pipeline_replay_of_a_range(recorded, tmp_path):

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from collector.efficiency import describe_factors, describe_losses
 from collector.storage.reader import open_episode
 
 
@@ -35,7 +36,7 @@ def format_episode(ep) -> str:
         f"time      {meta.get('started_at', '?')} .. {meta.get('ended_at', '?')}",
         f"grid      {n} ticks at {meta.get('control_hz', 0):g} Hz = {duration:.2f} s",
         "",
-        f"{'stream':<{w}}{'kind':<12}{'shape':<18}{'rate Hz':>9}{'missing':>9}"
+        f"{'stream':<{w}}{'kind':<12}{'shape':<18}{'rate Hz':>9}{'held':>9}"
         f"{'|dt| p50 ms':>13}{'p99 ms':>9}",
     ]
     for name, kind in ep.streams().items():
@@ -54,15 +55,16 @@ def format_episode(ep) -> str:
         p50, p99 = (np.percentile(valid, [50, 99]) if valid.size else (float("nan"),) * 2)
         lines.append(f"{name:<{w}}{detail:<12}{shape:<18}{rate:>9.1f}"
                      f"{int(sync.missing.sum()):>9}{p50:>13.2f}{p99:>9.2f}")
-    eff = ep.efficiency
-    if eff:
-        lines += ["", f"efficiency {eff['efficiency']:.1%} = availability "
-                  f"{eff['availability']:.1%} x performance {eff['performance']:.1%} x quality "
-                  f"{eff['quality']:.1%}"]
-        losses = {k: v for k, v in eff.items() if k.startswith(("loss_seconds.", "loss_samples."))}
-        for key, value in sorted(losses.items()):
-            unit = "s" if key.startswith("loss_seconds.") else "samples"
-            lines.append(f"  loss {key.split('.', 1)[1]:<28} {value:g} {unit}")
+    held = sum(int(ep.sync(name).missing.sum()) for name in ep.streams())
+    lines += ["", f"held      {held} grid samples repeat an earlier sample "
+              f"(/quality/<stream>/missing)"]
+    accounts = ep.accounts
+    if accounts is not None:
+        lines += [describe_factors(accounts), f"  {describe_losses(accounts)}"]
+        for cause, value in sorted(accounts.loss_seconds.items()):
+            lines.append(f"  loss {cause:<28} {value:g} s")
+        for cause, value in sorted(accounts.loss_samples.items()):
+            lines.append(f"  loss {cause:<28} {value:g} samples")
     return "\n".join(lines)
 
 

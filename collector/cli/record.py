@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import signal
 import sys
+import uuid
 
 from collector.cli import add_config_args
 from collector.config import load_station
+from collector.daemon.accounts import SessionBook
+from collector.efficiency import describe_factors, describe_losses
 from collector.errors import DiskFullError
 from collector.stages.execution import EpisodeSummary
 from collector.station import Progress, Station
@@ -34,17 +39,22 @@ def record(args: argparse.Namespace) -> int:
     station = Station(config)
     print(f"station {config.station.id}: {len(station.infos)} streams, engine "
           f"{config.engine.kind}, started in {station.engine.startup_s:.1f} s", flush=True)
+    book = SessionBook(station.output, _session_id(), config.station.id)
     previous = _stop_on_signals(station)
     try:
-        summaries = station.record(args.episodes, None if args.quiet else _show_progress)
+        summaries = station.record(args.episodes, None if args.quiet else _show_progress, book)
     except DiskFullError as exc:
         _print_summaries(station, getattr(exc, "summaries", []), args.quiet)
         raise
     finally:
         station.close()
+        with contextlib.suppress(OSError):  # a full disk may refuse the last line
+            book.shutdown()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     _print_summaries(station, summaries, args.quiet)
+    print(f"session {book.session_id}: {describe_factors(book.total)}\n"
+          f"  {describe_losses(book.total)}\n  accounts in {book.path}")
     stats = station.engine.stats()
     if "backpressure_waits" in stats:  # the Ray engine: how often a slow stage held the loop
         print(f"engine: {int(stats['computation_workers'])} computation workers, "
@@ -81,10 +91,16 @@ def _stop_on_signals(station: Station) -> dict:
 
 
 def format_summary(s: EpisodeSummary) -> str:
+    """The episode's own figures, in the words and numbers `collector inspect` shows."""
     a = s.accounts
-    return (f"  {s.path}  {s.ticks} frames  {a.recording_s:.1f} s  {s.outcome}  "
-            f"dropped {s.dropped}  missing {s.missing}  efficiency {a.efficiency:.1%} "
-            f"(A {a.availability:.1%} x P {a.performance:.1%} x Q {a.quality:.1%})")
+    return (f"  {s.path}  {s.ticks} ticks  {a.recording_s:.1f} s  {s.outcome}  held {s.missing}"
+            f"\n    {describe_factors(a)}\n    {describe_losses(a)}")
+
+
+def _session_id() -> str:
+    """Each `record` run is a session of its own (the daemon's are per day, see `run`)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return f"record-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 _last_state: list = [None]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.daemon.accounts import SESSIONS_DIR, fold, read_session
-from collector.efficiency import combine
+from collector.efficiency import combine, describe_losses
 from collector.errors import EpisodeFileError
 from collector.storage.reader import open_episode
 from schemas.episode import EfficiencyAccounts
@@ -93,15 +93,9 @@ def _sessions_from_episodes(root: Path) -> list[Session]:
     by_station: dict[str, Session] = {}
     for path in sorted(root.rglob("*.h5")):
         with open_episode(path) as ep:
-            meta, eff = ep.metadata, ep.efficiency
-        if not eff:
+            meta, accounts = ep.metadata, ep.accounts
+        if accounts is None:
             continue
-        accounts = EfficiencyAccounts(
-            **{k: v for k, v in eff.items() if "." not in k},
-            loss_seconds={k.split(".", 1)[1]: v for k, v in eff.items()
-                          if k.startswith("loss_seconds.")},
-            loss_samples={k.split(".", 1)[1]: v for k, v in eff.items()
-                          if k.startswith("loss_samples.")})
         station = str(meta.get("station_id", "?"))
         session = by_station.setdefault(station, Session("episodes", station, str(root)))
         session.records.append(SessionRecord(
@@ -116,12 +110,13 @@ def _sessions_from_episodes(root: Path) -> list[Session]:
 
 
 def format_table(sessions: list[Session], total: EfficiencyAccounts) -> str:
-    head = (f"{'session':<22}{'station':<12}{'episodes':>9}{'scheduled':>11}{'recorded':>10}"
+    width = max([22, *(len(s.session_id) + 2 for s in sessions)])
+    head = (f"{'session':<{width}}{'station':<12}{'episodes':>9}{'scheduled':>11}{'recorded':>10}"
             f"{'avail.':>9}{'perf.':>8}{'quality':>9}{'effic.':>8}")
     lines = [head, "-" * len(head)]
 
     def row(name: str, station: str, episodes: int, a: EfficiencyAccounts) -> str:
-        return (f"{name:<22}{station:<12}{episodes:>9}{_hms(a.scheduled_s):>11}"
+        return (f"{name:<{width}}{station:<12}{episodes:>9}{_hms(a.scheduled_s):>11}"
                 f"{_hms(a.recording_s):>10}{a.availability:>9.1%}{a.performance:>8.1%}"
                 f"{a.quality:>9.1%}{a.efficiency:>8.1%}")
 
@@ -135,6 +130,7 @@ def format_table(sessions: list[Session], total: EfficiencyAccounts) -> str:
         outcomes.update(s.outcomes)
     lines += ["", "episodes: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
                                   or "none")]
+    lines += ["", f"losses: {describe_losses(total)}"]
     lines += ["", "time lost (availability), by cause:"]
     for cause, seconds in sorted(total.loss_seconds.items(), key=lambda kv: -kv[1]):
         share = seconds / total.scheduled_s if total.scheduled_s else 0.0

@@ -10,12 +10,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from collector.daemon.accounts import EMPTY, SessionBook
 from collector.daemon.api import ApiServer
 from collector.daemon.logs import JsonLog
 from collector.daemon.machine import Controller
+from collector.efficiency import loss_totals
 from collector.errors import CollectorError, ConfigError, DeviceError, DiskFullError
 from collector.station import EpisodeRun, Station
 from schemas.api import EpisodeStatus, LastEpisode, StartEpisode, Status
@@ -279,7 +280,8 @@ class Daemon:
             mode=c.mode, paused=c.paused, shutdown_requested=c.shutdown,
             episodes=dict(self.book.outcomes) if self.book else {},
             current_episode=current, last_episode=self.last, devices=self.health,
-            session=session,
+            pipeline_lag_s=self.station.lag_s if run is not None else 0.0,
+            session=session, losses=asdict(loss_totals(session)),
         )
 
     def _session_summary(self) -> dict:

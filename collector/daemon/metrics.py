@@ -6,6 +6,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from collector.efficiency import loss_totals
 from schemas.api import State, Status
 
 STATES = State.__args__
@@ -31,8 +32,11 @@ class StationMetrics:
                               ["outcome"], registry=r)
         self.rate = Gauge("collector_device_rate_hz", "measured sample rate", ["device"],
                           registry=r)
-        self.up = Gauge("collector_device_up", "1 while the device delivers samples",
-                        ["device"], registry=r)
+        self.up = Gauge("collector_device_up", "1 while the driver is connected to the "
+                        "device, 0 while it is disconnected or reconnecting", ["device"],
+                        registry=r)
+        self.lag = Gauge("collector_pipeline_lag_seconds", "how far the episode's device reads "
+                         "run behind their schedule; 0 between episodes", registry=r)
         self.down_s = Gauge("collector_device_disconnected_seconds",
                             "time the device was disconnected", ["device"], registry=r)
         self._lock = threading.Lock()
@@ -48,6 +52,10 @@ class StationMetrics:
             self.seconds.labels("recording").set(a.recording_s)
             for kind in ("expected", "delivered", "good"):
                 self.samples.labels(kind).set(getattr(a, f"{kind}_samples"))
+            totals = loss_totals(a)
+            for kind in ("missing", "flagged", "discarded"):
+                self.samples.labels(kind).set(getattr(totals, kind))
+            self.lag.set(status.pipeline_lag_s)
             for gauge, values in ((self.loss_s, a.loss_seconds), (self.loss_n, a.loss_samples),
                                   (self.episodes, status.episodes)):
                 gauge.clear()
@@ -57,6 +65,6 @@ class StationMetrics:
                 gauge.clear()
             for device, h in status.devices.items():
                 self.rate.labels(device).set(h.get("rate_hz", 0.0))
-                self.up.labels(device).set(1 if h.get("ok") else 0)
+                self.up.labels(device).set(1 if h.get("connected") else 0)
                 self.down_s.labels(device).set(h.get("disconnected_s", 0.0))
             return generate_latest(self.registry).decode()

@@ -79,7 +79,7 @@ def _record_stepped(station: Station) -> EpisodeSummary:
     run = station.begin_episode(lead_ns=FUTURE_NS)
     while not station.step_episode(run, wait=False):
         pass
-    return station.end_episode(run, {"startup": station.engine.startup_s})
+    return station.end_episode(run, {})
 
 
 def with_overrides(config: StationConfig, output_dir: str | Path | None,

@@ -41,7 +41,8 @@ class EpisodeSummary:
     outcome: str
     accounts: EfficiencyAccounts
     dropped: int
-    missing: int
+    missing: int  # grid samples held from an earlier sample: /quality/<stream>/missing, summed
+    reason: str = ""  # why the episode ended as it did (its `reason` attribute)
     commits: CommitLog | None = None  # capture-to-disk timing of every row (`collector bench`)
 
 
@@ -139,7 +140,8 @@ class Execution:
             episode_id=plan.episode_id, path=str(path), ticks=writer.rows,
             outcome=metadata.outcome, accounts=accounts,
             dropped=sum(c.dropped for c in counters),
-            missing=sum(self._tally.missing.values()),
+            missing=self._tally.held,
+            reason=metadata.reason,
             commits=writer.commits.trimmed(),
         )
 

@@ -11,7 +11,7 @@ import numpy as np
 from collector.errors import EpisodeFileError
 from collector.stages.computation import decode_frame
 from collector.storage import layout as L
-from schemas.episode import FORMAT, EpisodeMetadata
+from schemas.episode import FORMAT, EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import EpisodeLayout
 
 
@@ -158,6 +158,19 @@ class Episode:
         if L.EFFICIENCY not in self.file:
             return {}
         return {k: plain_attr(v) for k, v in self.file[L.EFFICIENCY].attrs.items()}
+
+    @property
+    def accounts(self) -> EfficiencyAccounts | None:
+        """`/efficiency` as the accounts the writer stored (None: a file without them)."""
+        eff = self.efficiency
+        if not eff:
+            return None
+        return EfficiencyAccounts(
+            **{k: v for k, v in eff.items() if "." not in k},
+            loss_seconds={k.split(".", 1)[1]: v for k, v in eff.items()
+                          if k.startswith("loss_seconds.")},
+            loss_samples={k.split(".", 1)[1]: v for k, v in eff.items()
+                          if k.startswith("loss_samples.")})
 
 
 def open_episode(path: str | Path) -> Episode:
