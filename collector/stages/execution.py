@@ -43,6 +43,7 @@ class EpisodeSummary:
     dropped: int
     missing: int
     commits: CommitLog | None = None  # capture-to-disk timing of every row (`collector bench`)
+    reason: str = ""  # why it ended as it did (the file's `reason` attribute)
 
 
 class Execution:
@@ -140,7 +141,7 @@ class Execution:
             outcome=metadata.outcome, accounts=accounts,
             dropped=sum(c.dropped for c in counters),
             missing=sum(self._tally.missing.values()),
-            commits=writer.commits.trimmed(),
+            commits=writer.commits.trimmed(), reason=metadata.reason,
         )
 
     def close(self) -> None:
