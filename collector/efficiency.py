@@ -14,7 +14,8 @@ from collector.batch import GridBatch, StreamCounters
 from collector.quality import PERFORMANCE_CHECKS
 from schemas.episode import EfficiencyAccounts
 
-FAILED_OUTCOMES = {"failure": "task_failure", "rejected": "rejected", "aborted": "aborted"}
+FAILED_OUTCOMES = {"failure": "task_failure", "truncated": "truncated", "rejected": "rejected",
+                   "aborted": "aborted"}
 
 
 # The loss vocabulary: the one set of names every place that shows losses uses (the record
@@ -84,7 +85,8 @@ class EpisodeTally:
       (`crash:<stage>`, `stalled:<worker>`), and the remaining missing ticks, charged to ring
       overflow (`overflow:<stream>`) as far as it explains them, the rest to `sync_miss:<stream>`;
     - quality: a delivered tick under the first check that flags it (`<check>:<stream>`), and
-      every good sample of an episode that failed, was rejected or aborted.
+      every good sample of an episode that failed, was cut short (`truncated`: not a whole
+      demonstration), rejected or aborted.
     So the sample losses add up exactly: expected - delivered, and delivered - good.
     """
 

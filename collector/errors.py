@@ -29,3 +29,10 @@ class DiskFullError(CollectorError):
 
 class PipelineError(CollectorError):
     """A stage of the pipeline failed in a way the engine could not recover from."""
+
+
+class StartupInterrupted(CollectorError):
+    """A signal arrived while the station was starting: it stopped there, nothing recorded.
+    Not a failure: the commands exit 0, as for a signal at any other time."""
+
+    exit_code = 0

@@ -25,7 +25,7 @@ from collector.stages.perception import LATE_NS
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
 from collector.storage.writer import free_gb
-from collector.task import episode_seconds, task_name
+from collector.task import episode_seconds, task_name, task_seconds
 from collector.tuning import tune_process
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
@@ -47,6 +47,7 @@ class EpisodeRun:
     duration_s: float  # planned; `clock.ticks` shrinks when the episode is cut short
     start_metadata: dict  # root attributes known at the start, written into the partial file
     index: int = 0
+    cut_by: str = ""  # who or what cut it short ("stopped by SIGTERM"); "" while it runs whole
 
 
 @dataclass
@@ -85,15 +86,18 @@ def image_shapes(config: StationConfig, infos: list[StreamInfo]) -> dict:
 
 
 class Station:
-    def __init__(self, config: StationConfig, realtime: bool = True):
+    def __init__(self, config: StationConfig, realtime: bool = True,
+                 cancel: threading.Event | None = None):
+        """`cancel` set while the engine starts (a signal): `StartupInterrupted`, soon."""
         tune_process()
         self.config = config
-        self.engine: Engine = start_engine(config, realtime)
+        self.engine: Engine = start_engine(config, realtime, cancel)
         self.infos = self.engine.describe()
         self.layouts = stream_layouts(self.infos, config.pipeline.derived)
         self.output = Path(config.station.output_dir) / config.station.id
         # Set from any thread (a signal handler, the daemon's API): the episode in progress is
-        # cut short and committed, and no new one starts. `abort` sends it to rejected/ instead.
+        # cut short and committed (`truncated`), and no new one starts. `abort` sends it to
+        # rejected/ instead.
         self.stop = threading.Event()
         self.stop_reason = ""
         self._abort = False
@@ -154,19 +158,17 @@ class Station:
                        progress: Callable[[Progress], None] | None = None,
                        duration_s: float | None = None) -> EpisodeSummary:
         run = self.begin_episode(duration_s)
-        stopped = ""
         while True:
-            if not stopped and (self.stop.is_set() or self.disk_low()):
-                stopped = self.stop_reason if self.stop.is_set() else "disk space low"
-                self.cut_short(run)
+            if not run.cut_by and (self.stop.is_set() or self.disk_low()):
+                self.cut_short(run, self.stop_reason if self.stop.is_set()
+                               else "stopped by low disk space (below storage.min_free_gb)")
             final = self.step_episode(run)
             if progress:
                 elapsed = min((time.monotonic_ns() - run.clock.start_ns) / 1e9, run.duration_s)
                 progress(Progress(number, episodes, elapsed, run.duration_s, "recording"))
             if final:
                 break
-        reason = (f"stopped after {run.clock.ticks / self.config.episode.control_hz:.2f} of "
-                  f"{run.duration_s:g} s: {stopped}") if stopped else ""
+        reason = self.stop_reason if self._abort else ""
         return self.end_episode(run, overhead_s, "aborted" if self._abort else None, reason)
 
     # The episode in three steps, so that a caller (the daemon) can act between chunks.
@@ -201,6 +203,14 @@ class Station:
         self.engine.begin_task(clock.start_ns, ticks / ep.control_hz)
         return EpisodeRun(episode_id, started_at, clock, ticks / ep.control_hz, known)
 
+    def cut_short(self, run: EpisodeRun, by: str) -> None:
+        """End the grid at the tick now due: every tick up to now is still recorded. `by`
+        names who or what stopped it, for the reason of a `truncated` outcome."""
+        elapsed = (time.monotonic_ns() - run.clock.start_ns) // run.clock.period_ns + 1
+        if elapsed < run.clock.ticks:
+            run.clock.ticks = int(max(elapsed, 1))
+            run.cut_by = by
+
     def step_episode(self, run: EpisodeRun, wait: bool = True) -> bool:
         """Wait for the next chunk and submit it; True once the final batch is in.
 
@@ -220,20 +230,22 @@ class Station:
         run.index += 1
         return final
 
-    def cut_short(self, run: EpisodeRun) -> None:
-        """End the grid at the tick now due: every tick up to now is still recorded."""
-        elapsed = (time.monotonic_ns() - run.clock.start_ns) // run.clock.period_ns + 1
-        run.clock.ticks = int(min(max(elapsed, 1), run.clock.ticks))
-
     def end_episode(self, run: EpisodeRun, overhead_s: dict[str, float],
                     outcome: str | None = None, reason: str = "") -> EpisodeSummary:
-        """Stop the task and commit; `outcome` (rejected, aborted) overrides the task's."""
+        """Stop the task and commit; `outcome` (rejected, aborted) overrides the task's.
+
+        The task decides success or failure only when it ran to its end: an episode cut short,
+        or shorter than its task sequence, is `truncated`, and its reason says why."""
         ep = self.config.episode
         succeeded = self.engine.end_task()
+        recorded_s = run.clock.ticks / ep.control_hz
+        unfinished = unfinished_reason(run, recorded_s, task_seconds(ep), ep.control_hz)
+        if outcome is None and unfinished:
+            outcome, reason = "truncated", unfinished
         metadata = EpisodeMetadata(
             **run.start_metadata, ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
             outcome=outcome or ("success" if succeeded else "failure"), reason=reason)
-        return self.engine.finish_episode(metadata, run.clock.ticks / ep.control_hz, overhead_s)
+        return self.engine.finish_episode(metadata, recorded_s, overhead_s)
 
     def reset(self, number: int, episodes: int,
               progress: Callable[[Progress], None] | None = None) -> float:
@@ -250,6 +262,19 @@ class Station:
 
 def _wall_ago(seconds: float) -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+
+
+def unfinished_reason(run: EpisodeRun, recorded_s: float, task_s: float | None,
+                      control_hz: float) -> str:
+    """Why the task of `run` did not finish ("" when it did): cut short, or a limit below the
+    task's own length (a waypoint sequence)."""
+    if run.cut_by:
+        return (f"{run.cut_by} after {recorded_s:.1f} s of {run.duration_s:g} s, "
+                f"task not finished")
+    if task_s is not None and recorded_s < task_s - 0.5 / control_hz:
+        return (f"episode limit {recorded_s:.1f} s is shorter than the task ({task_s:g} s), "
+                f"task not finished")
+    return ""
 
 
 def _sleep_until(t_ns: int) -> None:

@@ -143,6 +143,11 @@ def task_name(episode: EpisodeConfig) -> str:
     return episode.task.name if isinstance(episode.task, TaskSequence) else episode.task
 
 
+def task_seconds(episode: EpisodeConfig) -> float | None:
+    """How long the task takes to finish; None when it spans whatever the episode lasts."""
+    return episode.task.duration_s if isinstance(episode.task, TaskSequence) else None
+
+
 def episode_seconds(episode: EpisodeConfig, limit_s: float | None = None) -> float:
     """How long the next episode records: the duration limit, or less when the task (a
     sequence) finishes sooner, or the operator's own limit."""

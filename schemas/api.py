@@ -43,7 +43,8 @@ class EpisodeStatus(BaseModel):
     number: int
     elapsed_s: float
     duration_s: float
-    ending: str | None = Field(None, description="stop | rejected | aborted, once requested")
+    ending: str | None = Field(None, description="stop | reject | abort, once requested "
+                                                 "(a signal: stop)")
 
 
 class LastEpisode(BaseModel):

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 FORMAT = "collector.episode"
 FORMAT_VERSION = 1
 
-Outcome = Literal["success", "failure", "rejected", "aborted", "recovered"]
+# `truncated`: cut short (signal, operator stop, low disk) before the task finished; its
+# `reason` says by what and when. Export leaves it out unless asked.
+Outcome = Literal["success", "failure", "truncated", "rejected", "aborted", "recovered"]
 
 
 class EpisodeMetadata(BaseModel):

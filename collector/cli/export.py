@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import get_args
 
 from collector.errors import EpisodeFileError
 from collector.storage.export import export_robomimic
 from collector.storage.validate import find_episodes
+from schemas.episode import Outcome
 
 
 def register(sub) -> None:
@@ -16,7 +19,8 @@ def register(sub) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR",
                         help="episode files, or folders searched for *.h5 (rejected/ skipped)")
     parser.add_argument("--outcomes", default="success",
-                        help="comma-separated outcomes to include (default: success)")
+                        help="comma-separated outcomes to include (default: success; episodes "
+                             "cut short are `truncated`: --outcomes success,truncated)")
     parser.add_argument("--no-images", action="store_true", help="leave camera frames out")
     parser.add_argument("--compression", choices=["none", "lzf", "gzip"], default="lzf",
                         help="compression of the exported datasets (default lzf)")
@@ -30,6 +34,11 @@ def export(args: argparse.Namespace) -> int:
             raise EpisodeFileError(f"{root}: no such file or folder")
         episodes += [p for p in find_episodes(root) if "rejected" not in p.parts or root == p]
     outcomes = {o.strip() for o in args.outcomes.split(",") if o.strip()}
+    unknown = sorted(outcomes - set(get_args(Outcome)))
+    if unknown or not outcomes:
+        print(f"collector: error: --outcomes {args.outcomes!r}: {', '.join(unknown) or 'empty'} "
+              f"is not an outcome; choose from {', '.join(get_args(Outcome))}", file=sys.stderr)
+        return 2
     done = export_robomimic(episodes, Path(args.out), outcomes, images=not args.no_images,
                             compression=None if args.compression == "none" else args.compression)
     for line in done.skipped:

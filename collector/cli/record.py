@@ -7,13 +7,14 @@ import contextlib
 import datetime as dt
 import signal
 import sys
+import threading
 import uuid
 
 from collector.cli import add_config_args
 from collector.config import load_station
 from collector.daemon.accounts import SessionBook
 from collector.efficiency import describe_factors, describe_losses
-from collector.errors import DiskFullError
+from collector.errors import DiskFullError, StartupInterrupted
 from collector.stages.execution import EpisodeSummary
 from collector.station import Progress, Station
 
@@ -35,12 +36,26 @@ def record(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print("collector: error: --episodes must be at least 1", file=sys.stderr)
         return 2
+    signals = _StopOnSignals()  # before the slow start-up: a signal then ends it, cleanly
+    try:
+        return _record(args, overrides, signals)
+    finally:
+        signals.restore()
+
+
+def _record(args: argparse.Namespace, overrides: list[str], signals: _StopOnSignals) -> int:
     config = load_station(args.config, overrides)
-    station = Station(config)
+    print(f"station {config.station.id}: starting (engine {config.engine.kind})", flush=True)
+    try:
+        station = Station(config, cancel=signals.cancel)
+    except StartupInterrupted:
+        print(f"collector: stopped by {signals.first} while starting; nothing was recorded",
+              file=sys.stderr, flush=True)
+        return 0
+    signals.attach(station)
     print(f"station {config.station.id}: {len(station.infos)} streams, engine "
           f"{config.engine.kind}, started in {station.engine.startup_s:.1f} s", flush=True)
     book = SessionBook(station.output, _session_id(), config.station.id)
-    previous = _stop_on_signals(station)
     try:
         summaries = station.record(args.episodes, None if args.quiet else _show_progress, book)
     except DiskFullError as exc:
@@ -50,8 +65,6 @@ def record(args: argparse.Namespace) -> int:
         station.close()
         with contextlib.suppress(OSError):  # a full disk may refuse the last line
             book.shutdown()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     _print_summaries(station, summaries, args.quiet)
     print(f"session {book.session_id}: {describe_factors(book.total)}\n"
           f"  {describe_losses(book.total)}\n  accounts in {book.path}")
@@ -71,23 +84,54 @@ def _print_summaries(station: Station, summaries: list[EpisodeSummary], quiet: b
         print(format_summary(s), flush=True)
 
 
-def _stop_on_signals(station: Station) -> dict:
-    """SIGTERM or Ctrl-C: finish and commit the episode in progress, then exit 0.
+class _StopOnSignals:
+    """SIGTERM or Ctrl-C: end the episode in progress now, commit it as `truncated` (nothing
+    recorded is lost), start no new one, exit 0; while starting, stop the start-up, exit 0.
     A second Ctrl-C aborts that episode into rejected/; a third interrupts at once."""
 
-    def handle(signum: int, _frame) -> None:
+    def __init__(self) -> None:
+        self.cancel = threading.Event()  # the start-up's: set by a signal before `attach`
+        self.first = ""  # the first signal's name
+        self.station: Station | None = None
+        self._previous = {signum: signal.signal(signum, self._handle)
+                          for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def attach(self, station: Station) -> None:
+        self.station = station
+        if self.cancel.is_set():  # arrived as the start-up finished
+            station.request_stop(f"stopped by {self.first}")
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame) -> None:
         name = signal.Signals(signum).name
-        if signum == signal.SIGINT and station.stop.is_set():
+        station = self.station
+        if station is None:
+            if not self.cancel.is_set():
+                self.first = name
+                self.cancel.set()
+                _say(f"{name} while starting: stopping the start-up, then exit 0 "
+                     f"(nothing recorded yet)")
+            return
+        if not station.stop.is_set():
+            self.first = self.first or name
+            station.request_stop(f"stopped by {name}")
+            _say(f"{name}: ending the episode in progress now; it is kept with outcome "
+                 f"truncated, no new one starts, then exit 0 (Ctrl-C again aborts it into "
+                 f"rejected/)")
+        elif signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             station.request_stop(f"{name} twice: episode aborted", abort=True)
-            print(f"\ncollector: {name} again: aborting the episode into rejected/",
-                  file=sys.stderr, flush=True)
-            return
-        station.request_stop(f"{name} received")
-        print(f"\ncollector: {name}: finishing the current episode, then stopping "
-              f"(Ctrl-C again aborts it)", file=sys.stderr, flush=True)
+            _say(f"{name} again: aborting the episode into rejected/ (Ctrl-C once more "
+                 f"interrupts at once)")
+        else:
+            _say(f"{name}: already stopping")
 
-    return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+def _say(message: str) -> None:
+    print(f"\ncollector: {message}", file=sys.stderr, flush=True)
 
 
 def format_summary(s: EpisodeSummary) -> str:

@@ -1,7 +1,8 @@
 """`collector run CONFIG`: the station daemon. Runs in the foreground (systemd-friendly), logs
 one JSON object per line on stdout, and is driven through its HTTP API.
 
-SIGTERM / SIGINT: finish the episode in progress, book the session, exit 0.
+SIGTERM / SIGINT, in any state: end the episode in progress now and commit it as `truncated`
+(while starting: stop the start-up), book the session, exit 0.
 A second SIGINT: abort the episode in progress (kept in rejected/) and exit 130.
 """
 
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         received.append(signum)
         abort = signum == signal.SIGINT and received.count(signal.SIGINT) >= 2
         log("signal", signal=signal.Signals(signum).name,
-            action="abort the episode and exit" if abort else "finish the episode and exit")
+            action="abort the episode into rejected/ and exit" if abort else
+            "end the episode now, keep it as truncated, and exit")
         daemon.interrupt(signal.Signals(signum).name, abort=abort)
 
     def install() -> None:
@@ -55,4 +57,5 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, on_signal)
 
     daemon = Daemon(config, session, args.mode, log, started, install)
+    install()  # before the slow start-up (Ray, devices): a signal there ends it cleanly
     return daemon.run()

@@ -8,6 +8,7 @@ import datetime as dt
 import errno
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -17,7 +18,13 @@ from collector.daemon.api import ApiServer
 from collector.daemon.logs import JsonLog
 from collector.daemon.machine import Controller
 from collector.efficiency import loss_totals
-from collector.errors import CollectorError, ConfigError, DeviceError, DiskFullError
+from collector.errors import (
+    CollectorError,
+    ConfigError,
+    DeviceError,
+    DiskFullError,
+    StartupInterrupted,
+)
 from collector.station import EpisodeRun, Station
 from schemas.api import EpisodeStatus, LastEpisode, StartEpisode, Status
 from schemas.station import StationConfig
@@ -29,7 +36,7 @@ IDLE_POLL_S = 0.25
 class ExitCode:
     """What `collector run` exits with (documented in the README)."""
 
-    CLEAN = 0  # shutdown by API, SIGTERM or SIGINT: the episode in progress was finished
+    CLEAN = 0  # shutdown by API (episode finished), SIGTERM or SIGINT (episode kept, truncated)
     ERROR = 1  # any other expected failure (one JSON log line says what)
     CONFIG = 2  # the station YAML or an override does not validate
     DEVICE = 3  # a device could not be opened or failed while running
@@ -56,6 +63,7 @@ class Daemon:
         self.session_id = session_id
         self.log = log or JsonLog()
         self.control = Controller(mode)
+        self.cancel = threading.Event()  # set by a signal: a start-up in progress stops
         self.station: Station | None = None
         self.book: SessionBook | None = None
         self.api: ApiServer | None = None
@@ -73,6 +81,9 @@ class Daemon:
     def run(self) -> int:
         try:
             return self._run()
+        except StartupInterrupted:
+            self.log("stopped", session=None, aborted=False, during="starting")
+            return ExitCode.CLEAN
         except ConfigError as exc:
             return self._fail(ExitCode.CONFIG, "config_error", exc)
         except DeviceError as exc:
@@ -89,8 +100,10 @@ class Daemon:
             self._close()
 
     def interrupt(self, signal_name: str, abort: bool = False) -> None:
-        """From a signal handler: finish the episode and stop, or (abort) cut it short."""
-        self.control.interrupt(abort)
+        """From a signal handler: cut the episode short (truncated) and stop, or (abort) abort
+        it; while starting, the start-up is abandoned at its next step."""
+        self.control.interrupt(signal_name, abort)
+        self.cancel.set()
 
     def _run(self) -> int:
         cfg = self.config
@@ -98,8 +111,7 @@ class Daemon:
                  engine=cfg.engine.kind, mode=self.control.mode, pid=os.getpid())
         self._start_api()  # first, so that a dashboard sees "starting" while devices open
         self.install_signals()
-        self.station = Station(cfg)
-        self.install_signals()  # again: ray.init puts its own SIGTERM handler in their place
+        self.station = Station(cfg, cancel=self.cancel)
         self.book = SessionBook(self.station.output, self.session_id, cfg.station.id)
         if self.book.resumed:
             down = self.book.downtime_since_crash(until=self._interval.wall)
@@ -181,7 +193,7 @@ class Daemon:
         while True:
             ending = self.control.ending
             if ending is not None and not cut:
-                self.station.cut_short(run)
+                self.station.cut_short(run, ending.cut_by)
                 cut = True
             final = self.station.step_episode(run)
             self._refresh_health()
@@ -189,10 +201,9 @@ class Daemon:
                 break
         ending = self.control.ending
         outcome = ending.outcome if ending else None
-        reason = ending.reason if ending else ""
-        if ending and ending.command == "stop":
-            reason = "stopped by the operator"
+        reason = ending.reason if ending and outcome else ""  # a stop: the station says why
         summary = self.station.end_episode(run, {}, outcome, reason)
+        reason = summary.reason
         # Setting up and committing the episode (outside its grid) is time lost to overhead.
         now = time.monotonic()
         overhead = now - cause_start.mono - summary.accounts.recording_s

@@ -3,7 +3,8 @@ arrive in. The API thread calls `command`; the daemon loop reads what was asked 
 
     starting -> idle -> recording -> resetting -> idle -> ...      (auto: idle starts at once)
                   \\-> paused <-/   (pause waits for the episode in progress to end)
-    any -> stopping (shutdown: the episode in progress is finished first)
+    any -> stopping (API shutdown: the episode in progress is finished first; SIGTERM or
+                     SIGINT: it is cut short now and kept as `truncated`)
 
 A command that does not fit the state raises `Conflict` and changes nothing.
 """
@@ -31,8 +32,13 @@ class Ending:
 
     @property
     def outcome(self) -> str | None:
-        """None: the task decides (success / failure)."""
+        """None: the station decides (success / failure, or truncated when cut short)."""
         return ENDINGS[self.command]
+
+    @property
+    def cut_by(self) -> str:
+        """Who stopped the episode, for the reason of a `truncated` outcome."""
+        return self.reason or "stopped by the operator via /episodes/stop"
 
 
 class Controller:
@@ -46,6 +52,7 @@ class Controller:
         self.abort_on_shutdown = False
         self.start: StartEpisode | None = None
         self.ending: Ending | None = None
+        self.signalled: Ending | None = None  # how a signal asked any episode to end
 
     def command(self, name: str, body) -> Accepted:
         with self.lock:
@@ -101,14 +108,19 @@ class Controller:
 
     # -- signals ---------------------------------------------------------------------------
 
-    def interrupt(self, abort: bool) -> None:
-        """SIGTERM / SIGINT: finish and stop; `abort` (a second SIGINT): cut the episode."""
+    def interrupt(self, signal_name: str, abort: bool) -> None:
+        """SIGTERM / SIGINT: cut the episode short now (kept, `truncated`) and stop; `abort`
+        (a second SIGINT): abort it into rejected/. An episode that starts after the signal
+        (a race with the loop) is cut at once the same way."""
         with self.lock:
             self.shutdown = True
+            self.abort_on_shutdown = self.abort_on_shutdown or abort
             if abort:
-                self.abort_on_shutdown = True
-                if self.state == "recording":
-                    self.ending = Ending("abort", "interrupted (second SIGINT)")
+                self.signalled = Ending("abort", f"interrupted (second {signal_name})")
+            elif self.signalled is None:
+                self.signalled = Ending("stop", f"stopped by {signal_name}")
+            if self.state == "recording" and (abort or self.ending is None):
+                self.ending = self.signalled
         self.wake.set()
 
     # -- the daemon loop's side ------------------------------------------------------------
@@ -121,6 +133,8 @@ class Controller:
         self.state = state
         if state != "recording":
             self.ending = None
+        elif self.signalled is not None:
+            self.ending = self.signalled
         return None
 
     def take_start(self) -> StartEpisode | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from collector.batch import EpisodeClock
 from collector.capture import Capture
 from collector.engines.base import Engine, make_computation, make_execution, make_perception
+from collector.errors import StartupInterrupted
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
@@ -14,9 +16,13 @@ from schemas.station import StationConfig
 
 
 class InlineEngine(Engine):
-    def __init__(self, config: StationConfig, realtime: bool = True):
+    def __init__(self, config: StationConfig, realtime: bool = True,
+                 cancel: threading.Event | None = None):
         started = time.perf_counter()
         self.capture = Capture(config, realtime)
+        if cancel is not None and cancel.is_set():  # opening devices is the slow part here
+            self.capture.close()
+            raise StartupInterrupted("start-up interrupted")
         infos = self.capture.describe()
         self.perception = make_perception(config, infos)
         self.computation = make_computation(config, infos)

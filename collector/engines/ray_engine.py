@@ -9,6 +9,7 @@ reported to execution as lost, with the stage as the cause, and the episode goes
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 
@@ -19,6 +20,7 @@ from collector.batch import EpisodeClock, GridBatch
 from collector.capture import Capture, read_limit
 from collector.engines.base import Engine, make_computation, make_execution, make_perception
 from collector.engines.ray_session import capture_placement, ensure_ray
+from collector.errors import StartupInterrupted
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.tuning import tune_process
 from drivers.base import StreamInfo
@@ -27,6 +29,7 @@ from schemas.station import StationConfig
 
 STAGE_RESTARTS = 10  # per actor and station run; a stage crashing more often is a bug to fix
 PERCEPTION_HOLDS = 3  # batches whose frames perception keeps (pending ticks point into them)
+CANCEL_POLL_S = 0.2  # how often a waiting start-up looks for a signal
 
 
 @ray.remote(num_cpus=0)
@@ -109,27 +112,42 @@ def _object_store_bytes(config: StationConfig) -> float:
 
 
 class RayEngine(Engine):
-    def __init__(self, config: StationConfig, realtime: bool = True):
+    def __init__(self, config: StationConfig, realtime: bool = True,
+                 cancel: threading.Event | None = None):
         started = time.perf_counter()
+        self._cancel = cancel or threading.Event()
+        self._actors: list = []  # every actor started, so an interrupted start-up ends them
         self.ray_startup_s = ensure_ray(config.engine, config.station.id)
+        try:
+            self._start(config, realtime)
+        except StartupInterrupted:
+            self._kill_actors()
+            raise
+        self.startup_s = time.perf_counter() - started
+
+    def _start(self, config: StationConfig, realtime: bool) -> None:
+        self._unless_cancelled()
         restartable = {"max_restarts": STAGE_RESTARTS, "max_task_retries": 0}
         # Capture runs where the station's hardware is: the node offering its custom resource.
-        self.capture = _Stage.options(**restartable, **capture_placement(config.station.id)
-                                      ).remote(Capture, config, realtime, True)
-        infos = ray.get(self.capture.call.remote("describe"))
+        self.capture = self._started(
+            _Stage.options(**restartable, **capture_placement(config.station.id)
+                           ).remote(Capture, config, realtime, True))
+        [infos] = self._get([self.capture.call.remote("describe")])
         self._infos = infos
-        self.perception = _Stage.options(**restartable).remote(make_perception, config, infos)
+        self.perception = self._started(
+            _Stage.options(**restartable).remote(make_perception, config, infos))
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         workers = config.pipeline.computation_workers or cpus
         # the pool shares the CPUs (more workers than CPUs is allowed: it hides their waits)
         share = min(1.0, cpus / workers)
         self.pool = [
-            _Stage.options(num_cpus=share, scheduling_strategy="SPREAD", **restartable
-                           ).remote(make_computation, config, infos)
+            self._started(_Stage.options(num_cpus=share, scheduling_strategy="SPREAD",
+                                         **restartable).remote(make_computation, config, infos))
             for _ in range(workers)
         ]
-        self.execution = _Stage.remote(make_execution)  # owns the open file: never restarted
-        ray.get([a.ready.remote() for a in (self.perception, self.execution, *self.pool)])
+        # owns the open file: never restarted
+        self.execution = self._started(_Stage.remote(make_execution))
+        self._get([a.ready.remote() for a in (self.perception, self.execution, *self.pool)])
         self.roles = {self.capture._actor_id.hex(): "capture",
                       self.perception._actor_id.hex(): "perception",
                       **{w._actor_id.hex(): f"computation-{i}" for i, w in enumerate(self.pool)}}
@@ -144,7 +162,31 @@ class RayEngine(Engine):
         self._sizes: deque = deque(maxlen=self.max_inflight + PERCEPTION_HOLDS)  # bytes per read
         self._last_read: float | None = None
         self.backpressure_waits = 0  # times the loop waited for the pipeline to drain
-        self.startup_s = time.perf_counter() - started
+
+    # -- start-up that a signal can end at any step ------------------------------------------
+
+    def _unless_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise StartupInterrupted("start-up interrupted")
+
+    def _started(self, actor):
+        self._actors.append(actor)
+        self._unless_cancelled()
+        return actor
+
+    def _get(self, refs: list) -> list:
+        """`ray.get`, but a start-up cancelled meanwhile stops waiting (actors on a loaded host
+        can take many seconds to come up)."""
+        pending = list(refs)
+        while pending:
+            self._unless_cancelled()
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=CANCEL_POLL_S)
+        return ray.get(refs)
+
+    def _kill_actors(self) -> None:
+        for actor in self._actors:
+            with contextlib.suppress(Exception):  # best effort: the actor may be gone
+                ray.kill(actor, no_restart=True)
 
     def describe(self) -> list[StreamInfo]:
         return self._infos
@@ -219,5 +261,4 @@ class RayEngine(Engine):
         for actor, method in ((self.execution, "close"), (self.capture, "close")):
             with contextlib.suppress(Exception):  # best effort: the actor may be gone
                 ray.get(actor.call.remote(method), timeout=10)
-        for actor in (self.capture, self.perception, self.execution, *self.pool):
-            ray.kill(actor, no_restart=True)
+        self._kill_actors()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 
 from collector.errors import PipelineError
@@ -36,13 +38,48 @@ def ensure_ray(engine: EngineConfig, station_id: str) -> float:
         kwargs["object_store_memory"] = engine.object_store_mb * 1024 * 1024
         kwargs["resources"] = {station_resource(station_id): 1}
     try:
-        ray.init(**kwargs)
+        _init_beside_signals(kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = engine.address or "a local Ray instance"
         raise PipelineError(f"could not start Ray at {where}: {exc}; check engine.address, or "
                             "use --engine inline") from None
     _startup_s = time.perf_counter() - started
     return _startup_s
+
+
+class _NoSigtermNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("SIGTERM handler is not set")
+
+
+def _init_beside_signals(kwargs: dict) -> None:
+    """`ray.init` in a thread of its own. On the main thread, Ray first replaces the SIGTERM
+    handler with `sys.exit(15)`, so a SIGTERM during its start (many seconds on a loaded host)
+    killed the station mid-start with exit 15, or 134 when it hit Ray's C++ start-up. Off the
+    main thread, Ray leaves the handlers alone, and the station's own keep working (the main
+    thread runs them while it waits here)."""
+    import ray
+
+    failure: list[BaseException] = []
+
+    def init() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as exc:  # re-raised on the calling thread
+            failure.append(exc)
+
+    notice = _NoSigtermNotice()  # Ray's warning that it did not set its handler: intended
+    worker_log = logging.getLogger("ray._private.worker")
+    worker_log.addFilter(notice)
+    try:
+        thread = threading.Thread(target=init, name="ray-init", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)  # short joins: signal handlers run on this thread in between
+    finally:
+        worker_log.removeFilter(notice)
+    if failure:
+        raise failure[0]
 
 
 def capture_placement(station_id: str) -> dict:
