@@ -27,12 +27,18 @@ def derived_fields(info: StreamInfo, config: DerivedSignals) -> dict[str, FieldI
         for source, name in VELOCITY_OF.items():
             if source in info.fields:
                 f = info.fields[source]
-                out[name] = FieldInfo(f.shape, "float64", f"{f.unit}/s" if f.unit else "1/s")
+                out[name] = FieldInfo(f.shape, "float64", per_second(f.unit), f.channels,
+                                      tuple(per_second(u) for u in f.units))
     if info.kind == "sensor" and config.lowpass_hz is not None:
         for name, f in info.fields.items():
             if np.issubdtype(np.dtype(f.dtype), np.floating):
-                out[name + LOWPASS_SUFFIX] = FieldInfo(f.shape, f.dtype, f.unit)
+                out[name + LOWPASS_SUFFIX] = FieldInfo(f.shape, f.dtype, f.unit, f.channels,
+                                                       f.units)
     return out
+
+
+def per_second(unit: str) -> str:
+    return f"{unit}/s" if unit else "1/s"
 
 
 def sample_times(capture_ns: np.ndarray, device_ns: np.ndarray) -> np.ndarray:

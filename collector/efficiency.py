@@ -99,7 +99,7 @@ class EpisodeTally:
     flagged: Counter = field(default_factory=Counter)  # "<check>:<stream>" -> bad ticks
     bad_ticks: Counter = field(default_factory=Counter)  # stream -> ticks failing any check
     crashed: Counter = field(default_factory=Counter)  # cause -> samples lost with a stage
-    held: int = 0  # grid samples written as a repeat of an earlier one (flagged missing)
+    held: int = 0  # grid samples filled from the nearest sample in time (flagged missing)
     counters: dict[str, StreamCounters] = field(default_factory=dict)
 
     def add(self, batch: GridBatch) -> None:

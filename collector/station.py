@@ -70,6 +70,8 @@ def stream_layouts(infos: list[StreamInfo],
             name=i.name, kind=i.kind, rate_hz=i.rate_hz,
             fields={k: (f.shape, f.dtype) for k, f in fields.items()},
             units={k: f.unit for k, f in fields.items()},
+            channels={k: f.channels for k, f in fields.items() if f.channels},
+            channel_units={k: f.channel_units() for k, f in fields.items()},
             quality=quality_datasets(i.kind),
         ))
     return layouts

@@ -20,7 +20,12 @@ from drivers.ring import SampleRing
 class FieldInfo:
     shape: tuple[int, ...]  # per sample
     dtype: str
-    unit: str = ""
+    unit: str = ""  # of every channel, unless `units` says otherwise
+    channels: tuple[str, ...] = ()  # a name per channel (empty: unnamed, shown by index)
+    units: tuple[str, ...] = ()  # a unit per channel (empty: `unit` for each)
+
+    def channel_units(self) -> tuple[str, ...]:
+        return self.units or (self.unit,) * int(np.prod(self.shape, dtype=int))
 
 
 @dataclass(frozen=True)

@@ -160,9 +160,8 @@ class ReplayDevice(ThreadedDevice):
             self.values = {k: group[k][:][rows] for k in fields}
             rate = hz
         self._rows = None
-        infos = {k: FieldInfo(tuple(group[k].shape[1:]), str(group[k].dtype),
-                              str(group[k].attrs.get("unit", ""))) for k in fields}
-        return StreamInfo(self.config.name, kind, rate, infos)
+        return StreamInfo(self.config.name, kind, rate, {k: recorded_field(group[k], k)
+                                                         for k in fields})
 
     def _raw_times(self, times: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arrival time and sequence number of each chosen frame, from /raw when it is there."""
@@ -271,3 +270,12 @@ class ReplayDevice(ThreadedDevice):
         if not frames:
             return {IMAGE_FIELD: np.zeros((0, *self.info.fields[IMAGE_FIELD].shape), np.uint8)}
         return {IMAGE_FIELD: np.stack(frames)}
+
+
+def recorded_field(ds: h5py.Dataset, name: str) -> FieldInfo:
+    """A recorded field as a live stream describes it, channel names and units kept."""
+    shape = tuple(ds.shape[1:])
+    channels = L.dataset_channels(ds.attrs, name, int(np.prod(shape, dtype=int)))
+    named = L.CHANNEL_NAMES in ds.attrs
+    return FieldInfo(shape, str(ds.dtype), str(ds.attrs.get("unit", "")),
+                     tuple(channels.names) if named else (), tuple(channels.units))

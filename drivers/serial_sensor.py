@@ -13,7 +13,13 @@ from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.lines import LineStream
 from drivers.packet import PacketStream
 from drivers.serial_port import capture_packets, open_port
-from schemas.devices import SerialSensorConfig
+from schemas.devices import ChannelField, SerialSensorConfig
+
+
+def channel_info(field: ChannelField, dtype: str) -> FieldInfo:
+    """A declared field as the stream describes it: names and units per channel from YAML."""
+    return FieldInfo((field.count,), dtype, field.unit, tuple(field.channel_names() or ()),
+                     tuple(field.channel_units()))
 
 
 class SerialSensor(ThreadedDevice):
@@ -21,11 +27,10 @@ class SerialSensor(ThreadedDevice):
         if config.packet is not None:
             self.stream: PacketStream | LineStream = PacketStream(config.packet)
             fmt = self.stream.format
-            fields = {f.name: FieldInfo((f.count,), str(fmt.value_dtype(f.name)), f.unit)
-                      for f in fmt.values}
+            fields = {f.name: channel_info(f, str(fmt.value_dtype(f.name))) for f in fmt.values}
         else:
             self.stream = LineStream(config.lines)
-            fields = {f.name: FieldInfo((f.count,), "float64", f.unit)
+            fields = {f.name: channel_info(f, "float64")
                       for f in config.lines.fields if f.role is None}
         super().__init__(StreamInfo(config.name, "sensor", config.rate_hz, fields))
         self.config = config

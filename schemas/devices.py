@@ -76,13 +76,41 @@ TIME_UNITS_NS = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}
 CHECKSUMS = ("none", "xor8", "sum8", "crc16-ccitt", "crc32")
 
 
-class PacketField(StrictModel):
-    """One field of a binary packet, stored raw; `scale` and `unit` say how to read it."""
+def per_channel_units(channels: list[str], unit: str) -> list[str]:
+    """The force/torque convention: channels named t* are torques (N*m) when `unit` is N."""
+    return ["N*m" if unit == "N" and c.startswith("t") else unit for c in channels]
+
+
+class ChannelField(StrictModel):
+    """A field of `count` values, each with an optional name and unit of its own."""
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    dtype: str = Field(description="numpy scalar type without byte order: u1 i2 u4 f4 f8 ...")
     count: int = Field(1, ge=1, le=4096)
-    unit: str = ""
+    unit: str = Field("", description="the unit of every value, unless `units` names one each")
+    channels: list[str] | None = Field(
+        None, description="a name per value, e.g. [fx, fy, fz]; null: name[0], name[1], ...")
+    units: list[str] | None = Field(None, description="a unit per value, e.g. [N, N, N*m]")
+
+    @model_validator(mode="after")
+    def _one_per_value(self) -> ChannelField:
+        for key in ("channels", "units"):
+            given = getattr(self, key)
+            if given is not None and len(given) != self.count:
+                raise ValueError(f"field {self.name}: {len(given)} {key} for count {self.count}"
+                                 f"; give one per value")
+        return self
+
+    def channel_names(self) -> list[str] | None:
+        return list(self.channels) if self.channels is not None else None
+
+    def channel_units(self) -> list[str]:
+        return list(self.units) if self.units is not None else [self.unit] * self.count
+
+
+class PacketField(ChannelField):
+    """One field of a binary packet, stored raw; `scale` and `unit` say how to read it."""
+
+    dtype: str = Field(description="numpy scalar type without byte order: u1 i2 u4 f4 f8 ...")
     scale: float | None = Field(None, description="value = raw * scale; null: raw")
     role: Literal["sequence", "device_time"] | None = None
 
@@ -147,13 +175,11 @@ class PacketSpec(StrictModel):
         return self
 
 
-class LineField(StrictModel):
+class LineField(ChannelField):
     """One field of an ASCII line: `count` numbers, in column order (csv) or under keys (kv)."""
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     count: int = Field(1, ge=1, le=256)
     keys: list[str] | None = Field(None, description="kv only; default: name, or name0..nameN-1")
-    unit: str = ""
     scale: float | None = None
     role: Literal["sequence", "device_time"] | None = None
 
@@ -223,7 +249,8 @@ class SimSensorConfig(DeviceBase):
     type: Literal["sim_sensor"]
     rate_hz: float = Field(1000.0, gt=0, le=100_000)
     channels: list[str] = Field(default_factory=lambda: ["fx", "fy", "fz", "tx", "ty", "tz"])
-    unit: str = "N"
+    unit: str = Field("N", description="every channel's unit; with N, t* channels are N*m")
+    units: list[str] | None = Field(None, description="a unit per channel: [N, N, N, N*m, ...]")
     link: Literal["pty", "tcp", "inprocess"] = "pty"
     baudrate: int = Field(921600, gt=0)
     packet: PacketSpec | None = None
@@ -234,11 +261,19 @@ class SimSensorConfig(DeviceBase):
     def _one_protocol(self) -> SimSensorConfig:
         if self.packet is not None and self.lines is not None:
             raise ValueError("give at most one of packet (binary) or lines (ASCII)")
+        if self.units is not None and len(self.units) != len(self.channels):
+            raise ValueError(f"{len(self.units)} units for {len(self.channels)} channels; give "
+                             "one unit per channel")
         return self
+
+    def channel_units(self) -> list[str]:
+        return list(self.units) if self.units is not None else \
+            per_channel_units(self.channels, self.unit)
 
     def protocol(self) -> PacketSpec | LineSpec:
         """What the simulated sensor speaks on its link."""
-        return self.lines or self.packet or default_sensor_packet(len(self.channels), self.unit)
+        return self.lines or self.packet or default_sensor_packet(
+            len(self.channels), names=self.channels, units=self.channel_units())
 
 
 class SimArmConfig(DeviceBase):
@@ -254,12 +289,15 @@ class SimArmConfig(DeviceBase):
     faults: Faults = Faults()
 
 
-def default_sensor_packet(channels: int, unit: str = "N") -> PacketSpec:
+def default_sensor_packet(channels: int, unit: str = "N", names: list[str] | None = None,
+                          units: list[str] | None = None) -> PacketSpec:
     """The F/T packet of DESIGN.md with one `value` field of `channels` floats."""
+    units = units or [unit] * channels
     return PacketSpec(header="AA55", byteorder="little", checksum="crc16-ccitt", fields=[
         PacketField(name="seq", dtype="u2", role="sequence"),
         PacketField(name="t_us", dtype="u4", role="device_time", unit="us"),
-        PacketField(name="value", dtype="f4", count=channels, unit=unit),
+        PacketField(name="value", dtype="f4", count=channels, channels=names,
+                    unit=units[0] if len(set(units)) == 1 else "", units=units),
     ])
 
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.layout import FILL_RULE
+
 FORMAT = "collector.episode"
 FORMAT_VERSION = 1
 
@@ -32,6 +34,7 @@ class EpisodeMetadata(BaseModel):
     control_hz: float
     rig_config: str = Field(description="the full station YAML, after overrides")
     software_version: str
+    missing_fill: str = Field(FILL_RULE, description="what a tick without a sample holds")
 
 
 class EfficiencyAccounts(BaseModel):

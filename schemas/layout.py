@@ -23,6 +23,14 @@ EFFICIENCY = "efficiency"
 ALOHA_QPOS = "observations/qpos"  # soft links, so ALOHA/ACT training code reads our files as-is
 ALOHA_ACTION = "action"
 LAYOUT_ATTR = "layout"
+CHANNEL_NAMES = "channel_names"  # attributes of every numeric field dataset: one entry per value
+CHANNEL_UNITS = "channel_units"
+MIXED_UNITS = "mixed: see channel_units"  # the `unit` attribute of a field whose channels differ
+FILL_RULE_ATTR = "missing_fill"  # root attribute: what a tick without a sample holds
+FILL_RULE = ("a grid tick with no sample within the stream's tolerance holds the sample nearest "
+             "in time (a camera: that frame again; interpolate: the edge sample), or zeros "
+             "(a camera: black) while the stream has delivered nothing; /quality/<stream>/"
+             "missing is true on exactly those ticks, so mask them before training")
 
 SYNC_FIELDS = {"capture_ns": "int64", "dt_ns": "int64", "missing": "bool"}  # /quality/<stream>/
 RAW_TIMES = ("arrival_ns", "capture_ns", "device_ns", "seq")
@@ -43,7 +51,10 @@ class FieldSpec(BaseModel):
 
     shape: tuple[int, ...] = Field(description="per sample")
     dtype: str
-    unit: str = ""
+    unit: str = Field("", description=f"every channel's unit, or {MIXED_UNITS!r}")
+    channel_names: list[str] = Field(default_factory=list, description="one per value; "
+                                     "empty (files before they were stored): by index")
+    channel_units: list[str] = Field(default_factory=list, description="one per value")
 
 
 class ImageSpec(BaseModel):
@@ -130,3 +141,16 @@ def image_dataset(s: StreamSpec) -> DatasetSpec:
                            1, grid=True, numeric=False)
     return DatasetSpec(grid_path(s, "image"), (), VLEN_UINT8, IMAGE_CHUNK, grid=True,
                        numeric=False)
+
+
+def default_channel_names(field: str, count: int) -> list[str]:
+    """What unnamed channels are called: the field itself, or field[i]."""
+    return [field] if count == 1 else [f"{field}[{i}]" for i in range(count)]
+
+
+def summary_unit(units: list[str] | tuple[str, ...]) -> str:
+    """The single `unit` attribute of a field: its channels' unit, when they share one."""
+    distinct = set(units)
+    if len(distinct) > 1:
+        return MIXED_UNITS
+    return next(iter(distinct), "")

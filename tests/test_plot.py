@@ -30,8 +30,9 @@ def test_plot_draws_every_stream_and_shades_flagged_ticks(recorded, tmp_path):
     clean = tmp_path / "clean.png"
     result = run_cli("plot", str(recorded), "--out", str(clean))
     assert result.returncode == 0, result.stderr
-    # arm qpos+gripper+qvel, ft value+value_lowpass, action qpos+gripper
-    assert "7 panels" in result.stdout
+    # arm qpos+gripper+qvel, ft value+value_lowpass (each: forces N, torques N*m), action
+    # qpos+gripper
+    assert "9 panels" in result.stdout
     image = cv2.imread(str(clean))
     assert image is not None and image.shape[0] > 600 and image.shape[1] > 600
 

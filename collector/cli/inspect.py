@@ -55,8 +55,13 @@ def format_episode(ep) -> str:
         p50, p99 = (np.percentile(valid, [50, 99]) if valid.size else (float("nan"),) * 2)
         lines.append(f"{name:<{w}}{detail:<12}{shape:<18}{rate:>9.1f}"
                      f"{int(sync.missing.sum()):>9}{p50:>13.2f}{p99:>9.2f}")
+    named = [(f"{name}.{field}", ep.channels(name, field))
+             for name, kind in ep.streams().items() if kind != "camera"
+             for field in ep.fields(name)]
+    cw = max((len(key) for key, _ in named), default=0) + 2
+    lines += ["", "channels"] + [f"  {key:<{cw}}{ch.describe()}" for key, ch in named]
     held = sum(int(ep.sync(name).missing.sum()) for name in ep.streams())
-    lines += ["", f"held      {held} grid samples repeat an earlier sample "
+    lines += ["", f"held      {held} grid samples filled from the nearest sample in time "
               f"(/quality/<stream>/missing)"]
     accounts = ep.accounts
     if accounts is not None:

@@ -13,8 +13,6 @@ from collector.errors import CollectorError
 from collector.storage import layout as L
 from collector.storage.reader import Episode, open_episode
 
-SYNC_KEYS = frozenset(L.SYNC_FIELDS) - {"missing"}  # per-tick times, not flags
-
 
 class ReplayError(CollectorError):
     """A replay request that cannot be served: bad range, unknown field, no arm to drive."""
@@ -147,12 +145,7 @@ def field_values(episode: Episode, ref: FieldRef, ticks: TickRange) -> np.ndarra
 
 def tick_flags(episode: Episode, ticks: TickRange) -> dict[str, np.ndarray]:
     """Every boolean per-tick flag, as `stream:flag` -> (n,) bool (missing included)."""
-    flags = {}
     if L.QUALITY not in episode.file:
-        return flags
-    for stream, group in episode.file[L.QUALITY].items():
-        for key, ds in group.items():
-            if key in SYNC_KEYS or ds.dtype != np.bool_:
-                continue
-            flags[f"{stream}:{key}"] = ds[ticks.first:ticks.stop]
-    return flags
+        return {}
+    return {f"{stream}:{key}": on[ticks.slice] for stream in episode.file[L.QUALITY]
+            for key, on in episode.flags(stream).items()}

@@ -21,7 +21,9 @@ from collector.replay.source import (
 from collector.storage.reader import Episode
 
 STRIP_TEXT = 40  # px: two lines of text
-STRIP_PLOT = 64  # px: the field plot
+STRIP_PLOT = 80  # px: the field plot, its legend (name, range, unit of each field) on top
+LEGEND_ROW = 14  # px per legend line
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 STRIP_FLAGS = 8  # px: red where any quality flag is set
 COLORS = [(255, 190, 60), (90, 200, 255), (120, 255, 120), (255, 120, 200), (200, 200, 80)]
 
@@ -82,16 +84,22 @@ class Timeline:
 
     def _draw_static(self, episode: Episode, fields: list[FieldRef]) -> np.ndarray:
         strip = np.full((STRIP_TEXT + STRIP_PLOT + STRIP_FLAGS, self.width, 3), 24, np.uint8)
-        top, bottom = STRIP_TEXT + 4, STRIP_TEXT + STRIP_PLOT - 4
-        for i, ref in enumerate(fields):
-            v = field_values(episode, ref, self.ticks)
+        values = [field_values(episode, ref, self.ticks) for ref in fields]
+        # each field is scaled to its own range, so each legend entry states that range
+        legend = [legend_label(episode, ref, v) for ref, v in zip(fields, values, strict=True)]
+        spots, rows = legend_spots(legend, self.width)
+        for (x, row), text, i in zip(spots, legend, range(len(fields)), strict=True):
+            cv2.putText(strip, text, (x, STRIP_TEXT + 11 + LEGEND_ROW * row), FONT, 0.4,
+                        COLORS[i % len(COLORS)], 1, cv2.LINE_AA)
+        top, bottom = STRIP_TEXT + 4 + LEGEND_ROW * rows, STRIP_TEXT + STRIP_PLOT - 4
+        for edge in (top, bottom):  # where each field's min and max lie
+            strip[edge, :] = (70, 70, 70)
+        for i, v in enumerate(values):
             lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
             scaled = (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
             y = np.round(bottom - scaled * (bottom - top)).astype(np.int32)
-            color = COLORS[i % len(COLORS)]
-            cv2.polylines(strip, [np.stack([self.x, y], axis=1)], False, color, 1, cv2.LINE_AA)
-            cv2.putText(strip, ref.label, (4 + 150 * i, STRIP_TEXT + 12),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
+            cv2.polylines(strip, [np.stack([self.x, y], axis=1)], False,
+                          COLORS[i % len(COLORS)], 1, cv2.LINE_AA)
         if self.flags:
             any_flag = np.any(np.stack(list(self.flags.values())), axis=0)
             columns = np.zeros(self.width, bool)
@@ -106,12 +114,45 @@ class Timeline:
         strip[STRIP_TEXT:, self.x[i]] = (255, 255, 255)
         tick = self.ticks.first + i
         raised = [name for name, f in self.flags.items() if f[i]]
-        lines = (f"t {tick / self.hz:7.2f} s   tick {tick}   outcome {self.outcome}",
+        span = f"{self.ticks.first / self.hz:.2f}..{(self.ticks.stop - 1) / self.hz:.2f} s"
+        lines = (f"t {tick / self.hz:7.2f} s (strip: {span})   tick {tick}   "
+                 f"outcome {self.outcome}",
                  "flags: " + (", ".join(raised)[:120] if raised else "none"))
         for row, text in enumerate(lines):
             cv2.putText(strip, text, (6, 15 + 18 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                         (230, 80, 80) if row and raised else (230, 230, 230), 1, cv2.LINE_AA)
         return strip
+
+
+def legend_label(episode: Episode, ref: FieldRef, values: np.ndarray) -> str:
+    """`ft.fz -0.12 to 2.05 N`: the channel's name, the range the strip spans, its unit."""
+    channels = episode.channels(ref.stream, ref.field)
+    name, unit = channels.names[ref.index], channels.units[ref.index]
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    span = f"{lo:.3g} to {hi:.3g}" if hi > lo else f"= {lo:.3g}"
+    return f"{ref.stream}.{name} {span}" + (f" {unit}" if unit else "")
+
+
+def legend_spots(labels: list[str], width: int) -> tuple[list[tuple[int, int]], int]:
+    """Left to right, wrapping: the (x, row) of each label, and the rows used."""
+    spots, x, row = [], 4, 0
+    for text in labels:
+        w = cv2.getTextSize(text, FONT, 0.4, 1)[0][0]
+        if x > 4 and x + w > width - 4:
+            x, row = 4, row + 1
+        spots.append((x, row))
+        x += w + 16
+    return spots, (row + 1) if labels else 0
+
+
+def name_tile(tile: np.ndarray, name: str) -> None:
+    """The camera's name in the tile's bottom-left corner (the top edge is where cameras stamp
+    counters and clocks), white on a dark box so any scene leaves it readable."""
+    scale = max(0.4, min(0.7, tile.shape[1] / 640))
+    (w, h), base = cv2.getTextSize(name, FONT, scale, 1)
+    rows = tile.shape[0]
+    tile[rows - h - base - 8:, :w + 10] //= 3
+    cv2.putText(tile, name, (5, rows - base - 4), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 class Mosaic:
@@ -131,6 +172,7 @@ class Mosaic:
             rows, cols = lay.tile(c)
             self._canvas[rows, cols] = cv2.resize(frames[tick], (lay.tile_w, lay.tile_h),
                                                   interpolation=cv2.INTER_AREA)
+            name_tile(self._canvas[rows, cols], lay.cameras[c])
         self._canvas[lay.strip_top:] = self.timeline.render(i)
         return self._canvas
 

@@ -13,15 +13,26 @@ from collector.quality import PIXEL_CHECKS, SCORE, frame_scores, small_gray
 from schemas.station import CameraChecks, ImageEncoding
 
 IMAGE_FIELD = "image"
+ENCODED_COLOR = "true color (PIL/imageio decode to rgb, cv2.imdecode to bgr)"
 
 
 def encoding_params(spec: ImageEncoding) -> dict:
-    """What a reader needs to decode the frames, stored with every image dataset."""
+    """What a reader needs to decode the frames, stored with every image dataset.
+
+    Raw frames are arrays in RGB order. JPEG/PNG bytes hold true colour (the codec's own
+    model), so the order depends on the decoder: PIL and imageio return RGB, `cv2.imdecode`
+    returns BGR. Both are stated, so no reader has to guess.
+    """
+    if spec.encoding == "raw":
+        order = {"color_order": "rgb"}
+    else:
+        order = {"color_order": ENCODED_COLOR, "pil_color_order": "rgb",
+                 "cv2_color_order": "bgr"}
     return {
         "encoding": spec.encoding,
         "quality": spec.quality if spec.encoding == "jpeg" else 0,
         "png_compression": spec.png_compression if spec.encoding == "png" else 0,
-        "color_order": "rgb",
+        **order,
     }
 
 

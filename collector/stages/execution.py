@@ -41,7 +41,7 @@ class EpisodeSummary:
     outcome: str
     accounts: EfficiencyAccounts
     dropped: int
-    missing: int  # grid samples held from an earlier sample: /quality/<stream>/missing, summed
+    missing: int  # grid samples filled from the nearest sample: /quality/<stream>/missing, summed
     reason: str = ""  # why the episode ended as it did (its `reason` attribute)
     commits: CommitLog | None = None  # capture-to-disk timing of every row (`collector bench`)
 

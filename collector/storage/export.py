@@ -1,10 +1,14 @@
 """Export episodes to the robomimic HDF5 layout, so existing training code reads them as-is.
 
 ```
-/data                    attrs: total (samples over all demos), env_args (JSON)
+/data                    attrs: total (samples over all demos), env_args (JSON), missing_fill
 /data/demo_<i>/obs/<cam>_image        (N, H, W, 3) uint8 RGB, decoded
-/data/demo_<i>/obs/<stream>_<field>   (N, D) float32
-/data/demo_<i>/actions                (N, A) float32: the action stream's fields, concatenated
+/data/demo_<i>/obs/<stream>_<field>   (N, D) float32; attrs channel_names, channel_units
+/data/demo_<i>/obs/<stream>_<flag>    (N,) bool, every stream's per-tick marks: `missing` (the
+                         tick holds a repeated sample, see /data attrs missing_fill), `dropped`,
+                         and each camera's `blurred`, `frozen`, `overexposed`, ...
+/data/demo_<i>/actions                (N, A) float32: the action stream's fields, concatenated;
+                         attrs channel_names (field.channel), channel_units
 /data/demo_<i>/rewards, dones         (N,): 1 at the last step of a successful demo / every demo
                          attrs: num_samples, episode_id, source, outcome
 ```
@@ -21,6 +25,7 @@ import numpy as np
 
 from collector.errors import EpisodeFileError
 from collector.storage.reader import open_episode
+from schemas.layout import CHANNEL_NAMES, CHANNEL_UNITS, FILL_RULE, FILL_RULE_ATTR
 
 ROWS = 256  # frames decoded and written at a time: memory stays bounded
 
@@ -57,6 +62,7 @@ def export_robomimic(episodes: list[Path], out: Path, outcomes: set[str],
                                    f"among {len(episodes)} file(s); nothing exported")
         data.attrs["total"] = total
         data.attrs["env_args"] = json.dumps(env)
+        data.attrs[FILL_RULE_ATTR] = FILL_RULE
     tmp.replace(out)
     return Exported(demos, total, skipped)
 
@@ -64,8 +70,11 @@ def export_robomimic(episodes: list[Path], out: Path, outcomes: set[str],
 def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> int:
     n = len(ep)
     obs = demo.create_group("obs")
-    actions = []
+    actions, action_names, action_units = [], [], []
     for name, kind in ep.streams().items():
+        # held samples must stay marked in training data: every flag travels with the demo
+        for flag, on in ep.flags(name).items():
+            obs.create_dataset(f"{name}_{flag}", data=on[:n], compression=compression)
         if kind == "camera":
             if images:
                 _write_frames(obs, f"{name}_image", ep.images(name), compression)
@@ -75,12 +84,18 @@ def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> 
         for field in order:  # the writer's order, so action vectors keep their meaning
             values = fields[field]
             values = values.reshape(n, -1).astype(np.float32)
+            channels = ep.channels(name, field)
             if kind == "action":
                 actions.append(values)
+                action_names += [c if c.startswith(field) else f"{field}.{c}"
+                                 for c in channels.names]
+                action_units += channels.units
             else:
-                obs.create_dataset(f"{name}_{field}", data=values, compression=compression)
-    demo.create_dataset("actions", data=np.concatenate(actions, axis=1) if actions
-                        else np.zeros((n, 0), np.float32))
+                ds = obs.create_dataset(f"{name}_{field}", data=values, compression=compression)
+                ds.attrs.update({CHANNEL_NAMES: channels.names, CHANNEL_UNITS: channels.units})
+    ds = demo.create_dataset("actions", data=np.concatenate(actions, axis=1) if actions
+                             else np.zeros((n, 0), np.float32))
+    ds.attrs.update({CHANNEL_NAMES: action_names, CHANNEL_UNITS: action_units})
     done = np.zeros(n, np.float32)
     done[-1:] = 1.0
     success = ep.metadata.get("outcome") == "success"

@@ -14,6 +14,8 @@ from schemas.layout import (  # noqa: F401  (re-exported: the paths inside an ep
     ACTIONS,
     ALOHA_ACTION,
     ALOHA_QPOS,
+    CHANNEL_NAMES,
+    CHANNEL_UNITS,
     EFFICIENCY,
     IMAGES,
     LAYOUT_ATTR,
@@ -28,6 +30,8 @@ from schemas.layout import (  # noqa: F401  (re-exported: the paths inside an ep
     FieldSpec,
     ImageSpec,
     StreamSpec,
+    default_channel_names,
+    summary_unit,
 )
 
 PARTIAL_SUFFIX = ".partial"
@@ -44,6 +48,17 @@ class StreamLayout:
     rate_hz: float
     units: dict[str, str]
     quality: dict[str, str] = field(default_factory=dict)  # per-tick flag/score -> dtype
+    channels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> name per value
+    channel_units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> units
+
+    def field_spec(self, name: str) -> FieldSpec:
+        """One field as the file declares it, every channel named and with its unit."""
+        shape, dtype = self.fields[name]
+        count = int(np.prod(shape, dtype=int))
+        names = list(self.channels.get(name) or default_channel_names(name, count))
+        units = list(self.channel_units.get(name) or [self.units.get(name, "")] * count)
+        return FieldSpec(shape=shape, dtype=np.dtype(dtype).name, unit=summary_unit(units),
+                         channel_names=names, channel_units=units)
 
     @property
     def is_camera(self) -> bool:
@@ -65,9 +80,7 @@ def episode_layout(streams: list[StreamLayout], image_shapes: dict, image_encodi
         if s.is_camera:
             h, w, c = image_shapes[s.name]
             image = ImageSpec(height=h, width=w, channels=c, encoding=image_encoding["encoding"])
-        fields = {} if s.is_camera else {
-            name: FieldSpec(shape=shape, dtype=np.dtype(dtype).name, unit=s.units.get(name, ""))
-            for name, (shape, dtype) in s.fields.items()}
+        fields = {} if s.is_camera else {name: s.field_spec(name) for name in s.fields}
         quality = {k: np.dtype(v).name for k, v in s.quality.items()}
         specs.append(StreamSpec(name=s.name, kind=s.kind, rate_hz=s.rate_hz, fields=fields,
                                 quality=quality, image=image))
@@ -76,3 +89,51 @@ def episode_layout(streams: list[StreamLayout], image_shapes: dict, image_encodi
 
 def partial_path(folder, episode_id: str):
     return folder / f"{episode_id}.h5{PARTIAL_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The values of one field: a name and a unit each."""
+
+    field: str
+    names: list[str]
+    units: list[str]
+
+    @property
+    def named(self) -> bool:
+        """False when the channels carry only their index (unnamed in YAML, or an old file)."""
+        return self.names != default_channel_names(self.field, len(self.names))
+
+    def label(self, i: int) -> str:
+        return f"{self.names[i]} ({self.units[i]})" if self.units[i] else self.names[i]
+
+    def by_unit(self) -> list[tuple[str, list[int]]]:
+        """Channel indices grouped by unit, in first-seen order (forces apart from torques)."""
+        groups: dict[str, list[int]] = {}
+        for i, unit in enumerate(self.units):
+            groups.setdefault(unit, []).append(i)
+        return list(groups.items())
+
+    def describe(self) -> str:
+        """`fx fy fz (N)  tx ty tz (N*m)`"""
+        parts = []
+        for unit, idx in self.by_unit():
+            contiguous = idx == list(range(idx[0], idx[-1] + 1))
+            if not self.named and len(idx) > 1 and contiguous:
+                names = f"{self.field}[{idx[0]}..{idx[-1]}]"
+            else:
+                names = " ".join(self.names[i] for i in idx)
+            parts.append(names + (f" ({unit})" if unit else ""))
+        return "  ".join(parts)
+
+
+def dataset_channels(attrs, field: str, count: int) -> Channels:
+    """A field dataset's channels from its attributes; files written before they were stored
+    name channels by index and give every channel the field's one `unit`."""
+    names = [str(x) for x in attrs.get(CHANNEL_NAMES, [])]
+    units = [str(x) for x in attrs.get(CHANNEL_UNITS, [])]
+    if len(names) != count:
+        names = default_channel_names(field, count)
+    if len(units) != count:
+        units = [str(attrs.get("unit", ""))] * count
+    return Channels(field, names, units)

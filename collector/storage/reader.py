@@ -141,6 +141,15 @@ class Episode:
                 return {k: v[:] for k, v in self.file[path].items()}
         raise EpisodeFileError(f"{self.path}: no stream {stream!r}; it has {list(self.streams())}")
 
+    def channels(self, stream: str, field: str) -> L.Channels:
+        """The name and unit of each value of a field (by index in files that predate them)."""
+        for root in (L.OBSERVATIONS, L.ACTIONS):
+            path = f"{root}/{stream}/{field}"
+            if path in self.file:
+                ds = self.file[path]
+                return L.dataset_channels(ds.attrs, field, int(np.prod(ds.shape[1:], dtype=int)))
+        raise EpisodeFileError(f"{self.path}: no field {stream}.{field}")
+
     def sync(self, stream: str) -> SyncQuality:
         q = self.file[f"{L.QUALITY}/{stream}"]
         return SyncQuality(*(q[name][:] for name in L.SYNC_FIELDS))
@@ -148,6 +157,13 @@ class Episode:
     def quality(self, stream: str) -> dict[str, np.ndarray]:
         """Every per-tick flag and score of a stream, sync fields included."""
         return {k: v[:] for k, v in self.file[f"{L.QUALITY}/{stream}"].items()}
+
+    def flags(self, stream: str) -> dict[str, np.ndarray]:
+        """The per-tick yes/no marks of a stream: missing, dropped, blurred, ..."""
+        path = f"{L.QUALITY}/{stream}"
+        if path not in self.file:
+            return {}
+        return {k: v[:len(self)] for k, v in self.file[path].items() if v.dtype == np.bool_}
 
     def raw(self, stream: str) -> dict[str, np.ndarray]:
         path = f"{L.RAW}/{stream}"

@@ -24,7 +24,7 @@ from collector.errors import DiskFullError
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout, episode_layout
 from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
-from schemas.layout import DatasetSpec, EpisodeLayout
+from schemas.layout import FILL_RULE, FILL_RULE_ATTR, DatasetSpec, EpisodeLayout, FieldSpec
 from schemas.station import StorageConfig
 
 COMMIT_LOG_ROWS = 1 << 17  # capture-to-disk latencies kept per episode (for `collector bench`)
@@ -88,6 +88,15 @@ def create_dataset(f: h5py.File, spec: DatasetSpec, compression: str) -> h5py.Da
     return f.create_dataset(spec.path, (0, *spec.shape), hdf5_dtype(spec.dtype),
                             maxshape=(None, *spec.shape), chunks=(spec.chunk_rows, *spec.shape),
                             **pack)
+
+
+def describe_field(ds: h5py.Dataset, field: FieldSpec) -> None:
+    """What a plain h5py reader needs to read a field: its unit, and each channel's name and
+    unit (a force/torque field holds N and N*m side by side)."""
+    ds.attrs["unit"] = field.unit
+    if field.channel_names:
+        ds.attrs[L.CHANNEL_NAMES] = field.channel_names
+        ds.attrs[L.CHANNEL_UNITS] = field.channel_units
 
 
 def free_gb(path: Path) -> float:
@@ -154,6 +163,7 @@ class EpisodeWriter:
             self._file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION,
                                      **(start_metadata or {})})
             self._file.attrs[L.LAYOUT_ATTR] = self.layout.model_dump_json()
+            self._file.attrs[FILL_RULE_ATTR] = FILL_RULE
             self._file.swmr_mode = True  # from here on, readers may open the file at any time
         except (OSError, RuntimeError) as exc:
             self._raise_if_disk_full(exc)
@@ -181,7 +191,9 @@ class EpisodeWriter:
                 ds.attrs["fps"] = s.rate_hz
             else:
                 for name, field in s.fields.items():
-                    f[self.streams[s.name].grid_path(name)].attrs["unit"] = field.unit
+                    describe_field(f[self.streams[s.name].grid_path(name)], field)
+                    if self.layout.keep_raw:
+                        describe_field(f[f"{L.RAW}/{s.name}/{name}"], field)
             if self.layout.keep_raw:
                 f[f"{L.RAW}/{s.name}"].attrs["rate_hz"] = s.rate_hz
         self._link_aloha_names()

@@ -19,7 +19,9 @@ class SimSensor(ThreadedDevice):
     def __init__(self, config: SimSensorConfig, world: SimWorld, realtime: bool = True):
         channels = len(config.channels)
         super().__init__(StreamInfo(config.name, "sensor", config.rate_hz,
-                                    {"value": FieldInfo((channels,), "float32", config.unit)}))
+                                    {"value": FieldInfo((channels,), "float32", config.unit,
+                                                        tuple(config.channels),
+                                                        tuple(config.channel_units()))}))
         self.config = config
         self.world = world
         self.faults = FaultPlan(config.faults, salt=101)
