@@ -6,7 +6,9 @@ sample the tick used (nearest streams) or the worst over the tick's window (aggr
 plus `dropped`: the sample this tick should have used never arrived (a sequence gap).
 Camera pixel checks (frozen, blurred, over/under-exposed) need the pixels, which only the
 computation pool touches: it scores the frame each tick shows, beside the frame delivered before
-it (`frame_scores`), so a tick's camera flags are those of the sample it shows.
+it (`frame_scores`), so a tick's camera flags are those of the sample it shows; blur is then
+judged against the camera's recent frames in execution, the one stage that sees them in order
+(`BlurJudge`).
 Everything is stored under /quality/<stream>/<check>[_score].
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from collector.batch import GridBatch
 from schemas.station import CameraChecks, SignalChecks
 
 PERFORMANCE_CHECKS = ("dropped",)  # a sample that never arrived: a performance loss
@@ -70,14 +73,23 @@ def small_gray(frames: np.ndarray, downscale: int) -> np.ndarray:
                      for g in gray.reshape(m, h, w)])
 
 
-def laplacian_variance(gray: np.ndarray) -> np.ndarray:
-    """(m, h, w) uint8 -> (m,) variance of the 4-neighbour Laplacian over each frame's interior."""
+SHARPNESS_TILES = 6  # per side: a timestamp or a marker covers a few of the 36 tiles, never half
+
+
+def tile_sharpness(gray: np.ndarray) -> np.ndarray:
+    """(m, h, w) uint8 -> (m,) sharpness: the median over a grid of tiles of the mean square of
+    the 4-neighbour Laplacian. The median, so a small sharp region (a burned-in timestamp, a
+    sharp corner) on a defocused scene still reads as the defocused scene it is on."""
     m, h, w = gray.shape
     if m == 0 or h < 3 or w < 3:
         return np.zeros(m, np.float32)
     lap = cv2.Laplacian(gray.reshape(m * h, w), cv2.CV_16S, ksize=1).reshape(m, h, w)
-    inner = lap[:, 1:-1, 1:-1].reshape(m, -1).astype(np.float32)  # rows at frame seams excluded
-    return inner.var(axis=1)
+    inner = lap[:, 1:-1, 1:-1]  # rows at frame seams excluded
+    t = max(1, min(SHARPNESS_TILES, (h - 2) // 2, (w - 2) // 2))
+    th, tw = (h - 2) // t, (w - 2) // t
+    energy = np.square(inner[:, :th * t, :tw * t], dtype=np.float32)
+    tiles = energy.reshape(m, t, th, t, tw).mean(axis=(2, 4)).reshape(m, t * t)
+    return np.median(tiles, axis=1).astype(np.float32)
 
 
 def clipped_fraction(gray: np.ndarray, low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,36 +101,93 @@ def clipped_fraction(gray: np.ndarray, low: int, high: int) -> tuple[np.ndarray,
         ((flat >= high).sum(axis=1) / n).astype(np.float32)
 
 
-def frame_scores(gray: np.ndarray, previous: np.ndarray, has_previous: np.ndarray,
-                 checks: CameraChecks) -> dict[str, np.ndarray]:
-    """Scores and flags of frames given as small grays (`small_gray`), each beside the frame
-    its camera delivered before it (`previous[i]`, where `has_previous[i]`)."""
+def exposure_scores(gray: np.ndarray, checks: CameraChecks) -> dict[str, np.ndarray]:
+    """Over- and under-exposure as a photographer judges them: clipped highlights (crushed
+    shadows) over a share of the frame, or a scene washed out (sunk) as a whole, which a
+    brightened scene is even when few of its pixels reach pure white. Score: the worse of the
+    two against its threshold, so 1 and above is flagged."""
     m = gray.shape[0]
     under, over = clipped_fraction(gray, checks.clip_low, checks.clip_high)
-    sharpness = laplacian_variance(gray)
+    mean = gray.reshape(m, -1).mean(axis=1).astype(np.float32) if m else np.zeros(0, np.float32)
+    over_flag = (over >= checks.overexposed_fraction) | (mean >= checks.overexposed_mean)
+    under_flag = (under >= checks.underexposed_fraction) | (mean <= checks.underexposed_mean)
+    return {
+        "overexposed": over_flag,
+        "overexposed" + SCORE: np.maximum(over / checks.overexposed_fraction,
+                                          mean / checks.overexposed_mean),
+        "underexposed": under_flag,
+        "underexposed" + SCORE: np.maximum(under / checks.underexposed_fraction,
+                                           checks.underexposed_mean / np.maximum(mean, 0.5)),
+    }
+
+
+class SharpnessBaseline:
+    """A camera's recent sharpness: the last `window` usable frames' (ring buffer, bounded)."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self._ring = np.zeros(window, np.float32)
+        self._filled = 0
+        self._at = 0
+
+    def judge(self, sharpness: np.ndarray, usable: np.ndarray,
+              checks: CameraChecks) -> tuple[np.ndarray, np.ndarray]:
+        """Blurred flags and sharpness relative to the median of the recent frames and the
+        usable ones given (so the first frames of a run are judged too); then remembers them.
+        Relative, because what a sharp frame reads depends on the scene: a white wall in
+        focus has less edge energy than a defocused workbench."""
+        known = np.concatenate([self._ring[:self._filled], sharpness[usable]])
+        base = float(np.median(known)) if known.size else 0.0
+        relative = sharpness / base if base > 0 else np.full_like(sharpness, np.nan)
+        blurred = (relative < checks.blur_relative) | (sharpness < checks.blur_min_laplacian)
+        self._remember(sharpness[usable])
+        return blurred, relative.astype(np.float32)
+
+    def _remember(self, values: np.ndarray) -> None:
+        size = self._ring.shape[0]
+        values = values[-size:]
+        self._ring[(self._at + np.arange(values.size)) % size] = values
+        self._at = (self._at + values.size) % size
+        self._filled = min(size, self._filled + values.size)
+
+
+def frame_scores(gray: np.ndarray, previous: np.ndarray, has_previous: np.ndarray,
+                 checks: CameraChecks,
+                 baseline: SharpnessBaseline | None = None) -> dict[str, np.ndarray]:
+    """Scores and flags of frames given as small grays (`small_gray`), each beside the frame
+    its camera delivered before it (`previous[i]`, where `has_previous[i]`).
+
+    Without a `baseline` (the computation pool, whose workers each see only some batches) blur
+    is judged on the absolute floor alone and its score is the raw sharpness: `BlurJudge` in
+    the ordered execution stage judges it against the camera's recent frames."""
+    m = gray.shape[0]
+    sharpness = tile_sharpness(gray)
     change = np.full(m, np.nan, np.float32)  # no previous frame: NaN, which is never frozen
     if has_previous.any():
         moved = cv2.absdiff(gray[has_previous], previous[has_previous])
         change[has_previous] = moved.reshape(moved.shape[0], -1).mean(axis=1)
-    over_flag = over >= checks.overexposed_fraction
-    under_flag = under >= checks.underexposed_fraction
+    exposure = exposure_scores(gray, checks)
+    # a clipped frame has no edges to measure: it is flagged for exposure, not for blur
+    clipped = exposure["overexposed"] | exposure["underexposed"]
+    if baseline is None:
+        blurred, blur_score = sharpness < checks.blur_min_laplacian, sharpness
+    else:
+        blurred, blur_score = baseline.judge(sharpness, ~clipped, checks)
     return {
         "frozen": change <= checks.frozen_max_diff,  # NaN (no previous frame) compares False
         "frozen" + SCORE: change,
-        # a clipped frame has no edges to measure: it is flagged for exposure, not for blur
-        "blurred": (sharpness < checks.blur_min_laplacian) & ~over_flag & ~under_flag,
-        "blurred" + SCORE: sharpness,
-        "overexposed": over_flag,
-        "overexposed" + SCORE: over,
-        "underexposed": under_flag,
-        "underexposed" + SCORE: under,
+        "blurred": blurred & ~clipped,
+        "blurred" + SCORE: blur_score,
+        **exposure,
     }
 
 
-def camera_scores(frames: np.ndarray, previous: np.ndarray | None,
-                  checks: CameraChecks) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def camera_scores(frames: np.ndarray, previous: np.ndarray | None, checks: CameraChecks,
+                  baseline: SharpnessBaseline | None = None,
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Scores and flags of consecutive frames; returns them and the last small frame (for the
-    next call). `previous`: the small frame delivered just before `frames[0]`, if any."""
+    next call). `previous`: the small frame delivered just before `frames[0]`, if any;
+    `baseline`: the camera's recent sharpness (none: these frames are all it has)."""
     gray = small_gray(frames, checks.downscale)
     m = gray.shape[0]
     has = np.ones(m, bool)
@@ -128,7 +197,31 @@ def camera_scores(frames: np.ndarray, previous: np.ndarray | None,
         has[0] = previous is not None and previous.shape == gray.shape[1:]
         before[0] = previous if has[0] else 0
     last = gray[-1].copy() if m else previous
-    return frame_scores(gray, before, has, checks), last
+    baseline = baseline or SharpnessBaseline(checks.blur_window)
+    return frame_scores(gray, before, has, checks, baseline), last
+
+
+class BlurJudge:
+    """Judges each camera's blur against its own recent frames, batch after batch in order
+    (the computation pool scored the frames, but each of its workers sees only some batches).
+    Kept across episodes: it is the camera's sharpness, not the episode's."""
+
+    def __init__(self) -> None:
+        self._baselines: dict[str, SharpnessBaseline] = {}
+
+    def apply(self, batch: GridBatch, checks: dict[str, CameraChecks]) -> None:
+        for name, camera in checks.items():
+            stream = batch.streams.get(name)
+            if stream is None or "blurred" + SCORE not in stream.scores:
+                continue
+            baseline = self._baselines.get(name)
+            if baseline is None or baseline.window != camera.blur_window:
+                baseline = self._baselines[name] = SharpnessBaseline(camera.blur_window)
+            clipped = stream.flags["overexposed"] | stream.flags["underexposed"]
+            blurred, relative = baseline.judge(stream.scores["blurred" + SCORE],
+                                               ~clipped & ~stream.missing, camera)
+            stream.flags["blurred"] = blurred & ~clipped
+            stream.scores["blurred" + SCORE] = relative
 
 
 # -- signals ------------------------------------------------------------------------------------
@@ -252,6 +345,7 @@ class StreamChecker:
     signal: SignalChecks | None = None
     previous_frame: np.ndarray | None = None
     previous_sample: tuple[int, int] | None = None  # (seq, capture_ns) of the last sample seen
+    baseline: SharpnessBaseline | None = None  # the camera's recent sharpness
     _fields: tuple[str, ...] = field(default=(), init=False)
 
     def reset(self) -> None:
@@ -269,8 +363,10 @@ class StreamChecker:
         if self.kind == "camera":
             out = {}  # pixel checks run in computation, on the frames the grid chose
             if "image" in fields:  # ...unless the pixels are here
+                checks = self.camera or CameraChecks()
+                self.baseline = self.baseline or SharpnessBaseline(checks.blur_window)
                 out, self.previous_frame = camera_scores(fields["image"], self.previous_frame,
-                                                         self.camera or CameraChecks())
+                                                         checks, self.baseline)
         else:
             out = signal_scores(fields, n, self.signal)
         counts = checksum_counts(n, checksum_failures, gaps.after)

@@ -16,7 +16,7 @@ from collector.batch import EpisodeClock
 from collector.config import dump_station
 from collector.derive import derived_fields
 from collector.engines import start_engine
-from collector.engines.base import Engine
+from collector.engines.base import Engine, camera_checks
 from collector.errors import DiskFullError
 from collector.quality import quality_datasets
 from collector.stages.computation import IMAGE_FIELD, encoding_params
@@ -195,6 +195,7 @@ class Station:
             streams=self.layouts, image_shapes=image_shapes(self.config, self.infos),
             image_encoding=encoding_params(self.config.pipeline.images),
             storage=self.config.storage, start_metadata=known,
+            camera_checks=camera_checks(self.config, self.infos),
         ))
         self.engine.discard()
         self.lag_s = 0.0

@@ -94,17 +94,36 @@ class PipelineConfig(StrictModel):
 
 
 class CameraChecks(StrictModel):
-    """Thresholds of the image checks. They run on a grayscale copy shrunk by `downscale`."""
+    """Thresholds of the image checks. They run on a grayscale copy shrunk by `downscale`.
+
+    Sharpness is the median, over a grid of tiles, of the Laplacian's mean square: a small
+    sharp region (a burned-in timestamp, a marker) on a defocused scene does not move it. A
+    frame is blurred when it has lost most of the sharpness its camera showed over its last
+    `blur_window` frames, or has almost none at all. Exposure is judged as a photographer
+    would: clipped highlights (crushed shadows) or a scene whose mean luminance is washed out
+    (sunk in the dark)."""
 
     downscale: int = Field(4, ge=1, le=32, description="checks see frames this many times smaller")
     frozen_max_diff: float = Field(
         0.05, ge=0, description="mean |gray change| from the previous frame at or below: frozen")
+    blur_relative: float = Field(
+        0.35, gt=0, le=1, description="sharpness below this share of the camera's recent median:"
+        " blurred")
+    blur_window: int = Field(
+        30, ge=3, le=1000, description="frames the camera's recent sharpness is the median of")
     blur_min_laplacian: float = Field(
-        100.0, ge=0, description="variance of the Laplacian below: blurred")
-    clip_high: int = Field(250, ge=1, le=255, description="gray level at or above: over-exposed")
-    clip_low: int = Field(5, ge=0, le=254, description="gray level at or below: under-exposed")
-    overexposed_fraction: float = Field(0.5, gt=0, le=1, description="clipped share: flagged")
-    underexposed_fraction: float = Field(0.5, gt=0, le=1, description="clipped share: flagged")
+        20.0, ge=0, description="sharpness (median tile Laplacian mean square) below: blurred, "
+        "whatever the camera's recent frames")
+    clip_high: int = Field(250, ge=1, le=255, description="gray level at or above: clipped white")
+    clip_low: int = Field(5, ge=0, le=254, description="gray level at or below: crushed black")
+    overexposed_fraction: float = Field(
+        0.25, gt=0, le=1, description="clipped highlights share at or above: over-exposed")
+    overexposed_mean: float = Field(
+        200.0, gt=0, le=255, description="mean gray level at or above: over-exposed (washed out)")
+    underexposed_fraction: float = Field(
+        0.5, gt=0, le=1, description="crushed shadows share at or above: under-exposed")
+    underexposed_mean: float = Field(
+        30.0, ge=0, lt=255, description="mean gray level at or below: under-exposed")
 
 
 class SignalChecks(StrictModel):

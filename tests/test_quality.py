@@ -11,6 +11,7 @@ from collector.derive import finite_difference, lowpass
 from collector.efficiency import EpisodeTally
 from collector.errors import ConfigError
 from collector.quality import (
+    BlurJudge,
     StreamChecker,
     camera_scores,
     checksum_counts,
@@ -161,16 +162,19 @@ def test_perception_flags_do_not_depend_on_chunk_boundaries(delivered):
         return Chunk("cam", "camera", times[idx], times[idx], times[idx], seq[idx],
                      {"image": frames[idx]})
 
-    # perception aligns and flags drops; computation runs the pixel checks on the chosen frames
-    computation = Computation(ImageEncoding(encoding="raw"), {"cam": frames.shape[1:]},
-                              {"cam": CameraChecks()})
+    # perception aligns and flags drops; computation runs the pixel checks on the chosen frames;
+    # execution judges blur against the camera's recent frames, batches in order
+    checks = {"cam": CameraChecks()}
+    computation = Computation(ImageEncoding(encoding="raw"), {"cam": frames.shape[1:]}, checks)
     whole = computation.process(Perception(plan()).process(
         RawBatch(clock, 0, 0, True, {"cam": chunk(slice(None))})))
-    perception, outs = Perception(plan()), []
+    BlurJudge().apply(whole, checks)
+    perception, judge, outs = Perception(plan()), BlurJudge(), []
     parts = np.array_split(np.arange(len(seq)), 11)
     for i, idx in enumerate(parts):
         outs.append(computation.process(perception.process(RawBatch(
             clock, i, int(times[idx[-1]]) + 1, i == len(parts) - 1, {"cam": chunk(idx)}))))
+        judge.apply(outs[-1], checks)
     truth = injected_faults(FAULTS, 0, 400)
     for name in ("dropped", "frozen", "blurred", "overexposed"):
         joined = np.concatenate([o.streams["cam"].flags[name] for o in outs])

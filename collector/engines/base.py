@@ -10,7 +10,7 @@ from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
 from collector.stages.perception import Perception, plan_streams
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
-from schemas.station import StationConfig
+from schemas.station import CameraChecks, StationConfig
 
 
 def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perception:
@@ -19,11 +19,16 @@ def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perceptio
                                    config.pipeline.derived))
 
 
+def camera_checks(config: StationConfig, infos: list[StreamInfo]) -> dict[str, CameraChecks]:
+    """The image checks of each camera (none when quality checks are off)."""
+    if not config.quality:
+        return {}
+    return {i.name: config.quality.for_camera(i.name) for i in infos if i.kind == "camera"}
+
+
 def make_computation(config: StationConfig, infos: list[StreamInfo]) -> Computation:
     cameras = {i.name: i.fields[IMAGE_FIELD].shape for i in infos if i.kind == "camera"}
-    checks = {name: config.quality.for_camera(name) for name in cameras} if config.quality \
-        else None
-    return Computation(config.pipeline.images, cameras, checks)
+    return Computation(config.pipeline.images, cameras, camera_checks(config, infos))
 
 
 def make_execution() -> Execution:

@@ -9,12 +9,13 @@ import numpy as np
 
 from collector.batch import EpisodeClock, GridBatch, StreamOnGrid
 from collector.efficiency import EpisodeTally
+from collector.quality import BlurJudge
 from collector.stages.computation import IMAGE_FIELD, encode_frames
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
 from collector.storage.writer import CommitLog, EpisodeWriter
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
-from schemas.station import ImageEncoding, StorageConfig
+from schemas.station import CameraChecks, ImageEncoding, StorageConfig
 
 
 @dataclass
@@ -31,6 +32,7 @@ class EpisodePlan:
     # Root attributes known at the start (id, station, task, rig_config, ...): written into the
     # partial file before the first sample, so `collector recover` can rebuild the episode.
     start_metadata: dict = field(default_factory=dict)
+    camera_checks: dict[str, CameraChecks] = field(default_factory=dict)  # none: not checked
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Execution:
         self._clock: EpisodeClock | None = None
         self._lost_cause: str | None = None
         self._last_frames: dict[str, np.ndarray] = {}  # camera -> last encoded frame written
+        self._blur = BlurJudge()  # kept across episodes: each camera's recent sharpness
 
     def begin(self, plan: EpisodePlan) -> str:
         if self._writer is not None:
@@ -101,6 +104,7 @@ class Execution:
             self._fill_gap(ready.first_tick)
             if len(ready) and ready.first_tick < self._writer.rows:
                 continue  # a restarted stage re-sent ticks already written
+            self._blur.apply(ready, self._plan.camera_checks)
             self._writer.append(ready)
             self._tally.add(ready)
             self._remember_last_frames(ready)
