@@ -1,8 +1,9 @@
 """A camera through OpenCV: device index, /dev/video path, video file or stream URL.
 
-Frames enter the pipeline as RGB (OpenCV delivers BGR; `color_order: bgr` keeps them as they
-come), rotated as configured, at the configured size. A device that stops delivering frames
-raises `DeviceError`; the reader thread reconnects with backoff and counts the lost time.
+Frames enter the pipeline as RGB (OpenCV delivers BGR; `delivers: rgb` names a capture that
+hands out RGB already), rotated as configured, at the configured size. A device that stops
+delivering frames raises `DeviceError`; the reader thread reconnects with backoff and counts the
+lost time.
 A video file plays at its own fps (paced), and ends like an unplugged camera.
 """
 
@@ -89,7 +90,7 @@ class OpenCVCamera(ThreadedDevice):
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         if frame.shape[:2] != (c.height, c.width):
             frame = cv2.resize(frame, (c.width, c.height), interpolation=cv2.INTER_AREA)
-        if c.color_order == "rgb":
+        if c.delivers == "bgr":
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if c.rotation:
             frame = cv2.rotate(frame, ROTATIONS[c.rotation])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -64,10 +64,22 @@ class OpenCVCameraConfig(CameraBase):
     type: Literal["opencv_camera"]
     source: int | str = 0
     fourcc: str | None = Field(None, min_length=4, max_length=4)
-    color_order: Literal["rgb", "bgr"] = "rgb"
+    # What the capture hands out. OpenCV's backends deliver BGR; a GStreamer appsink asked for
+    # RGB delivers RGB. Frames always enter the pipeline, and the file, as RGB.
+    delivers: Literal["bgr", "rgb"] = "bgr"
     rotation: Literal[0, 90, 180, 270] = 0
     warmup_frames: int = Field(5, ge=0)
     buffer_size: int = Field(1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_color_order(cls, data: Any) -> Any:
+        # `color_order: bgr` once kept BGR frames in a pipeline that labels them RGB: every
+        # stored frame then had red and blue swapped. The key now says what the capture gives.
+        if isinstance(data, dict) and "color_order" in data:
+            raise ValueError("color_order was removed: frames are always stored RGB; say what "
+                             "the capture hands out with delivers: bgr (OpenCV's default) or rgb")
+        return data
 
 
 # --- serial protocols -----------------------------------------------------------------------

@@ -53,11 +53,13 @@ def test_video_file_frames_arrive_in_order_as_rgb(tmp_path):
     assert block[2] > 200 and block[0] < 50  # RGB order: blue lands in the last channel
 
 
-def test_rotation_and_bgr_order(tmp_path):
+def test_rotation_and_a_capture_that_delivers_rgb(tmp_path):
+    """`delivers: rgb` takes the capture's channels as they come: a file read by OpenCV gives
+    BGR, so told it is RGB, blue stays first - the option names what the capture hands out."""
     video = tmp_path / "clip.avi"
     write_video(video, 3)
     config = OpenCVCameraConfig(name="cam", type="opencv_camera", source=str(video), width=W,
-                                height=H, fps=100, rotation=90, color_order="bgr")
+                                height=H, fps=100, rotation=90, delivers="rgb")
     camera = OpenCVCamera(config)
     assert camera.describe().fields["image"].shape == (W, H, 3)
     with camera:
@@ -66,7 +68,18 @@ def test_rotation_and_bgr_order(tmp_path):
     assert first.shape == (W, H, 3)
     restored = cv2.rotate(first, cv2.ROTATE_90_COUNTERCLOCKWISE)
     assert read_counter(restored) == 0
-    assert restored[120:180, 70:130].reshape(-1, 3).mean(axis=0)[0] > 200  # BGR: blue first
+    assert restored[120:180, 70:130].reshape(-1, 3).mean(axis=0)[0] > 200  # as delivered
+
+
+def test_color_order_is_refused_with_its_replacement_named():
+    """The old `color_order: bgr` kept BGR frames under an RGB label (red and blue swapped in
+    every stored frame); a config naming it gets one line saying what to write instead."""
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="delivers: bgr"):
+        OpenCVCameraConfig(name="cam", type="opencv_camera", source=0, width=W, height=H,
+                           fps=30, color_order="bgr")
 
 
 def test_missing_source_is_a_clear_device_error(tmp_path):
