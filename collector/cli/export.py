@@ -16,10 +16,10 @@ def register(sub) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR",
                         help="episode files, or folders searched for *.h5 (rejected/ skipped)")
     parser.add_argument("--outcomes", default="success",
-                        help="comma-separated outcomes to include (default: success)")
+                        help="comma-separated outcomes to include (default: %(default)s)")
     parser.add_argument("--no-images", action="store_true", help="leave camera frames out")
     parser.add_argument("--compression", choices=["none", "lzf", "gzip"], default="lzf",
-                        help="compression of the exported datasets (default lzf)")
+                        help="compression of the exported datasets (default %(default)s)")
     parser.set_defaults(func=export)
 
 

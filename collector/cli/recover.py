@@ -20,10 +20,10 @@ def register(sub) -> None:
     parser = sub.add_parser("recover", help="salvage *.h5.partial files into valid episodes")
     parser.add_argument("path", nargs="?", default="episodes",
                         help="a folder searched recursively, or one partial file "
-                             "(default: episodes)")
+                             "(default: %(default)s)")
     parser.add_argument("--min-age", type=float, default=0.0, metavar="SECONDS",
-                        help="also skip partial files modified this recently (default 0; files "
-                             "a running recorder holds are always skipped)")
+                        help="also skip partial files modified this recently (default "
+                             "%(default)g; files a running recorder holds are always skipped)")
     parser.set_defaults(func=recover)
 
 
