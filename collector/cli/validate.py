@@ -34,7 +34,7 @@ def validate(args: argparse.Namespace) -> int:
         if not root.exists():
             raise EpisodeFileError(f"{root}: no such file or folder")
         episodes = find_episodes(root)
-        bar = progress(len(episodes), f"validating {root}") if root.is_dir() else None
+        bar = progress(len(episodes), f"validating {root.name or root}") if root.is_dir() else None
         for path in episodes:
             checked += 1
             problems = validate_file(path, args.all_frames)
