@@ -66,9 +66,13 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_SESSION = "no session"  # episodes no session file lists: `collector record`, or salvaged
+
+
 def find_sessions(root: Path) -> list[Session]:
-    """Session files under `root` (or `root` itself); without any, the episodes' own accounts
-    (an output folder `collector record` wrote) as one session per station."""
+    """Session files under `root` (or `root` itself), and the episodes under `root` that no
+    session file lists (what `collector record` wrote), by their own accounts, as one
+    "no session" entry per station."""
     if root.is_file() and root.suffix == ".jsonl":
         files = [root]
     elif root.is_dir():
@@ -81,21 +85,23 @@ def find_sessions(root: Path) -> list[Session]:
         records = read_session(path)
         if records:
             sessions.append(Session(path.stem, records[0].station_id, str(path), records))
-    if not sessions and root.is_dir():
-        sessions = _sessions_from_episodes(root)
+    if root.is_dir():
+        # by id: a session file may hold paths relative to the daemon's working folder
+        listed = {r.episode_id for s in sessions for r in s.records if r.episode_id}
+        sessions += _sessions_from_episodes(root, listed)
     if not sessions:
         raise EpisodeFileError(f"{root}: no session accounts (sessions/*.jsonl) and no episodes "
                                f"found; point at the output_dir of `collector run`")
     return sessions
 
 
-def _sessions_from_episodes(root: Path) -> list[Session]:
+def _sessions_from_episodes(root: Path, listed: set[str]) -> list[Session]:
     by_station: dict[str, Session] = {}
     for path in sorted(root.rglob("*.h5")):
         with open_episode(path) as ep:
             meta, eff = ep.metadata, ep.efficiency
-        if not eff:
-            continue
+        if not eff or meta.get("episode_id") in listed:
+            continue  # no accounts of its own, or booked by its session already
         accounts = EfficiencyAccounts(
             **{k: v for k, v in eff.items() if "." not in k},
             loss_seconds={k.split(".", 1)[1]: v for k, v in eff.items()
@@ -103,9 +109,9 @@ def _sessions_from_episodes(root: Path) -> list[Session]:
             loss_samples={k.split(".", 1)[1]: v for k, v in eff.items()
                           if k.startswith("loss_samples.")})
         station = str(meta.get("station_id", "?"))
-        session = by_station.setdefault(station, Session("episodes", station, str(root)))
+        session = by_station.setdefault(station, Session(NO_SESSION, station, str(root)))
         session.records.append(SessionRecord(
-            kind="episode", session_id="episodes", station_id=station,
+            kind="episode", session_id=NO_SESSION, station_id=station,
             started_at=meta.get("started_at", ""), ended_at=meta.get("ended_at", ""),
             seconds=accounts.scheduled_s, episode_id=meta.get("episode_id"),
             outcome=meta.get("outcome"), reason=meta.get("reason", ""), path=str(path),
@@ -135,6 +141,10 @@ def format_table(sessions: list[Session], total: EfficiencyAccounts) -> str:
         outcomes.update(s.outcomes)
     lines += ["", "episodes: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
                                   or "none")]
+    outside = sum(len(s.records) for s in sessions if s.session_id == NO_SESSION)
+    if outside:
+        lines.append(f"  {outside} of them in no session file (recorded by `collector record`, "
+                     f"or salvaged): their own accounts, shown as '{NO_SESSION}'")
     lines += ["", "time lost (availability), by cause:"]
     for cause, seconds in sorted(total.loss_seconds.items(), key=lambda kv: -kv[1]):
         share = seconds / total.scheduled_s if total.scheduled_s else 0.0
