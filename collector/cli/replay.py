@@ -52,7 +52,8 @@ def register(sub) -> None:
     video.add_argument("--tile-width", type=int, default=320,
                        help="pixels per camera tile (default %(default)s)")
     pipe = parser.add_argument_group("--to pipeline")
-    pipe.add_argument("--out", default=None, help="output folder (default: replays)")
+    pipe.add_argument("--out", default=None,
+                      help="output folder (default: replays; with CONFIG, its output_dir)")
     pipe.add_argument("--engine", choices=["ray", "inline"], help="override engine.kind")
     pipe.add_argument("--realtime", action="store_true",
                       help="pace the replay in real time (default: as fast as the pipeline "

@@ -9,7 +9,7 @@ from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
 from collector.storage import layout as L
 from collector.storage.recover import in_use
-from collector.storage.validate import find_episodes, validate_file
+from collector.storage.validate import SAMPLED_FRAMES, find_episodes, validate_file
 
 EXIT_NEEDS_WORK = 1  # a file with problems, a partial to recover, or nothing to check
 
@@ -22,7 +22,7 @@ def register(sub) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR",
                         help="episode files, or folders searched for *.h5")
     parser.add_argument("--all-frames", action="store_true",
-                        help="decode every frame (default: 8 per camera)")
+                        help=f"decode every frame (default: {SAMPLED_FRAMES} per camera)")
     parser.set_defaults(func=validate)
 
 
