@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from schemas.devices import DEVICE_TYPES
+import schemas.station  # noqa: F401  (its models join the union labels below)
+from schemas.devices import DEVICE_TYPES, StrictModel
 
 SCALAR_BRANCHES = frozenset({"str", "int", "float", "bool"})  # labels of `str | Model` unions
 PATTERN_WORDS = {
@@ -29,6 +30,16 @@ KIND_WORDS = {
     "model_attributes_type": "must be a mapping of fields",
     "tuple_type": "must be a list",
 }
+
+def _model_names(model: type[BaseModel]) -> set[str]:
+    names = {model.__name__}
+    for sub in model.__subclasses__():
+        names |= _model_names(sub)
+    return names
+
+
+# what pydantic puts in an error's location for a union member: a tag or a type's name
+UNION_LABELS = frozenset(DEVICE_TYPES | SCALAR_BRANCHES | _model_names(StrictModel))
 BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
           "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
 
@@ -120,7 +131,7 @@ def _location(loc: tuple, raw: Any, kind: str) -> str:
             name = node.get("name") if isinstance(node, dict) else None
             out += f"[{name}]" if isinstance(name, str) and name else f"[{part}]"
             continue
-        if part in DEVICE_TYPES or part in SCALAR_BRANCHES or part[:1].isupper():
+        if part in UNION_LABELS and not (isinstance(node, dict) and part in node):
             continue  # a union branch (a device type, str, TaskSequence): not in the file
         node = node.get(part) if isinstance(node, dict) else None
         out += f".{part}" if out else str(part)
