@@ -31,6 +31,7 @@ KIND_WORDS = {
     "tuple_type": "must be a list",
 }
 
+
 def _model_names(model: type[BaseModel]) -> set[str]:
     names = {model.__name__}
     for sub in model.__subclasses__():
