@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from collector.config_errors import problems
 from collector.errors import ConfigError
-from schemas.devices import DEVICE_TYPES
 from schemas.station import StationConfig
 
 
@@ -26,7 +26,8 @@ def validate_station(raw: Any, source: str) -> StationConfig:
     try:
         return StationConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+        found = problems(exc, raw)
+        raise ConfigError("\n".join(f"{source}: {line}" for line in found)) from None
 
 
 def dump_station(config: StationConfig) -> str:
@@ -90,28 +91,3 @@ def _list_index(items: list, part: str) -> int | None:
         if isinstance(item, dict) and item.get("name") == part:
             return i
     return None
-
-
-def _first_problem(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = _location(error.get("loc", ()))
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    message = error.get("msg", "invalid value")
-    if error.get("type") == "extra_forbidden":
-        message = "unknown field; check the spelling (collector config schema lists the fields)"
-    return f"{where}: {message}{suffix}" if where else f"{message}{suffix}"
-
-
-def _location(loc: tuple) -> str:
-    """`('devices', 0, 'sim_camera', 'fps')` -> `devices[0].fps`, without pydantic's union tag."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in DEVICE_TYPES:
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-

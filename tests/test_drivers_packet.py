@@ -144,7 +144,7 @@ def test_bad_packet_declarations_are_one_line_errors(tmp_path, change, message):
     result = run_cli("config", "check", str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip()
-    assert "\n" not in line and "devices[3].packet" in line and message in line
+    assert "\n" not in line and "devices[ft].packet" in line and message in line
 
 
 def test_lines_skip_bad_lines_and_stay_bounded():

@@ -109,3 +109,32 @@ def test_not_an_episode(tmp_path):
     junk.write_bytes(b"not hdf5 at all")
     code, problems = validate(junk)
     assert code == 1 and problems[0].startswith("/: cannot open as HDF5")
+
+
+def test_a_folder_holding_only_a_partial_says_what_to_do(recorded, tmp_path):
+    station = tmp_path / "sim-01"
+    station.mkdir()
+    shutil.copy(recorded, station / "ep_crashed.h5.partial")  # what a killed recorder leaves
+    result = run_cli("validate", str(tmp_path))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
+    summary = result.stdout.strip().splitlines()[-1]
+    assert f"1 unfinished partial: run `collector recover {tmp_path}`" in summary
+    assert "with problems" not in summary  # nothing was checked, so nothing to count
+
+
+def test_a_partial_beside_valid_episodes_fails_with_the_same_advice(recorded, tmp_path):
+    shutil.copy(recorded, tmp_path / "ep_ok.h5")
+    shutil.copy(recorded, tmp_path / "ep_crashed.h5.partial")
+    result = run_cli("validate", str(tmp_path))
+    assert result.returncode == 1
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary == (f"1 file(s) checked, 0 with problems; 1 unfinished partial: "
+                       f"run `collector recover {tmp_path}`")
+    assert "validating" in result.stderr and "1/1" in result.stderr  # the folder's progress
+
+
+def test_an_empty_folder_is_named(tmp_path):
+    result = run_cli("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert f"no finished episode (*.h5) to check under {tmp_path}" in result.stdout

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CollectorError as exc:
-        print(f"collector: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # several problems: one line each
+            print(f"collector: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("collector: interrupted", file=sys.stderr)

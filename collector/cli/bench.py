@@ -19,13 +19,13 @@ DEFAULT_CONFIG = "configs/sim_station.yaml"
 def register(sub) -> None:
     parser = sub.add_parser("bench", help="benchmark the station against its baselines")
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
-                        help=f"station YAML file (default {DEFAULT_CONFIG})")
+                        help="station YAML file (default %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="PATH=VALUE", help="override one field, as for `record`")
     parser.add_argument("--mode", choices=["realtime", "max"], default="realtime",
                         help="realtime: nominal rates; max: simulated cameras unthrottled")
     parser.add_argument("--duration", type=float, default=60.0,
-                        help="seconds of recording (default 60)")
+                        help="seconds of recording (default %(default)g)")
     parser.add_argument("--engine", choices=["ray", "inline"], help="override engine.kind")
     parser.add_argument("--json", dest="json_path", type=Path,
                         help="results file (default bench-results/<timestamp>.json)")
@@ -34,13 +34,13 @@ def register(sub) -> None:
                         help="print the ratio B/A of every figure of two runs, run nothing")
     parser.add_argument("--load", type=float, default=0.5,
                         help="max mode: first offered camera rate, as a multiple of the bare "
-                             "loop on every core (then calibrated)")
+                             "loop on every core (then calibrated; default %(default)g)")
     parser.add_argument("--max-fps", type=float,
                         help="max mode: camera and grid rate per camera (overrides --load)")
     parser.add_argument("--baseline-s", type=float, default=5.0,
-                        help="seconds each rate baseline runs (default 5)")
+                        help="seconds each rate baseline runs (default %(default)g)")
     parser.add_argument("--disk-mb", type=int, default=256,
-                        help="MiB written by the disk baseline (default 256)")
+                        help="MiB written by the disk baseline (default %(default)s)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-results/work"),
                         help="where episodes are written (removed afterwards unless --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the recorded episodes")

@@ -7,6 +7,7 @@ import json
 
 from collector.cli import add_config_args
 from collector.config import load_station
+from collector.write_rate import describe, write_rate
 from schemas.station import StationConfig
 
 
@@ -24,6 +25,7 @@ def check_config(args: argparse.Namespace) -> int:
     config = load_station(args.config, args.overrides)
     kinds = ", ".join(f"{d.name} ({d.type})" for d in config.devices)
     print(f"{args.config}: ok: station {config.station.id}, {len(config.devices)} devices: {kinds}")
+    print(describe(write_rate(config), config))
     return 0
 
 

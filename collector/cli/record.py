@@ -22,7 +22,8 @@ from collector.station import Progress, Station
 def register(sub) -> None:
     parser = sub.add_parser("record", help="record episodes from a station")
     add_config_args(parser)
-    parser.add_argument("--episodes", type=int, default=1, help="how many episodes (default 1)")
+    parser.add_argument("--episodes", type=int, default=1,
+                        help="how many episodes (default %(default)s)")
     parser.add_argument("--engine", choices=["ray", "inline"],
                         help="override engine.kind (inline: one process, for debugging)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")

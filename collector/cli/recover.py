@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
 from collector.storage.recover import (
     NothingFlushed,
@@ -20,10 +21,10 @@ def register(sub) -> None:
     parser = sub.add_parser("recover", help="salvage *.h5.partial files into valid episodes")
     parser.add_argument("path", nargs="?", default="episodes",
                         help="a folder searched recursively, or one partial file "
-                             "(default: episodes)")
+                             "(default: %(default)s)")
     parser.add_argument("--min-age", type=float, default=0.0, metavar="SECONDS",
-                        help="also skip partial files modified this recently (default 0; files "
-                             "a running recorder holds are always skipped)")
+                        help="also skip partial files modified this recently (default "
+                             "%(default)g; files a running recorder holds are always skipped)")
     parser.set_defaults(func=recover)
 
 
@@ -33,24 +34,30 @@ def recover(args: argparse.Namespace) -> int:
         print(f"no partial files under {args.path}")
         return 0
     failed = 0
-    for partial in partials:
-        if in_use(partial):
-            print(f"skipped {partial}: a running recorder is writing it")
-            continue
-        if recently_modified(partial, args.min_age):
-            print(f"skipped {partial}: modified less than {args.min_age:g} s ago, a recorder may "
-                  f"still be writing it (use --min-age 0 if it crashed)")
-            continue
-        try:
-            r = recover_partial(partial)
-        except EpisodeFileError as exc:
-            failed += not isinstance(exc, NothingFlushed)  # that one lost under a flush interval
-            kept = set_aside(partial)
-            print(f"nothing salvaged from {partial}: {str(exc).split(': ', 1)[-1]}; "
-                  f"kept as {kept}")
-            continue
-        raw = ", ".join(f"{k} {v}" for k, v in r.raw_samples.items())
-        print(f"recovered {r.path}: {r.ticks} ticks ({r.seconds:.2f} s), streams "
-              f"{', '.join(r.streams)}" + (f"; raw samples: {raw}" if raw else ""))
+    with progress(len(partials), f"recovering {Path(args.path).name or args.path}") as bar:
+        for partial in partials:
+            failed += _recover_one(partial, args.min_age)
+            bar.update()
     print(f"{len(partials)} partial file(s), {failed} unreadable")
     return 1 if failed else 0
+
+
+def _recover_one(partial: Path, min_age: float) -> bool:
+    """Recover one partial and say what became of it; True when it was unreadable."""
+    if in_use(partial):
+        say(f"skipped {partial}: a running recorder is writing it")
+        return False
+    if recently_modified(partial, min_age):
+        say(f"skipped {partial}: modified less than {min_age:g} s ago, a recorder may "
+            f"still be writing it (use --min-age 0 if it crashed)")
+        return False
+    try:
+        r = recover_partial(partial)
+    except EpisodeFileError as exc:
+        kept = set_aside(partial)
+        say(f"nothing salvaged from {partial}: {str(exc).split(': ', 1)[-1]}; kept as {kept}")
+        return not isinstance(exc, NothingFlushed)  # that one lost under a flush interval
+    raw = ", ".join(f"{k} {v}" for k, v in r.raw_samples.items())
+    say(f"recovered {r.path}: {r.ticks} ticks ({r.seconds:.2f} s), streams "
+        f"{', '.join(r.streams)}" + (f"; raw samples: {raw}" if raw else ""))
+    return False

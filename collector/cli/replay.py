@@ -7,7 +7,13 @@ import argparse
 import yaml
 
 from collector.config import _apply_override, load_station, validate_station
-from collector.replay.source import ReplayError, episode_range, open_recorded, parse_fields
+from collector.replay.source import (
+    DEFAULT_BOUND_RAD,
+    ReplayError,
+    episode_range,
+    open_recorded,
+    parse_fields,
+)
 from collector.storage.reader import Episode
 
 MODES = ("robot", "video", "pipeline")
@@ -31,20 +37,23 @@ def register(sub) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="PATH=VALUE", help="override a field of the rig/station config")
     robot = parser.add_argument_group("--to robot")
-    robot.add_argument("--speed", type=float, default=1.0, help="time scale (2: twice as fast)")
+    robot.add_argument("--speed", type=float, default=1.0,
+                       help="time scale (2: twice as fast; default %(default)s)")
     robot.add_argument("--config", help="station YAML with the arm to drive "
                                         "(default: the rig the episode was recorded with)")
-    robot.add_argument("--bound", type=float, default=None,
-                       help="RMS tracking error bound in rad (default 0.02)")
+    robot.add_argument("--bound", type=float, default=DEFAULT_BOUND_RAD,
+                       help="RMS tracking error bound in rad (default %(default)s)")
     robot.add_argument("--save", help="write the replayed joint trajectory to this .npz")
     video = parser.add_argument_group("--to video")
     video.add_argument("--fields", help="fields to plot under the video, e.g. "
                                         "ft.value[2],arm.qpos[0] (default: first of each)")
     video.add_argument("--frames", type=int, default=None,
                        help="write a contact sheet of N frames (PNG) instead of a video")
-    video.add_argument("--tile-width", type=int, default=320, help="pixels per camera tile")
+    video.add_argument("--tile-width", type=int, default=320,
+                       help="pixels per camera tile (default %(default)s)")
     pipe = parser.add_argument_group("--to pipeline")
-    pipe.add_argument("--out", default=None, help="output folder (default: replays)")
+    pipe.add_argument("--out", default=None,
+                      help="output folder (default: replays; with CONFIG, its output_dir)")
     pipe.add_argument("--engine", choices=["ray", "inline"], help="override engine.kind")
     pipe.add_argument("--realtime", action="store_true",
                       help="pace the replay in real time (default: as fast as the pipeline "
@@ -70,14 +79,14 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def _robot(args, episode: Episode, ticks) -> int:
-    from collector.replay.robot import DEFAULT_BOUND_RAD, replay_to_robot
+    from collector.replay.robot import replay_to_robot
 
     if args.config:
         config = load_station(args.config, args.overrides)
     else:
         config = _stored_config(episode, args.overrides)
     report = replay_to_robot(episode, ticks, config, args.speed,
-                             DEFAULT_BOUND_RAD if args.bound is None else args.bound, args.save)
+                             args.bound, args.save)
     print(report.format())
     return 0 if report.within_bound else EXIT_ABOVE_BOUND
 

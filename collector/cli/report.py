@@ -66,9 +66,13 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_SESSION = "no session"  # episodes no session file lists: `collector record`, or salvaged
+
+
 def find_sessions(root: Path) -> list[Session]:
-    """Session files under `root` (or `root` itself); without any, the episodes' own accounts
-    (an output folder `collector record` wrote) as one session per station."""
+    """Session files under `root` (or `root` itself), and the episodes under `root` that no
+    session file lists (what `collector record` wrote), by their own accounts, as one
+    "no session" entry per station."""
     if root.is_file() and root.suffix == ".jsonl":
         files = [root]
     elif root.is_dir():
@@ -81,25 +85,27 @@ def find_sessions(root: Path) -> list[Session]:
         records = read_session(path)
         if records:
             sessions.append(Session(path.stem, records[0].station_id, str(path), records))
-    if not sessions and root.is_dir():
-        sessions = _sessions_from_episodes(root)
+    if root.is_dir():
+        # by id: a session file may hold paths relative to the daemon's working folder
+        listed = {r.episode_id for s in sessions for r in s.records if r.episode_id}
+        sessions += _sessions_from_episodes(root, listed)
     if not sessions:
         raise EpisodeFileError(f"{root}: no session accounts (sessions/*.jsonl) and no episodes "
                                f"found; point at the output_dir of `collector run`")
     return sessions
 
 
-def _sessions_from_episodes(root: Path) -> list[Session]:
+def _sessions_from_episodes(root: Path, listed: set[str]) -> list[Session]:
     by_station: dict[str, Session] = {}
     for path in sorted(root.rglob("*.h5")):
         with open_episode(path) as ep:
             meta, accounts = ep.metadata, ep.accounts
-        if accounts is None:
-            continue
+        if accounts is None or meta.get("episode_id") in listed:
+            continue  # no accounts of its own, or booked by its session already
         station = str(meta.get("station_id", "?"))
-        session = by_station.setdefault(station, Session("episodes", station, str(root)))
+        session = by_station.setdefault(station, Session(NO_SESSION, station, str(root)))
         session.records.append(SessionRecord(
-            kind="episode", session_id="episodes", station_id=station,
+            kind="episode", session_id=NO_SESSION, station_id=station,
             started_at=meta.get("started_at", ""), ended_at=meta.get("ended_at", ""),
             seconds=accounts.scheduled_s, episode_id=meta.get("episode_id"),
             outcome=meta.get("outcome"), reason=meta.get("reason", ""), path=str(path),
@@ -130,6 +136,11 @@ def format_table(sessions: list[Session], total: EfficiencyAccounts) -> str:
         outcomes.update(s.outcomes)
     lines += ["", "episodes: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))
                                   or "none")]
+    outside = sum(len(s.records) for s in sessions if s.session_id == NO_SESSION)
+    if outside:
+        lines.append(f"  {outside} of them in no session file (salvaged by `recover`, or "
+                     f"recorded by an older `record`): their own accounts, shown as "
+                     f"'{NO_SESSION}'")
     lines += ["", f"losses: {describe_losses(total)}"]
     lines += ["", "time lost (availability), by cause:"]
     for cause, seconds in sorted(total.loss_seconds.items(), key=lambda kv: -kv[1]):

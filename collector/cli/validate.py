@@ -5,34 +5,67 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
 from collector.storage import layout as L
-from collector.storage.validate import find_episodes, validate_file
+from collector.storage.recover import in_use
+from collector.storage.validate import SAMPLED_FRAMES, find_episodes, validate_file
+
+EXIT_NEEDS_WORK = 1  # a file with problems, a partial to recover, or nothing to check
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("validate", help="check episode files against the layout schema")
+    parser = sub.add_parser(
+        "validate", help="check episode files against the layout schema",
+        description="Exit 0: every episode found is valid. Exit 1: a file has problems, a "
+                    "partial file awaits `collector recover`, or there is nothing to check.")
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR",
                         help="episode files, or folders searched for *.h5")
     parser.add_argument("--all-frames", action="store_true",
-                        help="decode every frame (default: 8 per camera)")
+                        help=f"decode every frame (default: {SAMPLED_FRAMES} per camera)")
     parser.set_defaults(func=validate)
 
 
 def validate(args: argparse.Namespace) -> int:
     checked = failed = 0
+    unfinished: list[Path] = []  # partials no recorder holds: a crash left them
+    recording = 0  # partials a running recorder is writing: not finished yet, not a problem
     for root in map(Path, args.paths):
         if not root.exists():
             raise EpisodeFileError(f"{root}: no such file or folder")
-        for path in find_episodes(root):
+        episodes = find_episodes(root)
+        bar = progress(len(episodes), f"validating {root.name or root}") if root.is_dir() else None
+        for path in episodes:
             checked += 1
             problems = validate_file(path, args.all_frames)
             failed += bool(problems)
             for problem in problems:
-                print(f"{path}: {problem}")
+                say(f"{path}: {problem}")
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
         if root.is_dir():
             for partial in sorted(root.rglob(f"*.h5{L.PARTIAL_SUFFIX}")):
-                print(f"{partial}: note: partial file, not checked (`collector recover` makes it "
-                      "an episode)")
-    print(f"{checked} file(s) checked, {failed} with problems")
-    return 1 if failed or not checked else 0
+                if in_use(partial):
+                    recording += 1
+                    print(f"{partial}: note: a running recorder is writing it, not checked")
+                else:
+                    unfinished.append(partial)
+                    print(f"{partial}: unfinished partial file, not checked")
+    print(_summary(checked, failed, unfinished, recording, args.paths))
+    return EXIT_NEEDS_WORK if failed or unfinished or not (checked or recording) else 0
+
+
+def _summary(checked: int, failed: int, unfinished: list[Path], recording: int,
+             roots: list[str]) -> str:
+    parts = [f"{checked} file(s) checked, {failed} with problems" if checked
+             else f"no finished episode (*.h5) to check under {', '.join(roots)}"]
+    if unfinished:
+        folders = sorted({str(r) for r in roots if Path(r).is_dir()})
+        where = folders[0] if len(folders) == 1 else "DIR"
+        s = "s" if len(unfinished) > 1 else ""
+        parts.append(f"{len(unfinished)} unfinished partial{s}: run `collector recover {where}`")
+    if recording:
+        parts.append(f"{recording} being recorded")
+    return "; ".join(parts)

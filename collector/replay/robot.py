@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from collector.config import validate_station
-from collector.replay.source import ReplayError, TickRange
+from collector.replay.source import DEFAULT_BOUND_RAD, ReplayError, TickRange
 from collector.rig import build_rig
 from collector.storage import layout as L
 from collector.storage.reader import Episode
@@ -17,11 +17,6 @@ from collector.sync import align_to_grid
 from collector.task import ACTION_STREAM
 from schemas.station import StationConfig
 
-# The documented bound on the RMS tracking error (rad, over all joints and the whole range) when
-# an episode recorded on the simulated station is replayed on the simulated arm at speed 1.
-# What remains is scheduling delay of the commands on a trajectory of up to ~2 rad/s: measured
-# 0.002 rad on a quiet 2-core machine, 0.018 rad at load average 20; a real arm adds its own.
-DEFAULT_BOUND_RAD = 0.05
 GAP_S = 0.1  # a tick with no replayed joint state within this is counted as missing
 SETTLE_S = 1.0  # time given to reach the recorded start pose (12 lag time constants in sim)
 READ_EVERY_S = 0.05

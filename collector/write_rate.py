@@ -1,0 +1,116 @@
+"""How fast a station fills its disk: an estimate from its cameras, streams and encoding.
+
+Rough but honest. Frames dominate: each camera stores one encoded frame per grid tick, and a
+JPEG's size depends on the scene, so JPEG and PNG use the bits per pixel measured on the
+simulator's scenes (a textured, noisy render: busier than many real ones, calmer than some).
+Signals are sized from their declared fields, in /raw at their own rate and on the grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from schemas.devices import (
+    ARM_TYPES,
+    CAMERA_TYPES,
+    LineSpec,
+    SerialSensorConfig,
+    SimSensorConfig,
+)
+from schemas.station import StationConfig
+
+# JPEG bits per pixel by quality, measured with cv2.imencode on frames of the simulated station
+# (640x480, the shipped config); between the points it is interpolated.
+JPEG_BPP = ((1, 0.2), (50, 0.88), (75, 1.48), (85, 2.77), (90, 3.05), (95, 4.30), (100, 7.07))
+PNG_SHARE = 0.55  # PNG bytes / raw bytes on the same frames, at every compression level
+TIMES_BYTES = 4 * 8  # seq, device, capture and arrival times (int64) of every raw sample
+CAMERA_CHECKS_BYTES = 48  # per grid tick: sync times, flags and scores of a camera
+SIGNAL_CHECKS_BYTES = 40  # per grid tick: the same for a sensor, arm or the action
+FLOAT64 = 8
+
+
+@dataclass(frozen=True)
+class WriteRate:
+    """Bytes per second of recording, by what writes them."""
+
+    cameras: float
+    signals: float
+    camera_names: tuple[str, ...]
+    not_counted: tuple[str, ...]  # replay devices: as large as the recording they play
+
+    @property
+    def total(self) -> float:
+        return self.cameras + self.signals
+
+
+def write_rate(config: StationConfig) -> WriteRate:
+    hz = config.episode.control_hz
+    keep_raw = config.storage.keep_raw
+    cameras = signals = 0.0
+    names, skipped = [], []
+    for device in config.devices:
+        if isinstance(device, CAMERA_TYPES):
+            width, height = config.pipeline.images.resize or (device.width, device.height)
+            cameras += hz * (frame_bytes(width, height, config) + CAMERA_CHECKS_BYTES)
+            cameras += device.fps * TIMES_BYTES if keep_raw else 0.0
+            names.append(device.name)
+            continue
+        per_sample, rate = _signal_bytes(device, config)
+        if rate is None:
+            skipped.append(device.name)
+            continue
+        signals += hz * (per_sample + SIGNAL_CHECKS_BYTES)
+        signals += rate * (per_sample + TIMES_BYTES) if keep_raw else 0.0
+    arm = next((d for d in config.devices if isinstance(d, ARM_TYPES)), None)
+    if arm is not None:  # the action stream: joint targets and gripper on every tick
+        action = (arm.joints + 1) * FLOAT64
+        signals += hz * (action + SIGNAL_CHECKS_BYTES) + (hz * (action + TIMES_BYTES)
+                                                         if keep_raw else 0.0)
+    signals += hz * 8  # the grid's own timestamps
+    return WriteRate(cameras, signals, tuple(names), tuple(skipped))
+
+
+def frame_bytes(width: int, height: int, config: StationConfig) -> float:
+    images = config.pipeline.images
+    raw = width * height * 3
+    if images.encoding == "raw":
+        return float(raw)
+    if images.encoding == "png":
+        return raw * PNG_SHARE
+    quality, bpp = zip(*JPEG_BPP, strict=True)
+    return width * height * float(np.interp(images.quality, quality, bpp)) / 8
+
+
+def _signal_bytes(device, config: StationConfig) -> tuple[float, float | None]:
+    """(bytes per sample of the stored fields, samples per second); rate None: not counted."""
+    if isinstance(device, ARM_TYPES):
+        fields = 2 * device.joints if config.pipeline.derived.velocities else device.joints
+        return (fields + 1) * FLOAT64, device.rate_hz  # qpos (qvel) and gripper
+    if isinstance(device, SimSensorConfig | SerialSensorConfig):
+        spec = device.protocol() if isinstance(device, SimSensorConfig) else (
+            device.packet or device.lines)
+        values = sum(
+            f.count * (FLOAT64 if isinstance(spec, LineSpec) else np.dtype(f.dtype).itemsize)
+            for f in spec.fields if f.role is None)
+        lowpass = 2 if config.pipeline.derived.lowpass_hz is not None else 1
+        return values * lowpass, device.rate_hz
+    return 0.0, None
+
+
+def describe(rate: WriteRate, config: StationConfig) -> str:
+    """`estimated write rate: 10.7 MB/s ...`, with what it rests on."""
+    mb_s = rate.total / 1e6
+    episode_mb = rate.total * config.episode.duration_s / 1e6
+    images = config.pipeline.images
+    encoding = f"jpeg q{images.quality}" if images.encoding == "jpeg" else images.encoding
+    line = (f"estimated write rate: {mb_s:.1f} MB/s, {mb_s * 3.6:.1f} GB per hour of recording, "
+            f"{episode_mb:.0f} MB per {config.episode.duration_s:g} s episode "
+            f"({len(rate.camera_names)} camera(s) {encoding}: {rate.cameras / 1e6:.1f} MB/s; "
+            f"signals {rate.signals / 1e6:.2f} MB/s)")
+    if images.encoding != "raw":
+        line += f"; an estimate: {images.encoding.upper()} size depends on the scene"
+    if rate.not_counted:
+        line += f"; not counted: {', '.join(rate.not_counted)} (replay: the recording's size)"
+    return line
