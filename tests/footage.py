@@ -80,7 +80,8 @@ def sensor_noise(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
-def make_clip(path: Path, photo: str, frames: int, seed: int) -> dict[str, np.ndarray]:
+def make_clip(path: Path, photo: str, frames: int, seed: int, fps: float = FPS,
+              rates: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Write the clip (MJPG .avi); return per frame index which fault it shows.
 
     Faults exclude each other and a frozen frame (an exact copy of the frame written before
@@ -89,14 +90,15 @@ def make_clip(path: Path, photo: str, frames: int, seed: int) -> dict[str, np.nd
     draw = rng.random(frames)
     truth, edge = {}, 0.0
     for name in FAULTS:
-        truth[name] = (draw >= edge) & (draw < edge + RATES[name])
-        edge += RATES[name]
+        rate = (rates or RATES)[name]
+        truth[name] = (draw >= edge) & (draw < edge + rate)
+        edge += rate
     truth["frozen"][0] = False
     clean = ~np.any([truth[n] for n in FAULTS], axis=0)
     truth["frozen"][1:] &= clean[:-1]
     clean = ~np.any([truth[n] for n in FAULTS], axis=0)
     image = photograph(photo)
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
     assert out.isOpened()
     last = None
     for i in range(frames):
@@ -116,14 +118,14 @@ def make_clip(path: Path, photo: str, frames: int, seed: int) -> dict[str, np.nd
     return truth
 
 
-def record_clip(tmp_path: Path, video: Path, duration_s: float) -> str:
+def record_clip(tmp_path: Path, video: Path, duration_s: float, fps: float = FPS) -> str:
     """One episode of the clip through the real `opencv_camera` driver (inline engine)."""
     config = validate_station({
         "station": {"id": "footage", "output_dir": str(tmp_path / "out")},
         "engine": {"kind": "inline"},
-        "episode": {"control_hz": FPS, "duration_s": duration_s, "reset_s": 0},
+        "episode": {"control_hz": fps, "duration_s": duration_s, "reset_s": 0},
         "devices": [{"name": "cam", "type": "opencv_camera", "source": str(video),
-                     "width": WIDTH, "height": HEIGHT, "fps": FPS}],
+                     "width": WIDTH, "height": HEIGHT, "fps": fps}],
     }, source="test")
     return record_config(config).path
 

@@ -27,3 +27,20 @@ def test_real_footage_faults_are_found(tmp_path, photo, seed):
         assert f.shown >= 5, (name, f)  # enough injected frames shown to measure recall
         assert f.recall >= 0.95, (name, f)
         assert f.false_rate <= 0.02, (name, f)
+
+
+def test_frozen_frames_of_a_camera_slower_than_the_reads_are_found(tmp_path):
+    """A 5 fps camera read every 100 ms: about every other read brings no frame. Each frozen
+    frame must still be compared with the frame delivered just before it, not one further back
+    (an empty read once shifted that pairing by one frame for the rest of the episode)."""
+    pytest.importorskip("skimage")
+    fps, duration = 5.0, 16.0
+    video = tmp_path / "slow.avi"
+    rates = {"blurred": 0.0, "overexposed": 0.0, "underexposed": 0.0, "frozen": 0.2}
+    truth = make_clip(video, "coffee", int(fps * (duration + 8)), 4, fps=fps, rates=rates)
+    figures = score(record_clip(tmp_path, video, duration, fps=fps), truth)["frozen"]
+    print(f"\nslow camera: frozen {figures.found}/{figures.shown} found, "
+          f"{figures.false}/{figures.others} false")
+    assert figures.shown >= 5, figures
+    assert figures.recall >= 0.95, figures
+    assert figures.false_rate <= 0.02, figures

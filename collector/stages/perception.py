@@ -137,7 +137,9 @@ class Perception:
         """The camera chunk with each frame replaced by its handle, and the handle of the frame
         delivered before it (what the frozen check compares with; -1: none this episode)."""
         handles = frame_handles(block, len(chunk))
-        before = np.concatenate([[self._last_frame.get(chunk.stream, -1)], handles[:-1]])
+        # one per frame, an empty read included: a stray entry would pair every later frame
+        # with one delivered further back, and the frozen check would miss its copies
+        before = np.concatenate([[self._last_frame.get(chunk.stream, -1)], handles])[:-1]
         if len(chunk):
             self._last_frame[chunk.stream] = int(handles[-1])
         fields = {k: v for k, v in chunk.fields.items() if k != IMAGE_FIELD}
