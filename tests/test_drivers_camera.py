@@ -6,6 +6,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 from drivers.opencv_camera import OpenCVCamera
 from drivers.sim.camera import read_counter, write_counter
@@ -147,3 +148,24 @@ def test_http_mjpeg_stream_url():
     counters = [read_counter(f) for f in frames]
     assert len(counters) == 20 and counters[0] <= 5
     assert counters == list(range(counters[0], counters[0] + 20))  # every frame, in order
+
+
+@pytest.mark.parametrize("width,height", [(1, 1), (7, 5), (23, 17), (100, 3), (320, 240),
+                                          (383, 16), (641, 479), (1920, 1080), (8192, 1),
+                                          (1, 8192)])
+def test_sim_camera_delivers_every_size_the_schema_accepts(width, height):
+    """Its reader thread renders and stamps frames of any accepted size (a 320 px frame once
+    crashed it: the counter was wider than the frame), and the counter reads back."""
+    from drivers.sim.camera import SimCamera, counter_layout
+    from drivers.sim.world import SimWorld
+    from schemas.devices import SimCameraConfig
+
+    config = SimCameraConfig(name="cam", type="sim_camera", width=width, height=height, fps=200)
+    camera = SimCamera(config, SimWorld())
+    with camera:
+        chunks = collect(camera, 5)  # raises the reader thread's error, if it had one
+    frames = np.concatenate([c.fields["image"] for c in chunks])
+    seq = np.concatenate([c.seq for c in chunks])
+    assert len(frames) >= 5 and frames.shape[1:] == (height, width, 3)
+    bits = counter_layout(width, height)[2]
+    assert [read_counter(f) for f in frames] == (seq % 2**bits).tolist()
