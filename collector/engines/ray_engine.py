@@ -111,7 +111,7 @@ def _object_store_bytes(config: StationConfig) -> float:
 class RayEngine(Engine):
     def __init__(self, config: StationConfig, realtime: bool = True):
         started = time.perf_counter()
-        self.ray_startup_s = ensure_ray(config.engine, config.station.id)
+        self.ray_startup_s = ensure_ray(config.engine, config.station.id, config.station.output_dir)
         restartable = {"max_restarts": STAGE_RESTARTS, "max_task_retries": 0}
         # Capture runs where the station's hardware is: the node offering its custom resource.
         self.capture = _Stage.options(**restartable, **capture_placement(config.station.id)
