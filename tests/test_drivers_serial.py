@@ -149,10 +149,12 @@ def test_clock_mapping_removes_drift_offset_and_jitter():
     f = device.peer.faults.faults
     host = ((host - f.clock_offset_ms * 1e6) / (1 + f.clock_drift_ppm * 1e-6)).astype(np.int64)
     late = slice(len(capture) // 2, None)  # ...mapped back to the host time it was sampled at
-    # arrival: bursts of 10 ms plus jitter; capture: within a few ms of truth (scheduling on a
-    # shared machine adds delay a fit can't see, so the bound here is loose; see test_clock)
-    assert np.median(np.abs(capture - host)[late]) < np.median(np.abs(arrival - host)[late])
-    assert np.abs(capture - host)[late].max() < 5e6
+    # arrival: bursts of 10 ms plus jitter, plus whatever a busy host adds to each wake-up;
+    # the fitted capture times are closer to the truth. How close is a figure of the load
+    # (a fit cannot see the scheduling delay common to every arrival), so it is not asserted
+    # here: test_drivers_clock.py holds the fit to 0.1 ms on known arrival delays
+    err_capture, err_arrival = np.abs(capture - host)[late], np.abs(arrival - host)[late]
+    assert np.median(err_capture) < np.median(err_arrival)
 
 
 def test_arm_follows_commands_and_reports_state():
