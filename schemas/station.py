@@ -20,6 +20,10 @@ class EngineConfig(StrictModel):
     kind: Literal["ray", "inline"] = "ray"
     address: str | None = Field(None, description='null: local Ray; "auto" or ray://host:port')
     object_store_mb: int = Field(1024, ge=64, description="local Ray object store size")
+    temp_dir: str | None = Field(
+        None, description="where a local Ray keeps its sessions, logs and sockets; null: "
+                          "<station.output_dir>/.ray (or the system's temp folder when that "
+                          "path is too long for a unix socket)")
     max_inflight_batches: int = Field(
         8, ge=1, description="backpressure: batches in flight (fewer when their frames would "
                              "fill more than half the object store)")

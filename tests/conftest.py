@@ -64,3 +64,14 @@ def record_config(config):
     finally:
         station.close()
     return summary
+
+
+def wait_until(condition, what: str, timeout_s: float = 120.0, poll_s: float = 0.02) -> None:
+    """Wait for a state, not for a time: polls `condition` until true. The timeout only turns a
+    hang into a failure naming `what`; it is long, so that a busy machine never trips it."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout_s:g} s: {what}"
+        time.sleep(poll_s)

@@ -35,10 +35,10 @@ def test_bench_max_mode_writes_every_figure(tmp_path):
     assert t.camera_fps_per_capture_s == t.camera_frames / t.capture_s
     b = result.baselines
     assert b.bare_loop_fps > 0 and b.encode_fps_per_core > 0
-    # one loop per core side by side: more than one loop alone, at most one per core's worth
-    cores = result.run.host_cpus
-    assert cores == 1 or b.bare_loop_fps < b.bare_loop_all_cores_fps
-    assert b.bare_loop_all_cores_fps < cores * b.bare_loop_fps * 1.5  # a noisy machine's margin
+    # one loop per core side by side: how many single loops that makes depends on what else
+    # runs on the machine (below one on a busy host: the report says so), so it is printed,
+    # not asserted
+    assert b.bare_loop_all_cores_fps > 0
     assert result.baselines.disk_write_mb_per_s > 0
     assert result.ratios.camera_fps_vs_bare_loop == t.camera_fps / b.bare_loop_fps
     assert result.ratios.camera_fps_vs_bare_loop_all_cores == \
@@ -56,8 +56,10 @@ def test_bench_max_mode_writes_every_figure(tmp_path):
     assert len(episodes) == result.run.episodes == 1  # the warm-up episode is not kept
     assert t.bytes_written == sum(p.stat().st_size for p in episodes)
     for line in ("camera frames/s", "capture-to-disk", "x bare loop", "cores (",
-                 "in steady state", "issue 6 checks"):
+                 "in steady state", "checks            pipeline dropped nothing: ",
+                 "at least 1.5x a bare loop: "):
         assert line in r.stdout
+    assert "issue" not in r.stdout
 
     # --compare: the ratio of every figure; a run against itself is 1 everywhere
     c = run_cli("bench", "--compare", str(out), str(out))
@@ -102,3 +104,21 @@ def test_max_mode_calibration_steps_towards_what_the_station_takes():
     assert next_offer(100, 270, 3, 400) is None
     # one frame per second at least
     assert next_offer(2, 0.1, 3, 400) == 1
+
+
+def test_realtime_report_prints_only_the_checks_that_apply():
+    """Paced at the nominal rate, a station cannot beat a bare loop: no 1.5x check; and a
+    per-core figure below one loop says why (a shared machine), from a real stored run."""
+    from collector.bench.report import format_result
+
+    result = load_result(ROOT / "benchmarks" / "runs" / "2026-11-29-realtime-300s-ray-v3.json")
+    text = format_result(result)
+    assert "1.5x" not in text and "issue" not in text
+    assert "capture-to-disk p99 under 500 ms: yes (447 ms)" in text
+    assert "(1196.7 = 2.03x one loop)" in text
+    busy = result.model_copy(deep=True)
+    busy.baselines.bare_loop_all_cores_fps = 0.8 * busy.baselines.bare_loop_fps
+    assert "0.80x one loop: below one loop alone, so other work had the cores" in \
+        format_result(busy)
+    maxed = load_result(ROOT / "benchmarks" / "runs" / "2026-11-29-max-30s-ray-v3.json")
+    assert "at least 1.5x a bare loop: NO (0.72x)" in format_result(maxed)

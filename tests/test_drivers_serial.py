@@ -10,6 +10,7 @@ import pytest
 from drivers.registry import sim_serial_arm, sim_serial_sensor
 from drivers.sim.world import SimWorld
 from schemas.devices import Faults, LineSpec, PacketSpec, SimArmConfig, SimSensorConfig
+from tests.conftest import wait_until
 
 FT_PACKET = {
     "header": "AA55", "byteorder": "little", "checksum": "crc16-ccitt",
@@ -28,17 +29,18 @@ def sensor(link="pty", faults=None, **protocol):
     return sim_serial_sensor(spec, SimWorld(), log_samples=20_000)
 
 
-def record(device, seconds: float) -> tuple[dict, dict, list]:
-    """Run the device; returns what the driver delivered and what the simulator sent."""
+def record(device, samples: int) -> tuple[dict, dict, list]:
+    """Run the device until it delivered `samples` samples; returns what the driver delivered
+    and what the simulator sent. Counts, not seconds: a busy host delivers the same data, later."""
     chunks, sent = [], []
     with device:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            time.sleep(0.1)
-            chunks.append(device.read())
-        snapshot = device.peer.sent.drain()  # everything sent so far must arrive
-        time.sleep(0.3)
-        chunks.append(device.read())
+        read_until(device, chunks, lambda: delivered(chunks) >= samples,
+                   f"{samples} samples from the device")
+        snapshot = device.peer.sent.drain()  # everything sent so far must arrive...
+        last = int(snapshot[0][-1, 2])
+        # ...which it has once anything sent after it did (the link keeps order)
+        read_until(device, chunks, lambda: newest(chunks) > last,
+                   "the samples sent before the snapshot")
     sent = [snapshot, device.peer.sent.drain()]  # the peer has stopped: its log is complete
     assert device.peer.error is None
     got = {"seq": np.concatenate([c.seq for c in chunks]),
@@ -49,6 +51,19 @@ def record(device, seconds: float) -> tuple[dict, dict, list]:
                                             np.zeros(len(sent[1][0]), bool)]),
              **{k: np.concatenate([s[1][k] for s in sent]) for k in sent[0][1]}}
     return got, truth, chunks
+
+
+def read_until(device, chunks: list, done, what: str) -> None:
+    """Read chunks every 50 ms, as perception does, until `done()`."""
+    wait_until(lambda: chunks.append(device.read()) or done(), what, poll_s=0.05)
+
+
+def delivered(chunks: list) -> int:
+    return sum(len(c.seq) for c in chunks)
+
+
+def newest(chunks: list) -> int:
+    return max((int(c.seq[-1]) for c in chunks if len(c.seq)), default=-1)
 
 
 def check_exactly_once(got: dict, truth: dict, fields: list[str], rtol: float = 0.0) -> np.ndarray:
@@ -70,7 +85,7 @@ def check_exactly_once(got: dict, truth: dict, fields: list[str], rtol: float = 
 @pytest.mark.parametrize("link", ["pty", "tcp"])
 def test_every_packet_arrives_once_with_its_value(link):
     device = sensor(link, faults={"drop_rate": 0.02}, packet=PacketSpec(**FT_PACKET))
-    got, truth, chunks = record(device, 1.5)
+    got, truth, chunks = record(device, 1000)
     check_exactly_once(got, truth, ["force", "torque"])
     assert got["torque"].dtype == np.float64 and got["force"].dtype == np.float32
     assert sum(c.checksum_failures for c in chunks) == 0
@@ -82,7 +97,7 @@ def test_every_packet_arrives_once_with_its_value(link):
 def test_flipped_bytes_never_yield_a_sample_and_are_counted(checksum):
     packet = PacketSpec(**{**FT_PACKET, "checksum": checksum})
     device = sensor(faults={"corrupt_byte_rate": 0.01, "seed": 3}, packet=packet)
-    got, truth, chunks = record(device, 2.0)
+    got, truth, chunks = record(device, 1400)
     index = check_exactly_once(got, truth, ["force", "torque"])
     assert not truth["corrupted"][index].any()  # no corrupt sample was accepted
     # the simulator's ground truth: corrupt packets between the first and last good packet
@@ -99,14 +114,14 @@ def test_ascii_lines(fmt):
         {"name": "t_ms", "role": "device_time", "unit": "ms"},
         {"name": "force", "count": 3, "unit": "N"},
     ])
-    got, truth, chunks = record(sensor(lines=lines), 1.0)
+    got, truth, chunks = record(sensor(lines=lines), 700)
     check_exactly_once(got, truth, ["force"], rtol=1e-4)  # %.6g on the wire
     assert sum(c.checksum_failures for c in chunks) == 0
 
 
 def test_unplugged_sensor_loses_only_the_unplugged_time():
     device = sensor(faults={"disconnect_at_s": 0.6, "disconnect_for_s": 0.5})
-    got, truth, chunks = record(device, 2.2)
+    got, truth, chunks = record(device, 1500)
     lost_s = sum(c.lost_s for c in chunks)
     outage = device.peer.unplugged_s  # ground truth, to the simulator's 10 ms tick
     assert abs(outage - 0.5) <= 0.03
@@ -126,7 +141,7 @@ def test_unplugged_sensor_loses_only_the_unplugged_time():
 
 def test_clock_mapping_removes_drift_offset_and_jitter():
     device = sensor(faults={"clock_drift_ppm": 50, "clock_offset_ms": 3, "jitter_ms": 1})
-    got, truth, chunks = record(device, 3.0)
+    got, truth, chunks = record(device, 3000)
     capture = np.concatenate([c.capture_ns for c in chunks])
     arrival = np.concatenate([c.arrival_ns for c in chunks])
     index = np.searchsorted(truth["seq"], got["seq"])
@@ -134,10 +149,12 @@ def test_clock_mapping_removes_drift_offset_and_jitter():
     f = device.peer.faults.faults
     host = ((host - f.clock_offset_ms * 1e6) / (1 + f.clock_drift_ppm * 1e-6)).astype(np.int64)
     late = slice(len(capture) // 2, None)  # ...mapped back to the host time it was sampled at
-    # arrival: bursts of 10 ms plus jitter; capture: within a few ms of truth (scheduling on a
-    # shared machine adds delay a fit can't see, so the bound here is loose; see test_clock)
-    assert np.median(np.abs(capture - host)[late]) < np.median(np.abs(arrival - host)[late])
-    assert np.abs(capture - host)[late].max() < 5e6
+    # arrival: bursts of 10 ms plus jitter, plus whatever a busy host adds to each wake-up;
+    # the fitted capture times are closer to the truth. How close is a figure of the load
+    # (a fit cannot see the scheduling delay common to every arrival), so it is not asserted
+    # here: test_drivers_clock.py holds the fit to 0.1 ms on known arrival delays
+    err_capture, err_arrival = np.abs(capture - host)[late], np.abs(arrival - host)[late]
+    assert np.median(err_capture) < np.median(err_arrival)
 
 
 def test_arm_follows_commands_and_reports_state():

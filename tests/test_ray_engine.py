@@ -24,21 +24,24 @@ def test_killed_computation_actor_loses_only_its_batches(tmp_path, ray_session):
     engine = station.engine
     victim = engine.pool[0]
 
+    recorded = threading.Event()
+
     def kill_mid_episode():
-        time.sleep(1.5)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # strike while the actor holds a batch
+        # strike while the actor holds a batch of the episode, however long start-up takes on
+        # a busy host (no head start by the clock: the episode may not have begun by then)
+        while not recorded.is_set():
             pending = list(engine._busy[0])
             if pending and ray.wait(pending, num_returns=len(pending), timeout=0)[1]:
-                break
+                ray.kill(victim, no_restart=False)  # a crash: Ray restarts the actor
+                return
             time.sleep(0.002)
-        ray.kill(victim, no_restart=False)  # a crash: Ray restarts the actor
 
     killer = threading.Thread(target=kill_mid_episode)
     killer.start()
     try:
         [summary] = station.record(1)
     finally:
+        recorded.set()
         killer.join()
     # recording continued after the crash: the next episode also goes through the same pool
     try:

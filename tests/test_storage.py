@@ -22,7 +22,7 @@ from collector.storage.writer import EpisodeWriter
 from drivers.chunk import Chunk
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.station import StorageConfig
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, wait_until
 from tests.test_recover import partials, start_recorder, wait_for_partial
 
 FT = StreamLayout(name="ft", kind="sensor", fields={"value": ((6,), "float32")}, rate_hz=1000,
@@ -92,8 +92,7 @@ def test_flushes_on_time_when_batches_stop_coming(tmp_path):
     try:
         writer.append(sensor_batch(0, 0, 12, np.random.default_rng(2)))
         assert writer.flushed_rows == 0  # the interval has not passed yet
-        time.sleep(1.0)
-        assert writer.flushed_rows == 12
+        wait_until(lambda: writer.flushed_rows == 12, "the writer flushed without a new batch")
         seen = subprocess.run(
             [sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'r', swmr=True);"
              " print(f['timestamps'].shape[0], f.attrs['episode_id'])", str(partial)],

@@ -17,7 +17,7 @@ class BenchFileError(CollectorError):
 
 def format_result(r: BenchResult) -> str:
     t, b, q, lat = r.throughput, r.baselines, r.ratios, r.latency
-    a, res = r.acceptance, r.resources
+    res = r.resources
     load = "/".join(f"{x:g}" for x in r.run.load_average)
     lines = [
         f"collector bench: {r.run.mode} mode, engine {r.run.engine}, {r.run.episodes} episode(s) "
@@ -25,7 +25,8 @@ def format_result(r: BenchResult) -> str:
         f"fps{_first_offer(r)}, {r.run.host_cpus} CPUs, load average {load} at start",
         f"  camera frames/s   {t.camera_fps:9.1f}   {q.camera_fps_vs_bare_loop:5.2f}x bare loop "
         f"({b.bare_loop_fps:.1f}), {q.camera_fps_vs_bare_loop_all_cores:5.2f}x a bare loop on "
-        f"each of {r.run.host_cpus} cores ({b.bare_loop_all_cores_fps:.1f})",
+        f"each of {r.run.host_cpus} cores ({b.bare_loop_all_cores_fps:.1f}"
+        f"{_all_cores_note(r)})",
         f"                    in steady state ({t.steady_s:.1f} s); "
         f"{t.camera_fps_per_capture_s:.1f} per second captured, "
         f"{t.camera_fps_with_turnover:.1f} with episode open/drain/commit/reset",
@@ -48,16 +49,41 @@ def format_result(r: BenchResult) -> str:
         f"{res.rss_warmup_s:g} s warm-up",
         f"  start-up          engine {r.startup.engine_s:.2f} s"
         + (f", ray.init {r.startup.ray_s:.2f} s" if r.startup.ray_s is not None else ""),
-        f"  issue 6 checks    no pipeline drops {_ok(a.no_pipeline_drops)}, p99 < 500 ms "
-        f"{_ok(a.latency_p99_under_500ms)}, RSS growth < 5% {_ok(a.rss_growth_under_5pct)}, "
-        f">= 1.5x bare loop {_ok(a.at_least_1_5x_bare_loop)} (a bare loop on each core: "
-        f"{b.bare_loop_all_cores_fps / max(b.bare_loop_fps, 1e-9):.2f}x)",
+        *(f"  {'checks' if i == 0 else '':<18}{c}" for i, c in enumerate(_checks(r))),
     ]
     return "\n".join(lines)
 
 
 def _ok(flag: bool) -> str:
     return "yes" if flag else "NO"
+
+
+def _checks(r: BenchResult) -> list[str]:
+    """The targets a station is held to, each with its verdict and figure; only those that
+    apply to the mode (paced at the nominal rate, a station cannot go faster than a bare loop)."""
+    a = r.acceptance
+    checks = [f"pipeline dropped nothing: {_ok(a.no_pipeline_drops)} ({a.pipeline_drops})",
+              f"capture-to-disk p99 under 500 ms: {_ok(a.latency_p99_under_500ms)} "
+              f"({a.latency_p99_ms:.0f} ms)",
+              f"memory growth under 5%: {_ok(a.rss_growth_under_5pct)} ({a.rss_growth:+.1%})"]
+    if r.run.mode == "max" and a.at_least_1_5x_bare_loop is not None:
+        checks.append(f"at least 1.5x a bare loop: {_ok(a.at_least_1_5x_bare_loop)} "
+                      f"({a.camera_fps_vs_bare_loop:.2f}x)")
+    return checks
+
+
+def _all_cores_note(r: BenchResult) -> str:
+    """How many single loops the loops on every core made; below one, why that is."""
+    b = r.baselines
+    loops = b.bare_loop_all_cores_fps / max(b.bare_loop_fps, 1e-9)
+    if r.run.host_cpus <= 1:
+        return ""
+    if loops >= 1:
+        return f" = {loops:.2f}x one loop"
+    load = r.run.load_average[0] if r.run.load_average else float("nan")
+    return (f" = {loops:.2f}x one loop: below one loop alone, so other work had the cores "
+            f"while it ran, load average {load:g} at start; ratios to it read high, rerun on "
+            "an idle machine")
 
 
 def _first_offer(r: BenchResult) -> str:

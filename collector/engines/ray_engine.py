@@ -117,7 +117,7 @@ class RayEngine(Engine):
         started = time.perf_counter()
         self._cancel = cancel or threading.Event()
         self._actors: list = []  # every actor started, so an interrupted start-up ends them
-        self.ray_startup_s = ensure_ray(config.engine, config.station.id)
+        self.ray_startup_s = ensure_ray(config.engine, config.station.id, config.station.output_dir)
         try:
             self._start(config, realtime)
         except StartupInterrupted:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from collector.errors import PipelineError
 from schemas.station import EngineConfig
 
 _startup_s: float | None = None
+_watchdog: subprocess.Popen | None = None  # held open: its stdin closes when we exit
 
 
 def station_resource(station_id: str) -> str:
@@ -22,7 +26,46 @@ def station_resource(station_id: str) -> str:
     return f"station:{station_id}"
 
 
-def ensure_ray(engine: EngineConfig, station_id: str) -> float:
+# Ray names its unix sockets <temp_dir>/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store;
+# the kernel takes at most 107 bytes (sun_path): the session part takes up to 64 of them
+SOCKET_PATH_MAX = 107
+SESSION_SOCKET_CHARS = len("/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
+
+
+def ray_temp_dir(engine: EngineConfig, output_dir: str | Path) -> Path | None:
+    """Where a local Ray keeps its files: `engine.temp_dir`, else beside the station's episodes
+    (`<output_dir>/.ray`); None (Ray's default, the system temp folder) when that path is too
+    long for Ray's unix sockets."""
+    folder = Path(engine.temp_dir or Path(output_dir) / ".ray").expanduser().absolute()
+    if len(str(folder)) + SESSION_SOCKET_CHARS > SOCKET_PATH_MAX:
+        if engine.temp_dir:
+            raise PipelineError(
+                f"engine.temp_dir {folder} is {len(str(folder))} characters: Ray's socket paths "
+                f"under it would pass the {SOCKET_PATH_MAX}-byte unix limit; choose one of at "
+                f"most {SOCKET_PATH_MAX - SESSION_SOCKET_CHARS}")
+        return None
+    return folder
+
+
+class _TokenNotice(logging.Filter):
+    """Drops Ray's notice that a new local Ray turned token authentication on: it is printed
+    on every start, and the station keeps the setting (set RAY_AUTH_MODE to choose). Every
+    other warning, the token ones included, passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(TOKEN_NOTICE)
+
+
+TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster."
+
+
+def _quiet_token_notice() -> None:
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _TokenNotice) for f in log.filters):
+        log.addFilter(_TokenNotice())
+
+
+def ensure_ray(engine: EngineConfig, station_id: str, output_dir: str | Path = ".") -> float:
     """Start (or attach to) Ray unless this process already has; return the start-up seconds."""
     global _startup_s
     import ray
@@ -35,8 +78,13 @@ def ensure_ray(engine: EngineConfig, station_id: str) -> float:
     if engine.address:
         kwargs["address"] = engine.address
     else:
+        _quiet_token_notice()
         kwargs["object_store_memory"] = engine.object_store_mb * 1024 * 1024
         kwargs["resources"] = {station_resource(station_id): 1}
+        temp_dir = ray_temp_dir(engine, output_dir)
+        if temp_dir is not None:
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            kwargs["_temp_dir"] = str(temp_dir)
     try:
         _init_beside_signals(kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -44,6 +92,8 @@ def ensure_ray(engine: EngineConfig, station_id: str) -> float:
         raise PipelineError(f"could not start Ray at {where}: {exc}; check engine.address, or "
                             "use --engine inline") from None
     _startup_s = time.perf_counter() - started
+    if not engine.address:
+        _start_watchdog()
     return _startup_s
 
 
@@ -80,6 +130,18 @@ def _init_beside_signals(kwargs: dict) -> None:
         worker_log.removeFilter(notice)
     if failure:
         raise failure[0]
+
+
+def _start_watchdog() -> None:
+    """The local Ray's processes end with this one, however it ends (collector/engines/
+    ray_watchdog.py: after a SIGKILL, Ray's agents would otherwise linger a minute)."""
+    global _watchdog
+    script = Path(__file__).with_name("ray_watchdog.py")
+    # its stdin is the pipe whose end tells it we are gone; its own session keeps a Ctrl-C
+    # in the terminal from reaching it before we have shut Ray down
+    _watchdog = subprocess.Popen([sys.executable, str(script), str(os.getpid())],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def capture_placement(station_id: str) -> dict:

@@ -67,19 +67,32 @@ def injected_faults(faults: Faults, view: int, frames: int) -> dict[str, np.ndar
     }
 
 
+def counter_layout(width: int, height: int) -> tuple[int, int, int]:
+    """Cell width, cell height and number of bits of the counter a frame this size carries.
+
+    Full 16 px cells (they survive JPEG) where the frame is wide enough; narrower cells in a
+    narrower frame; a frame under 24 px wide carries only the counter's low bits, so what is
+    read back there is the frame index modulo 2**bits.
+    """
+    cell = max(1, min(COUNTER_CELL, width // COUNTER_BITS))
+    return cell, min(cell, height), min(COUNTER_BITS, width // cell)
+
+
 def write_counter(image: np.ndarray, value: int) -> None:
     """Stamp `value` as a row of black/white cells along the top edge."""
-    bits = (value >> np.arange(COUNTER_BITS)) & 1
-    row = np.repeat(bits.astype(np.uint8) * 255, COUNTER_CELL)
-    image[:COUNTER_CELL, : row.shape[0]] = row[None, :, None]
+    cell, rows, bits = counter_layout(image.shape[1], image.shape[0])
+    row = np.repeat(((value >> np.arange(bits)) & 1).astype(np.uint8) * 255, cell)
+    image[:rows, : row.shape[0]] = row[None, :, None] if image.ndim == 3 else row[None, :]
 
 
 def read_counter(image: np.ndarray) -> int:
     """The frame counter a sim camera stamped, read back from an (even lossy) image."""
-    cells = image[2 : COUNTER_CELL - 2, : COUNTER_BITS * COUNTER_CELL].astype(np.float32)
-    centers = cells.reshape(cells.shape[0], COUNTER_BITS, COUNTER_CELL, -1)[:, :, 4:-4]
-    bits = centers.mean(axis=(0, 2, 3)) > 127
-    return int((bits.astype(np.int64) << np.arange(COUNTER_BITS)).sum())
+    cell, rows, bits = counter_layout(image.shape[1], image.shape[0])
+    # the centre of each cell: JPEG smears its edges into the neighbours
+    cells = image[rows // 8 : rows - rows // 8, : bits * cell].astype(np.float32)
+    centers = cells.reshape(cells.shape[0], bits, cell, -1)[:, :, cell // 4 : cell - cell // 4]
+    on = centers.mean(axis=(0, 2, 3)) > 127
+    return int((on.astype(np.int64) << np.arange(bits)).sum())
 
 
 class SimCamera(ThreadedDevice):
