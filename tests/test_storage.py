@@ -110,12 +110,13 @@ def test_sigterm_commits_the_episode_and_exits_0(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert "Traceback" not in err and "stopped early (SIGTERM received)" in out
+    assert "Traceback" not in err
+    assert "stopped by SIGTERM: no further episode was started" in out
     assert not partials(tmp_path)
     [path] = sorted(tmp_path.rglob("*.h5"))
     assert "rejected" not in path.parts
     with h5py.File(path, "r") as f:
-        assert f.attrs["outcome"] == "success" and "SIGTERM" in f.attrs["reason"]
+        assert f.attrs["outcome"] == "truncated" and "SIGTERM" in f.attrs["reason"]
         assert 0 < f["timestamps"].shape[0] < 90
     assert run_cli("validate", str(path)).returncode == 0
 
@@ -129,7 +130,7 @@ def test_second_ctrl_c_aborts_the_episode_into_rejected(tmp_path):
     line = ""
     while not line.strip():
         line = proc.stderr.readline()
-    assert "finishing the current episode" in line
+    assert "ending the episode in progress now" in line
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

@@ -74,7 +74,7 @@ def _record(args: argparse.Namespace, overrides: list[str], signals: _StopOnSign
         print(f"engine: {int(stats['computation_workers'])} computation workers, "
               f"{int(stats['backpressure_waits'])} backpressure waits")
     if station.stop.is_set():
-        print(f"stopped early ({station.stop_reason})")
+        print(f"{station.stop_reason}: no further episode was started")
     return 0
 
 

@@ -103,20 +103,30 @@ class _NoSigtermNotice(logging.Filter):
 
 
 def _init_beside_signals(kwargs: dict) -> None:
-    """`ray.init` in a thread of its own. On the main thread, Ray first replaces the SIGTERM
-    handler with `sys.exit(15)`, so a SIGTERM during its start (many seconds on a loaded host)
-    killed the station mid-start with exit 15, or 134 when it hit Ray's C++ start-up. Off the
-    main thread, Ray leaves the handlers alone, and the station's own keep working (the main
-    thread runs them while it waits here)."""
+    """`ray.init` in a thread of its own, which then lives as long as the process.
+
+    On the main thread, Ray first replaces the SIGTERM handler with `sys.exit(15)`, so a
+    SIGTERM during its start (many seconds on a loaded host) killed the station mid-start with
+    exit 15, or 134 when it hit Ray's C++ start-up. Off the main thread, Ray leaves the handlers
+    alone, and the station's own keep working (the main thread runs them while it waits here).
+    The thread must not end: Ray starts its GCS and raylet with PR_SET_PDEATHSIG, which Linux
+    fires when the *thread* that spawned them exits, so a finished init thread would SIGKILL
+    the local cluster seconds after it came up. As a daemon thread it ends with the process,
+    which is the fate-sharing Ray meant."""
     import ray
 
     failure: list[BaseException] = []
+    started = threading.Event()
 
     def init() -> None:
         try:
             ray.init(**kwargs)
         except BaseException as exc:  # re-raised on the calling thread
             failure.append(exc)
+        finally:
+            started.set()
+        if not failure:
+            threading.Event().wait()  # hold the spawning thread for the cluster's lifetime
 
     notice = _NoSigtermNotice()  # Ray's warning that it did not set its handler: intended
     worker_log = logging.getLogger("ray._private.worker")
@@ -124,8 +134,8 @@ def _init_beside_signals(kwargs: dict) -> None:
     try:
         thread = threading.Thread(target=init, name="ray-init", daemon=True)
         thread.start()
-        while thread.is_alive():
-            thread.join(0.2)  # short joins: signal handlers run on this thread in between
+        while not started.wait(0.2):  # short waits: signal handlers run on this thread between
+            pass
     finally:
         worker_log.removeFilter(notice)
     if failure:
