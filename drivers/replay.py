@@ -24,8 +24,8 @@ import numpy as np
 from collector.derive import is_derived
 from collector.errors import DeviceError
 from collector.replay.source import tick_range
-from collector.stages.computation import IMAGE_FIELD, decode_frame
 from collector.storage import layout as L
+from core.codec import IMAGE_FIELD, decode_frame
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.chunk import Chunk
 from schemas.devices import ReplayConfig
