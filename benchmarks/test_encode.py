@@ -2,7 +2,7 @@
 
 - baseline: the naive path a user might write first: `cv2.imencode` per frame with the
   default quality (95) after a per-frame RGB->BGR copy through numpy fancy indexing;
-- fast: `collector.stages.computation.encode_frames` at the station's quality (90);
+- fast: `core.codec.encode_frames` at the station's quality (90);
 - fast, lower quality (80): the cost curve users tune with `pipeline.images.quality`.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import role
-from collector.stages.computation import encode_frames
+from core.codec import encode_frames
 from drivers.sim.camera import SimCamera
 from drivers.sim.world import SimWorld
 from schemas.devices import SimCameraConfig

@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmarks.test_sync import best_of, write_result
 from collector.quality import camera_scores
-from collector.stages.computation import encode_frames
+from core.codec import encode_frames
 from drivers.sim.camera import SimCamera
 from drivers.sim.world import SimWorld
 from schemas.devices import Faults, SimCameraConfig

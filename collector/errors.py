@@ -1,38 +1,27 @@
-"""The exceptions a user can meet. The CLI turns every `CollectorError` into one clear line."""
+"""The exceptions a user can meet, under the name users import them by.
+
+They are defined in `core.errors` so that drivers can raise them without importing the pipeline;
+these are the same classes, so `except collector.errors.DeviceError` catches a driver's error.
+"""
 
 from __future__ import annotations
 
+from core.errors import (
+    CollectorError,
+    ConfigError,
+    DeviceError,
+    DiskFullError,
+    EpisodeFileError,
+    PipelineError,
+    StartupInterrupted,
+)
 
-class CollectorError(Exception):
-    """An expected failure: bad input, a missing device, a full disk. Never a bug."""
-
-    exit_code = 1
-
-
-class ConfigError(CollectorError):
-    """A station YAML file or a `--set` override that does not validate."""
-
-    exit_code = 2
-
-
-class DeviceError(CollectorError):
-    """A device could not be opened, or stopped answering."""
-
-
-class EpisodeFileError(CollectorError):
-    """An episode file that is missing, unreadable or not in Collector's layout."""
-
-
-class DiskFullError(CollectorError):
-    """Free space fell below `storage.min_free_gb`."""
-
-
-class PipelineError(CollectorError):
-    """A stage of the pipeline failed in a way the engine could not recover from."""
-
-
-class StartupInterrupted(CollectorError):
-    """A signal arrived while the station was starting: it stopped there, nothing recorded.
-    Not a failure: the commands exit 0, as for a signal at any other time."""
-
-    exit_code = 0
+__all__ = [
+    "CollectorError",
+    "ConfigError",
+    "DeviceError",
+    "DiskFullError",
+    "EpisodeFileError",
+    "PipelineError",
+    "StartupInterrupted",
+]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector.replay.device import ReplayClock, ReplayDevice
 from collector.task import TaskRunner, make_task
 from drivers.base import Device
-from drivers.replay import ReplayClock, ReplayDevice
 from drivers.sim.arm import SimArm
 from drivers.sim.camera import SimCamera
 from drivers.sim.sensor import SimSensor

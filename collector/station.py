@@ -19,7 +19,6 @@ from collector.engines import start_engine
 from collector.engines.base import Engine, camera_checks
 from collector.errors import DiskFullError
 from collector.quality import quality_datasets
-from collector.stages.computation import IMAGE_FIELD, encoding_params
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
 from collector.storage import layout as L
@@ -27,6 +26,7 @@ from collector.storage.layout import StreamLayout
 from collector.storage.writer import free_gb
 from collector.task import episode_seconds, task_name, task_seconds
 from collector.tuning import tune_process
+from core.codec import IMAGE_FIELD, encoding_params
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import DerivedSignals, StationConfig

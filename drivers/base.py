@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from collector.errors import DeviceError
+from core.errors import DeviceError
 from drivers.chunk import Chunk
 from drivers.clock import ClockMap
 from drivers.ring import SampleRing

@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from collector.errors import DeviceError
+from core.errors import DeviceError
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.packet import PacketFormat, PacketStream
 from drivers.serial_port import capture_packets, open_port, write_all

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import serial
 
-from collector.errors import DeviceError
+from core.errors import DeviceError
 from drivers.base import Capture
 
 READ_TIMEOUT_S = 0.05  # a read returns at least this often, so the reader thread can stop

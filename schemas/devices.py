@@ -314,7 +314,7 @@ def default_sensor_packet(channels: int, unit: str = "N", names: list[str] | Non
 
 
 class ReplayConfig(DeviceBase):
-    """One stream of a recorded episode played back as a live stream (drivers/replay.py)."""
+    """One stream of a recorded episode played back live (collector/replay/device.py)."""
 
     type: Literal["replay"]
     episode: str | None = Field(None, description="episode .h5; null: the one on the command line")

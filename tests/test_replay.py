@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from collector.derive import LOWPASS_SUFFIX
+from collector.replay.device import ReplayClock, ReplayDevice
 from collector.replay.robot import DEFAULT_BOUND_RAD
 from collector.replay.video import STRIP_FLAGS, STRIP_PLOT, STRIP_TEXT
 from collector.storage.reader import open_episode
 from drivers.chunk import Chunk
-from drivers.replay import ReplayClock, ReplayDevice
 from drivers.sim.camera import read_counter
 from schemas.devices import ReplayConfig
 from tests.conftest import record_one, run_cli, wait_until

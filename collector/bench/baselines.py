@@ -19,9 +19,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from collector.stages.computation import encode_frames
 from collector.storage.writer import _append
 from collector.tuning import tune_process
+from core.codec import encode_frames
 from drivers.sim.camera import SimCamera
 from drivers.sim.world import SimWorld
 from schemas.devices import SimCameraConfig

@@ -5,9 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from collector.batch import EpisodeClock
-from collector.stages.computation import IMAGE_FIELD, Computation
+from collector.stages.computation import Computation
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
 from collector.stages.perception import Perception, plan_streams
+from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import CameraChecks, StationConfig

@@ -10,10 +10,10 @@ import numpy as np
 from collector.batch import EpisodeClock, GridBatch, StreamOnGrid
 from collector.efficiency import EpisodeTally
 from collector.quality import BlurJudge
-from collector.stages.computation import IMAGE_FIELD, encode_frames
 from collector.storage import layout as L
 from collector.storage.layout import StreamLayout
 from collector.storage.writer import CommitLog, EpisodeWriter
+from core.codec import IMAGE_FIELD, encode_frames
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.station import CameraChecks, ImageEncoding, StorageConfig
 

@@ -19,8 +19,8 @@ from collector.quality import (
     dropped_on_grid,
     split_checks,
 )
-from collector.stages.computation import IMAGE_FIELD
 from collector.sync import align_to_grid
+from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo
 from drivers.chunk import Chunk
 from schemas.devices import AlignSpec

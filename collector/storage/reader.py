@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 
 from collector.errors import EpisodeFileError
-from collector.stages.computation import decode_frame
 from collector.storage import layout as L
+from core.codec import decode_frame
 from schemas.episode import FORMAT, EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import EpisodeLayout
 

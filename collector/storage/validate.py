@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 from pydantic import ValidationError
 
-from collector.stages.computation import decode_frame
 from collector.storage import layout as L
 from collector.storage.reader import plain_attr
 from collector.storage.writer import hdf5_dtype, unflatten_accounts
+from core.codec import decode_frame
 from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import DatasetSpec, EpisodeLayout
 

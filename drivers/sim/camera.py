@@ -7,7 +7,7 @@ import time
 import cv2
 import numpy as np
 
-from collector.errors import DeviceError
+from core.errors import DeviceError
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.sim.faults import FaultPlan
 from drivers.sim.world import Pacer, SimWorld

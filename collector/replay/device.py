@@ -10,6 +10,10 @@ the next `step_ns` of episode time, so the replay runs as fast as the pipeline t
 gives the same chunks however loaded the machine is.
 Camera frames are not kept at full rate, so a camera replays the frames the grid chose (once
 each, at their capture time from /quality/<cam>/capture_ns), decoded from the episode.
+
+It lives here, not in drivers/, because it plays a file: it needs the reader's layout, the codec
+and the derived-field rules, all above the drivers. `collector.rig` builds it beside the
+hardware drivers (and holds the shared `ReplayClock`), so drivers/ never imports collector/.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import numpy as np
 from collector.derive import is_derived
 from collector.errors import DeviceError
 from collector.replay.source import tick_range
-from collector.stages.computation import IMAGE_FIELD, decode_frame
 from collector.storage import layout as L
+from core.codec import IMAGE_FIELD, decode_frame
 from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.chunk import Chunk
 from schemas.devices import ReplayConfig
