@@ -85,7 +85,6 @@ class OpenCVCameraConfig(CameraBase):
 # --- serial protocols -----------------------------------------------------------------------
 
 TIME_UNITS_NS = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}
-CHECKSUMS = ("none", "xor8", "sum8", "crc16-ccitt", "crc32")
 
 
 def per_channel_units(channels: list[str], unit: str) -> list[str]:

@@ -26,7 +26,7 @@ class EngineConfig(StrictModel):
                           "path is too long for a unix socket)")
     max_inflight_batches: int = Field(
         8, ge=1, description="backpressure: batches in flight (fewer when their frames would "
-                             "fill more than half the object store)")
+                             "fill more than 40% of the object store)")
     batch_deadline_s: float = Field(
         3.0, gt=0, description="a batch still not computed this long after the one before it "
                                "was written is counted lost (its worker is stuck)")
