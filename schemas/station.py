@@ -7,7 +7,13 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from schemas.devices import CAMERA_TYPES, DeviceConfig, StrictModel
+from schemas.devices import (
+    CAMERA_TYPES,
+    DeviceConfig,
+    OpenCVCameraConfig,
+    SimCameraConfig,
+    StrictModel,
+)
 
 
 class StationInfo(StrictModel):
@@ -223,5 +229,5 @@ class StationConfig(StrictModel):
                              f"{', '.join(unknown)}; they are: {', '.join(sorted(signals))}")
         return self
 
-    def cameras(self) -> list:
+    def cameras(self) -> list[SimCameraConfig | OpenCVCameraConfig]:
         return [d for d in self.devices if isinstance(d, CAMERA_TYPES)]
