@@ -47,8 +47,8 @@ class FrameBlocks:
 
     def needed(self, handles: list[np.ndarray]) -> dict[int, Any]:
         """The blocks behind `handles` (handles of ticks with no sample may point nowhere)."""
-        keys = np.unique(np.concatenate([blocks_of(h[h >= 0]) for h in handles])) \
-            if handles else []
+        keys: np.ndarray | list[int] = np.unique(
+            np.concatenate([blocks_of(h[h >= 0]) for h in handles])) if handles else []
         return {int(k): self._blocks[int(k)] for k in keys if int(k) in self._blocks}
 
     @property
@@ -73,7 +73,7 @@ def frame_at(handle: int, camera: str, image_field: str,
 
 
 def pick_frames(handles: np.ndarray, camera: str, image_field: str, blocks: dict[int, Any],
-                missing: np.ndarray, shape: tuple[int, ...]) -> Sequence[np.ndarray]:
+                missing: np.ndarray, shape: tuple[int, ...]) -> Sequence[np.ndarray] | np.ndarray:
     """The frames behind `handles`, as views into their blocks (resolved `RawBatch`es).
 
     A tick with no sample whose block is gone (an empty stream) shows a black frame; a tick

@@ -361,7 +361,8 @@ class StreamChecker:
         if n:
             self.previous_sample = (int(seq[-1]), int(times[-1]))
         if self.kind == "camera":
-            out = {}  # pixel checks run in computation, on the frames the grid chose
+            # pixel checks run in computation, on the frames the grid chose
+            out: dict[str, np.ndarray] = {}
             if "image" in fields:  # ...unless the pixels are here
                 checks = self.camera or CameraChecks()
                 self.baseline = self.baseline or SharpnessBaseline(checks.blur_window)

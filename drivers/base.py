@@ -33,7 +33,7 @@ class StreamInfo:
     """What a device produces, as `describe()` reports it."""
 
     name: str
-    kind: str  # camera | sensor | arm
+    kind: str  # camera | sensor | arm | action
     rate_hz: float
     fields: dict[str, FieldInfo] = field(default_factory=dict)
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-NO_TIME = np.int64(-1)  # device_ns / seq when the device has none
-
 
 @dataclass
 class Chunk:
@@ -19,7 +17,7 @@ class Chunk:
     """
 
     stream: str
-    kind: str  # "camera" | "sensor" | "arm"
+    kind: str  # "camera" | "sensor" | "arm" | "action"
     arrival_ns: np.ndarray
     capture_ns: np.ndarray
     device_ns: np.ndarray
@@ -29,7 +27,6 @@ class Chunk:
     overflow_seq: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # their seq
     checksum_failures: int = 0
     lost_s: float = 0.0  # seconds the device was unavailable (disconnects), since the last read
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.arrival_ns.shape[0])

@@ -70,7 +70,6 @@ class LineStream:
         self._started = False
         self.failures = 0
         self.packets = 0
-        self._seq_last: int | None = None
         dt = next((f for f in spec.fields if f.role == "device_time"), None)
         self._to_ns = time_to_ns(dt.unit) if dt else None
 

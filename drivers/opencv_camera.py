@@ -55,7 +55,7 @@ class OpenCVCamera(ThreadedDevice):
                               "index or path (collector devices lists cameras)")
         if not is_file(self.source):
             if c.fourcc:
-                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*c.fourcc))
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*c.fourcc))  # type: ignore[attr-defined]  # cv2 stubs lack it
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, c.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, c.height)
             cap.set(cv2.CAP_PROP_FPS, c.fps)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,7 +65,7 @@ class Status(BaseModel):
     episodes: dict[str, int] = Field(description="episodes this session, by outcome")
     current_episode: EpisodeStatus | None
     last_episode: LastEpisode | None
-    devices: dict[str, dict]
+    devices: dict[str, dict[str, Any]]
     pipeline_lag_s: float = Field(0.0, description="how far the episode's reads run behind "
                                   "their schedule (a slow pipeline holds the loop); 0 between "
                                   "episodes")

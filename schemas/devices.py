@@ -85,7 +85,6 @@ class OpenCVCameraConfig(CameraBase):
 # --- serial protocols -----------------------------------------------------------------------
 
 TIME_UNITS_NS = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}
-CHECKSUMS = ("none", "xor8", "sum8", "crc16-ccitt", "crc32")
 
 
 def per_channel_units(channels: list[str], unit: str) -> list[str]:
@@ -326,9 +325,12 @@ class ReplayConfig(DeviceBase):
     realtime: bool = Field(True, description="false: stepped, each read is the next chunk")
 
 
-DEVICE_MODELS = (SimCameraConfig, OpenCVCameraConfig, SimSensorConfig, SimArmConfig,
-                 SerialSensorConfig, SerialArmConfig, ReplayConfig)
-DeviceConfig = Annotated[Union[DEVICE_MODELS], Field(discriminator="type")]  # noqa: UP007
+# the one list of device models; spelled out as a Union (not built from a tuple) so that a type
+# checker can read it
+DeviceConfig = Annotated[Union[SimCameraConfig, OpenCVCameraConfig, SimSensorConfig,  # noqa: UP007
+                               SimArmConfig, SerialSensorConfig, SerialArmConfig, ReplayConfig],
+                         Field(discriminator="type")]
+DEVICE_MODELS: tuple[type[DeviceBase], ...] = get_args(get_args(DeviceConfig)[0])
 DEVICE_TYPES = frozenset(get_args(m.model_fields["type"].annotation)[0] for m in DEVICE_MODELS)
 
 CAMERA_TYPES = (SimCameraConfig, OpenCVCameraConfig)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.layout import FILL_RULE
 
-FORMAT = "collector.episode"
+FORMAT: Final = "collector.episode"
 FORMAT_VERSION = 1
 
 # `truncated`: cut short (signal, operator stop, low disk) before the task finished; its

@@ -136,6 +136,7 @@ def grid_path(stream: StreamSpec, field: str) -> str:
 
 def image_dataset(s: StreamSpec) -> DatasetSpec:
     img = s.image
+    assert img is not None, "only camera streams come here, and each has its image spec"
     if img.encoding == "raw":
         return DatasetSpec(grid_path(s, "image"), (img.height, img.width, img.channels), "uint8",
                            1, grid=True, numeric=False)

@@ -7,13 +7,13 @@ restarted daemon appends to the same file, so the session's accounts continue.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.episode import EfficiencyAccounts
 
-SESSION_FORMAT = "collector.session"
+SESSION_FORMAT: Final = "collector.session"
 SESSION_VERSION = 1
 
 # Why the station was scheduled but not recording.

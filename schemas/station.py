@@ -7,7 +7,13 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from schemas.devices import CAMERA_TYPES, DeviceConfig, StrictModel
+from schemas.devices import (
+    CAMERA_TYPES,
+    DeviceConfig,
+    OpenCVCameraConfig,
+    SimCameraConfig,
+    StrictModel,
+)
 
 
 class StationInfo(StrictModel):
@@ -26,7 +32,7 @@ class EngineConfig(StrictModel):
                           "path is too long for a unix socket)")
     max_inflight_batches: int = Field(
         8, ge=1, description="backpressure: batches in flight (fewer when their frames would "
-                             "fill more than half the object store)")
+                             "fill more than 40% of the object store)")
     batch_deadline_s: float = Field(
         3.0, gt=0, description="a batch still not computed this long after the one before it "
                                "was written is counted lost (its worker is stuck)")
@@ -223,5 +229,5 @@ class StationConfig(StrictModel):
                              f"{', '.join(unknown)}; they are: {', '.join(sorted(signals))}")
         return self
 
-    def cameras(self) -> list:
+    def cameras(self) -> list[SimCameraConfig | OpenCVCameraConfig]:
         return [d for d in self.devices if isinstance(d, CAMERA_TYPES)]

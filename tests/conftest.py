@@ -1,4 +1,5 @@
-"""Shared fixtures. Ray is started once per test session, small and without a dashboard."""
+"""Shared fixtures and helpers, the one place test modules import from (test modules never
+import each other). Ray is started once per test session, small and without a dashboard."""
 
 from __future__ import annotations
 
@@ -7,13 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from collector.batch import EpisodeClock, GridBatch, StreamCounters, StreamOnGrid
+from collector.storage.layout import StreamLayout
+from drivers.chunk import Chunk
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_CONFIG = ROOT / "configs" / "sim_station.yaml"
+
+# a scripted task for `episode.task=`: reach, close the gripper, carry
+WAVE = ("{name: wave, waypoints: ["
+        "{joints: [0.5, -0.2, 0.9], gripper: 0.0, duration_s: 0.4},"
+        "{joints: [0.5, -0.2, 0.9], gripper: 1.0, duration_s: 0.1, hold_s: 0.3},"
+        "{joints: [-0.4, -0.5, 1.1], gripper: 1.0, duration_s: 0.4}]}")
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +87,51 @@ def wait_until(condition, what: str, timeout_s: float = 120.0, poll_s: float = 0
     while not condition():
         assert time.monotonic() < deadline, f"waited {timeout_s:g} s: {what}"
         time.sleep(poll_s)
+
+
+# --- a recorder in a subprocess, killed or watched from outside ------------------------------
+
+FLUSH_S = 0.5
+
+
+def start_recorder(out: Path, episodes: int = 3, duration_s: float = 1.5,
+                   *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "collector", "record", str(SIM_CONFIG), "--engine", "inline",
+            "--episodes", str(episodes), "--quiet",
+            *short_run(out, duration_s, **{"storage.flush_interval_s": str(FLUSH_S)}), *extra]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def partials(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.h5.partial"))
+
+
+def wait_for_partial(proc: subprocess.Popen, root: Path) -> None:
+    def started() -> bool:
+        assert proc.poll() is None, proc.communicate()
+        return bool(partials(root))
+
+    wait_until(started, "the recorder starts an episode")
+
+
+# --- grid batches of one force/torque sensor, for the writer without a pipeline --------------
+
+FT = StreamLayout(name="ft", kind="sensor", fields={"value": ((6,), "float32")}, rate_hz=1000,
+                  units={"value": "N"})
+CLOCK = EpisodeClock("ep-1", 1_000_000_000, 33_333_333, 90)
+
+
+def sensor_batch(index: int, first: int, m: int, rng: np.random.Generator) -> GridBatch:
+    ts = CLOCK.times(first, first + m)
+    values = rng.normal(size=(m, 6)).astype(np.float32)
+    raw_n = m * 33
+    raw_t = np.linspace(ts[0], ts[-1], raw_n).astype(np.int64)
+    raw = Chunk(stream="ft", kind="sensor", arrival_ns=raw_t, capture_ns=raw_t,
+                device_ns=raw_t // 1000, seq=np.arange(raw_n, dtype=np.int64) + first * 33,
+                fields={"value": rng.normal(size=(raw_n, 6)).astype(np.float32)})
+    aligned = StreamOnGrid(values={"value": values}, capture_ns=ts, dt_ns=np.zeros(m, np.int64),
+                           missing=np.zeros(m, bool))
+    return GridBatch(clock=CLOCK, index=index, final=False, first_tick=first, timestamps=ts,
+                     streams={"ft": aligned}, raw={"ft": raw},
+                     counters={"ft": StreamCounters(samples=raw_n)})

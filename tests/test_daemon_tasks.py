@@ -10,13 +10,8 @@ from collector.config import load_station
 from collector.errors import ConfigError
 from collector.task import PickPlaceTask, SuccessDraw, make_task
 from drivers.sim.world import HOME
-from tests.conftest import SIM_CONFIG, record_one, run_cli
+from tests.conftest import SIM_CONFIG, WAVE, record_one, run_cli
 from tests.daemon_helpers import small_cameras
-
-WAVE = ("{name: wave, waypoints: ["
-        "{joints: [0.5, -0.2, 0.9], gripper: 0.0, duration_s: 0.4},"
-        "{joints: [0.5, -0.2, 0.9], gripper: 1.0, duration_s: 0.1, hold_s: 0.3},"
-        "{joints: [-0.4, -0.5, 1.1], gripper: 1.0, duration_s: 0.4}]}")
 
 
 class HoldPose:

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from drivers.chunk import Chunk
 from drivers.registry import sim_serial_arm, sim_serial_sensor
 from drivers.sim.world import SimWorld
 from schemas.devices import Faults, LineSpec, PacketSpec, SimArmConfig, SimSensorConfig
@@ -166,8 +167,16 @@ def test_arm_follows_commands_and_reports_state():
         for _ in range(20):
             arm.command(target, 1.0)
             time.sleep(0.03)
-        time.sleep(0.5)
-        chunk = arm.read()
+        chunks: list[Chunk] = []
+
+        def arrived() -> bool:
+            chunks.append(arm.read())
+            last = chunks[-1]
+            return bool(len(last)) and last.fields["gripper"][-1, 0] > 0.99 and np.allclose(
+                last.fields["qpos"][-1], target, atol=1e-3)
+
+        wait_until(arrived, "the arm reaches the commanded pose")
+    chunk = Chunk.concat([c for c in chunks if len(c)])
     assert arm.peer.error is None and arm.peer.commands_received >= 19
     assert len(chunk) > 60 and np.all(np.diff(chunk.seq) == 1)
     np.testing.assert_allclose(chunk.fields["qpos"][-1], target, atol=1e-3)

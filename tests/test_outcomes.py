@@ -10,16 +10,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import h5py
 import pytest
 
 from collector.daemon.accounts import read_session
-from tests.conftest import ROOT, SIM_CONFIG, record_one, run_cli
+from tests.conftest import ROOT, SIM_CONFIG, WAVE, record_one, run_cli, wait_until
 from tests.daemon_helpers import Daemon, small_cameras, small_station
-from tests.test_daemon_tasks import WAVE
 
 
 class Recorder:
@@ -169,11 +167,11 @@ def test_operator_stop_before_the_task_finished_is_truncated(tmp_path):
 
 def _logged_state(daemon: Daemon, state: str, timeout: float = 120) -> None:
     """Wait for the daemon's `state` log line (a state too short-lived for /status)."""
-    deadline = time.monotonic() + timeout
-    while not any(json.loads(line).get("state") == state for line in list(daemon.lines)):
+    def logged() -> bool:
         assert daemon.proc.poll() is None, f"daemon exited before {state}"
-        assert time.monotonic() < deadline, f"no {state} state within {timeout} s"
-        time.sleep(0.05)
+        return any(json.loads(line).get("state") == state for line in list(daemon.lines))
+
+    wait_until(logged, f"the daemon logs the {state} state", timeout)
 
 
 @pytest.mark.parametrize("state", ["idle", "paused", "recording", "resetting", "stopping"])

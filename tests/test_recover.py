@@ -6,7 +6,6 @@ it saw there was flushed, so the recovered episode must hold at least that, samp
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -20,30 +19,7 @@ import numpy as np
 import pytest
 
 from collector.storage.reader import grid_rows
-from tests.conftest import ROOT, SIM_CONFIG, run_cli, short_run
-
-FLUSH_S = 0.5
-
-
-def start_recorder(out: Path, episodes: int = 3, duration_s: float = 1.5,
-                   *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "collector", "record", str(SIM_CONFIG), "--engine", "inline",
-            "--episodes", str(episodes), "--quiet",
-            *short_run(out, duration_s, **{"storage.flush_interval_s": str(FLUSH_S)}), *extra]
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def partials(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.h5.partial"))
-
-
-def wait_for_partial(proc: subprocess.Popen, root: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not partials(root):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the recorder never started an episode"
-        time.sleep(0.02)
+from tests.conftest import ROOT, partials, run_cli, start_recorder, wait_for_partial, wait_until
 
 
 def read_flushed(path: Path) -> dict[str, np.ndarray] | None:
@@ -58,18 +34,32 @@ def read_flushed(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def flushed_partials(root: Path) -> dict[Path, dict[str, np.ndarray]]:
+    """Every partial file now open with the rows a reader can trust in it (at least one)."""
+    seen = {}
+    for path in partials(root):
+        flushed = read_flushed(path)
+        if flushed is not None and len(flushed["timestamps"]):
+            seen[path] = flushed
+    return seen
+
+
 def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
     rng = random.Random(seed)
     proc = start_recorder(tmp_path)
+    seen: dict[Path, dict[str, np.ndarray]] = {}
     try:
+        # the random moment counts from the first flush, so every kill has flushed data to lose
+        def flushed() -> bool:
+            assert proc.poll() is None, proc.communicate()
+            seen.update(flushed_partials(tmp_path))
+            return bool(seen)
+
         wait_for_partial(proc, tmp_path)
+        wait_until(flushed, "the recorder flushes its first rows")
         kill_at = time.monotonic() + rng.uniform(0.0, 4.0)
-        seen: dict[Path, dict[str, np.ndarray]] = {}
         while time.monotonic() < kill_at and proc.poll() is None:
-            for path in partials(tmp_path):
-                flushed = read_flushed(path)
-                if flushed is not None:
-                    seen[path] = flushed
+            seen.update(flushed_partials(tmp_path))
             time.sleep(0.03)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -79,21 +69,23 @@ def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
 
     recovered = run_cli("recover", str(tmp_path))
     assert "Traceback" not in recovered.stderr, recovered.stderr
+    # killed before a later episode's first flush: set aside in rejected/, not an error
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert not partials(tmp_path), "a partial file was left behind"
-    for path in left:
-        if path in seen and len(seen[path]["timestamps"]):
-            final = path.with_name(path.name.removesuffix(".partial"))
-            assert f"recovered {final}" in recovered.stdout, recovered.stdout
-            with h5py.File(final, "r") as f:
+    assert seen, "no flushed rows were seen before the kill"
+    for path, flushed_rows in seen.items():
+        # committed before the kill, or recovered after it: either way the file is there
+        [final] = tmp_path.rglob(path.name.removesuffix(".partial"))
+        with h5py.File(final, "r") as f:
+            if path in left:
+                assert f"recovered {final}" in recovered.stdout, recovered.stdout
                 assert f.attrs["outcome"] == "recovered"
-                n = len(seen[path]["timestamps"])
-                assert f["timestamps"].shape[0] >= n
-                # every sample a reader saw before the kill is there, unchanged
-                np.testing.assert_array_equal(f["timestamps"][:n], seen[path]["timestamps"])
-                np.testing.assert_array_equal(f["observations/ft/value"][:n],
-                                              seen[path]["ft"][:n])
-                np.testing.assert_array_equal(f["observations/arm/qpos"][:n],
-                                              seen[path]["arm"][:n])
+            n = len(flushed_rows["timestamps"])
+            assert f["timestamps"].shape[0] >= n
+            # every sample a reader saw before the kill is there, unchanged
+            np.testing.assert_array_equal(f["timestamps"][:n], flushed_rows["timestamps"])
+            np.testing.assert_array_equal(f["observations/ft/value"][:n], flushed_rows["ft"][:n])
+            np.testing.assert_array_equal(f["observations/arm/qpos"][:n], flushed_rows["arm"][:n])
     for path in left:
         final = path.with_name(path.name.removesuffix(".partial"))
         if final.exists():  # for the record: recording time lost to the kill (not asserted)
@@ -102,12 +94,9 @@ def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
                 kept_s = f["timestamps"].shape[0] / f.attrs["control_hz"]
             print(f"seed {seed}: killed {killed_at - started:.2f} s into the episode, "
                   f"recovered {kept_s:.2f} s, lost {killed_at - started - kept_s:.2f} s")
-    # killed before a first flush: set aside in rejected/, not deleted, and not an error
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
 
-    if list(tmp_path.rglob("*.h5")):  # none when killed before the first episode's first flush
-        checked = run_cli("validate", str(tmp_path), "--all-frames")
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    checked = run_cli("validate", str(tmp_path), "--all-frames")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     return {"partials": len(left), "seen": {p.name: len(v["timestamps"]) for p, v in seen.items()}}
 
 
@@ -154,7 +143,7 @@ import os, sys
 import h5py, numpy as np
 from collector.storage.writer import EpisodeWriter, Path
 from schemas.station import StorageConfig
-from tests.test_storage import FT, sensor_batch
+from tests.conftest import FT, sensor_batch
 
 w = EpisodeWriter(Path(sys.argv[1]), [FT], {}, {"encoding": "jpeg"}, StorageConfig(),
                   {"episode_id": "ep-1", "station_id": "test", "task": "t",

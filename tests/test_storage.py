@@ -15,34 +15,21 @@ import hdf5plugin
 import numpy as np
 import pytest
 
-from collector.batch import EpisodeClock, GridBatch, StreamCounters, StreamOnGrid
-from collector.storage.layout import StreamLayout
 from collector.storage.validate import validate_file
 from collector.storage.writer import EpisodeWriter
-from drivers.chunk import Chunk
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.station import StorageConfig
-from tests.conftest import ROOT, run_cli, wait_until
-from tests.test_recover import partials, start_recorder, wait_for_partial
-
-FT = StreamLayout(name="ft", kind="sensor", fields={"value": ((6,), "float32")}, rate_hz=1000,
-                  units={"value": "N"})
-CLOCK = EpisodeClock("ep-1", 1_000_000_000, 33_333_333, 90)
-
-
-def sensor_batch(index: int, first: int, m: int, rng: np.random.Generator) -> GridBatch:
-    ts = CLOCK.times(first, first + m)
-    values = rng.normal(size=(m, 6)).astype(np.float32)
-    raw_n = m * 33
-    raw_t = np.linspace(ts[0], ts[-1], raw_n).astype(np.int64)
-    raw = Chunk(stream="ft", kind="sensor", arrival_ns=raw_t, capture_ns=raw_t,
-                device_ns=raw_t // 1000, seq=np.arange(raw_n, dtype=np.int64) + first * 33,
-                fields={"value": rng.normal(size=(raw_n, 6)).astype(np.float32)})
-    aligned = StreamOnGrid(values={"value": values}, capture_ns=ts, dt_ns=np.zeros(m, np.int64),
-                           missing=np.zeros(m, bool))
-    return GridBatch(clock=CLOCK, index=index, final=False, first_tick=first, timestamps=ts,
-                     streams={"ft": aligned}, raw={"ft": raw},
-                     counters={"ft": StreamCounters(samples=raw_n)})
+from tests.conftest import (
+    CLOCK,
+    FT,
+    ROOT,
+    partials,
+    run_cli,
+    sensor_batch,
+    start_recorder,
+    wait_for_partial,
+    wait_until,
+)
 
 
 def metadata(**extra) -> EpisodeMetadata:
@@ -232,7 +219,7 @@ import numpy as np
 from collector.errors import DiskFullError
 from collector.storage import writer as W
 from schemas.station import StorageConfig
-from tests.test_storage import FT, sensor_batch
+from tests.conftest import FT, sensor_batch
 
 W.HEADROOM, W.RESERVE_MB = 0, -1e6  # no guard: let HDF5 itself meet ENOSPC
 w = W.EpisodeWriter(W.Path(sys.argv[1]), [FT], {}, {"encoding": "jpeg"},

@@ -43,7 +43,7 @@ class Session:
         return fold(self.records)
 
     @property
-    def outcomes(self) -> dict[str, int]:
+    def outcomes(self) -> dict[str | None, int]:
         return dict(Counter(r.outcome for r in self.records if r.kind == "episode"))
 
 
@@ -131,7 +131,7 @@ def format_table(sessions: list[Session], total: EfficiencyAccounts) -> str:
     if len(sessions) > 1:
         lines += ["-" * len(head), row("all", "", sum(sum(s.outcomes.values())
                                                       for s in sessions), total)]
-    outcomes = Counter()
+    outcomes: Counter[str | None] = Counter()
     for s in sessions:
         outcomes.update(s.outcomes)
     lines += ["", "episodes: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))

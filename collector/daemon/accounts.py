@@ -46,7 +46,7 @@ def read_session(path: Path) -> list[SessionRecord]:
 def fold(records: list[SessionRecord]) -> EfficiencyAccounts:
     """The session's accounts: episodes' accounts plus the intervals between them, by cause."""
     episodes = [r.accounts for r in records if r.kind == "episode" and r.accounts]
-    idle: Counter = Counter()
+    idle: Counter[str] = Counter()
     for r in records:
         if r.kind == "interval" and r.cause:
             idle[r.cause] += r.seconds

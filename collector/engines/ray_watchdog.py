@@ -38,7 +38,8 @@ def main(station_pid: int) -> None:
     known: dict[int, psutil.Process] = {}
     while True:
         ready, _, _ = select.select([sys.stdin], [], [], REFRESH_S)
-        if ready and not sys.stdin.buffer.read1(4096):
+        # stdin is a pipe here, whose buffer is a BufferedReader (typeshed says BinaryIO)
+        if ready and not sys.stdin.buffer.read1(4096):  # type: ignore[union-attr]
             break  # end of file: the station is gone
         known |= ray_processes(station)
         known.pop(os.getpid(), None)  # a child of the station too

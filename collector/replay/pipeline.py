@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,8 @@ def derived_config(episode: Episode, ticks: TickRange, start_s: float, end_s: fl
     kinds = episode.streams()
     devices = []
     for name, kind in kinds.items():
-        original = next((d for d in raw.get("devices", []) if d.get("name") == name), {})
+        original: dict[str, Any] = next(
+            (d for d in raw.get("devices", []) if d.get("name") == name), {})
         devices.append({
             "name": name, "type": "replay", "episode": str(episode.path),
             "start_s": start_s, "end_s": end_s, "align": original.get("align"),

@@ -186,7 +186,7 @@ def write_video(episode: Episode, ticks: TickRange, fields: list[FieldRef], out:
     mosaic = Mosaic(episode, ticks, fields, tile_width)
     fps = control_hz(episode)
     lay = mosaic.layout
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,  # type: ignore[attr-defined]  # cv2 stubs lack it
                              (lay.width, lay.height))
     if not writer.isOpened():
         raise ReplayError(f"{out}: OpenCV cannot write an mp4v video there")

@@ -45,7 +45,7 @@ class Computation:
         batch.frames = {}  # done with the pixels: what travels on is small
         return batch
 
-    def _check(self, name: str, frames: Sequence[np.ndarray], handles: np.ndarray,
+    def _check(self, name: str, frames: Sequence[np.ndarray] | np.ndarray, handles: np.ndarray,
                before: np.ndarray, blocks: dict) -> dict[str, np.ndarray]:
         """Pixel checks of each tick's frame beside the frame delivered before it (shrunk
         once per frame: a tick's frame is usually the next tick's frame before)."""

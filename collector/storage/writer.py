@@ -145,7 +145,6 @@ class EpisodeWriter:
         self.rows = 0  # grid rows accepted (written, or waiting for the next flush)
         self._written_rows = 0
         self.flushed_rows = 0  # grid rows a reader (or `recover`) is guaranteed to see
-        self.flushes = 0
         self._raw_rows = {s.name: 0 for s in streams}
         self._lock = threading.Lock()  # appends and timer flushes never interleave
         self._dirty = False
@@ -297,7 +296,6 @@ class EpisodeWriter:
         self._unflushed_bytes = 0
         self._last_flush = time.monotonic()
         self.flushed_rows = self.rows
-        self.flushes += 1
         self.commits.flushed(time.monotonic_ns())
 
     def _flush_on_timer(self) -> None:
