@@ -14,6 +14,7 @@ Everything is stored under /quality/<stream>/<check>[_score].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -130,13 +131,20 @@ class SharpnessBaseline:
         self._filled = 0
         self._at = 0
 
-    def judge(self, sharpness: np.ndarray, usable: np.ndarray,
-              checks: CameraChecks) -> tuple[np.ndarray, np.ndarray]:
-        """Blurred flags and sharpness relative to the median of the recent frames and the
-        usable ones given (so the first frames of a run are judged too); then remembers them.
+    @property
+    def known(self) -> int:
+        """How many usable frames the camera's recent sharpness holds."""
+        return self._filled
+
+    def judge(self, sharpness: np.ndarray, usable: np.ndarray, checks: CameraChecks,
+              ahead: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Blurred flags and sharpness relative to the median of the recent frames, the
+        usable ones given and `ahead` (usable frames delivered after these, so the first
+        frames of a run are judged against more than themselves); then remembers the given.
         Relative, because what a sharp frame reads depends on the scene: a white wall in
         focus has less edge energy than a defocused workbench."""
-        known = np.concatenate([self._ring[:self._filled], sharpness[usable]])
+        later = ahead if ahead is not None else np.zeros(0, np.float32)
+        known = np.concatenate([self._ring[:self._filled], sharpness[usable], later])
         base = float(np.median(known)) if known.size else 0.0
         relative = sharpness / base if base > 0 else np.full_like(sharpness, np.nan)
         blurred = (relative < checks.blur_relative) | (sharpness < checks.blur_min_laplacian)
@@ -201,27 +209,78 @@ def camera_scores(frames: np.ndarray, previous: np.ndarray | None, checks: Camer
     return frame_scores(gray, before, has, checks, baseline), last
 
 
+SETTLE_FRAMES = 10  # usable frames a camera's blur is first judged against (at most its window)
+
+
 class BlurJudge:
     """Judges each camera's blur against its own recent frames, batch after batch in order
     (the computation pool scored the frames, but each of its workers sees only some batches).
-    Kept across episodes: it is the camera's sharpness, not the episode's."""
+    Kept across episodes: it is the camera's sharpness, not the episode's.
+
+    A camera with no history yet (the start of a run) cannot judge its first frames against
+    themselves: a run that starts on a defocused frame, or on a batch of mostly defocused
+    ones, would call them sharp. So until a camera has `SETTLE_FRAMES` usable frames, its
+    frames are judged against those delivered after them too (`waiting`, `apply(ahead=)`)."""
 
     def __init__(self) -> None:
         self._baselines: dict[str, SharpnessBaseline] = {}
 
-    def apply(self, batch: GridBatch, checks: dict[str, CameraChecks]) -> None:
+    def _baseline(self, name: str, camera: CameraChecks) -> SharpnessBaseline:
+        baseline = self._baselines.get(name)
+        if baseline is None or baseline.window != camera.blur_window:
+            baseline = self._baselines[name] = SharpnessBaseline(camera.blur_window)
+        return baseline
+
+    def _settling(self, checks: dict[str, CameraChecks]) -> list[tuple[str, int]]:
+        """Cameras still short of frames to judge against, with how many they lack."""
+        out = []
+        for name, camera in checks.items():
+            lack = min(SETTLE_FRAMES, camera.blur_window) - self._baseline(name, camera).known
+            if lack > 0:
+                out.append((name, lack))
+        return out
+
+    def waiting(self, ahead: Sequence[GridBatch], checks: dict[str, CameraChecks]) -> bool:
+        """Whether some camera still lacks frames to judge against, counting those in `ahead`
+        (the batches arrived in order and not yet judged)."""
+        return any(sum(int(_usable(b, name)[1].size) for b in ahead) < lack
+                   for name, lack in self._settling(checks))
+
+    def settled(self, checks: dict[str, CameraChecks]) -> bool:
+        return not self._settling(checks)
+
+    def apply(self, batch: GridBatch, checks: dict[str, CameraChecks],
+              ahead: Sequence[GridBatch] = ()) -> None:
+        """Judge `batch`; `ahead`: batches after it, not yet judged, whose usable frames
+        complete the comparison of a camera that has too few of its own yet."""
         for name, camera in checks.items():
             stream = batch.streams.get(name)
             if stream is None or "blurred" + SCORE not in stream.scores:
                 continue
-            baseline = self._baselines.get(name)
-            if baseline is None or baseline.window != camera.blur_window:
-                baseline = self._baselines[name] = SharpnessBaseline(camera.blur_window)
-            clipped = stream.flags["overexposed"] | stream.flags["underexposed"]
-            blurred, relative = baseline.judge(stream.scores["blurred" + SCORE],
-                                               ~clipped & ~stream.missing, camera)
-            stream.flags["blurred"] = blurred & ~clipped
+            baseline = self._baseline(name, camera)
+            later = None
+            if ahead and baseline.known < min(SETTLE_FRAMES, camera.blur_window):
+                later = np.concatenate([_usable(b, name)[1] for b in ahead] + [
+                    np.zeros(0, np.float32)])
+            usable, _ = _usable(batch, name)
+            blurred, relative = baseline.judge(stream.scores["blurred" + SCORE], usable,
+                                               camera, later)
+            stream.flags["blurred"] = blurred & ~_clipped(stream.flags)
             stream.scores["blurred" + SCORE] = relative
+
+
+def _clipped(flags: dict[str, np.ndarray]) -> np.ndarray:
+    return flags["overexposed"] | flags["underexposed"]
+
+
+def _usable(batch: GridBatch, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's camera ticks with a measurable sharpness (delivered, not clipped): their
+    mask, and their raw sharpness (before `BlurJudge.apply` makes it relative)."""
+    stream = batch.streams.get(name)
+    if stream is None or "blurred" + SCORE not in stream.scores:
+        return np.zeros(0, bool), np.zeros(0, np.float32)
+    usable = ~_clipped(stream.flags) & ~stream.missing
+    return usable, stream.scores["blurred" + SCORE][usable]
 
 
 # -- signals ------------------------------------------------------------------------------------

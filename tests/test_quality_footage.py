@@ -5,9 +5,25 @@ the others. The longer version, over more scenes and seeds, is benchmarks/test_q
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
-from tests.footage import FAULTS, FPS, make_clip, record_clip, score
+from collector.batch import EpisodeClock, GridBatch, StreamOnGrid
+from collector.quality import BlurJudge, frame_scores, small_gray
+from schemas.station import CameraChecks
+from tests.footage import (
+    FAULTS,
+    FPS,
+    make_clip,
+    overlay,
+    photograph,
+    record_clip,
+    score,
+    sensor_noise,
+    spoil,
+    view,
+)
 
 DURATION_S = 10.0
 # the driver plays the file from when it opens, before the episode starts: a margin for start-up
@@ -44,3 +60,43 @@ def test_frozen_frames_of_a_camera_slower_than_the_reads_are_found(tmp_path):
     assert figures.shown >= 5, figures
     assert figures.recall >= 0.95, figures
     assert figures.false_rate <= 0.02, figures
+
+
+def test_a_run_that_starts_on_defocused_frames_finds_them():
+    """A camera with no history yet: the first frames of a run, one batch each, the first two
+    defocused. Judged against themselves alone they read as the camera's normal sharpness (a
+    smoke run under load started on such a frame and missed it); execution holds them until
+    the camera has shown frames to judge them against, and they are found."""
+    pytest.importorskip("skimage")
+    rng = np.random.default_rng(5)
+    image = photograph("astronaut")
+    frames = []
+    for i in range(14):
+        frame = view(image, i / 300)
+        if i < 2:
+            frame = spoil(frame, "blurred", rng)
+        frame = sensor_noise(frame, rng)
+        overlay(frame, i)
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    checks = {"cam": CameraChecks()}
+    gray = small_gray(np.stack(frames), checks["cam"].downscale)
+    batches = []
+    for i in range(len(frames)):  # as the computation pool scores them: no baseline
+        scores = frame_scores(gray[i:i + 1], gray[max(i - 1, 0):i + 1][:1], np.array([i > 0]),
+                              checks["cam"])
+        stream = StreamOnGrid(values={}, capture_ns=np.array([i]), dt_ns=np.zeros(1, np.int64),
+                              missing=np.zeros(1, bool),
+                              flags={k: v for k, v in scores.items() if v.dtype == bool},
+                              scores={k: v for k, v in scores.items() if v.dtype != bool})
+        batches.append(GridBatch(EpisodeClock("e", 0, 33_333_333, len(frames)), i,
+                                 i == len(frames) - 1, i, np.array([i]), {"cam": stream}, {},
+                                 {}))
+    judge, held, flags = BlurJudge(), [], []
+    for batch in batches:  # as execution drains them, in order
+        held.append(batch)
+        if judge.waiting(held, checks) and not batch.final:
+            continue
+        while held:
+            judge.apply(held[0], checks, held[1:])
+            flags.append(bool(held.pop(0).streams["cam"].flags["blurred"][0]))
+    assert flags == [True, True] + [False] * 12

@@ -17,6 +17,8 @@ from core.codec import IMAGE_FIELD, encode_frames
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.station import CameraChecks, ImageEncoding, StorageConfig
 
+HOLD_S = 2.0  # at most this much of an episode's start waits for its cameras' blur judgement
+
 
 @dataclass
 class EpisodePlan:
@@ -93,8 +95,11 @@ class Execution:
         self._drain()
         return self._writer.rows
 
-    def _drain(self) -> None:
+    def _drain(self, flush: bool = False) -> None:
         while self._next_index in self._waiting:
+            ahead = self._blur_ahead()
+            if not flush and ahead is not None and self._blur_waits(ahead):
+                return  # a camera's first frames wait for frames to be judged against
             ready = self._waiting.pop(self._next_index)
             self._next_index += 1
             if isinstance(ready, str):
@@ -104,10 +109,33 @@ class Execution:
             self._fill_gap(ready.first_tick)
             if len(ready) and ready.first_tick < self._writer.rows:
                 continue  # a restarted stage re-sent ticks already written
-            self._blur.apply(ready, self._plan.camera_checks)
+            self._blur.apply(ready, self._plan.camera_checks, (ahead or [])[1:])
             self._writer.append(ready)
             self._tally.add(ready)
             self._remember_last_frames(ready)
+
+    def _blur_ahead(self) -> list[GridBatch] | None:
+        """While a camera's blur is still settling: the batches arrived in order from the
+        next one to write (None once every camera has frames to judge against)."""
+        if self._blur.settled(self._plan.camera_checks):
+            return None
+        run, index = [], self._next_index
+        while index in self._waiting:
+            ready = self._waiting[index]
+            if isinstance(ready, GridBatch):
+                run.append(ready)
+            index += 1
+        return run
+
+    def _blur_waits(self, ahead: list[GridBatch]) -> bool:
+        """Hold the batches while the cameras lack frames to judge them against, but never
+        past the episode's last batch, nor more than `HOLD_S` of grid (a camera that shows
+        no usable frame must not keep the episode out of the file)."""
+        if not ahead or ahead[-1].final:
+            return False
+        held_s = (ahead[-1].first_tick + len(ahead[-1]) - ahead[0].first_tick) \
+            * ahead[0].clock.period_ns / 1e9
+        return held_s < HOLD_S and self._blur.waiting(ahead, self._plan.camera_checks)
 
     def _remember_last_frames(self, batch: GridBatch) -> None:
         for s in self._plan.streams:
@@ -129,6 +157,7 @@ class Execution:
 
     def finish(self, metadata: EpisodeMetadata, recording_s: float,
                overhead_s: dict[str, float]) -> EpisodeSummary:
+        self._drain(flush=True)  # batches held for a camera's first blur judgement
         if self._waiting:
             raise RuntimeError(f"batches {sorted(self._waiting)} arrived after a gap in order")
         if self._clock is not None:
