@@ -105,8 +105,8 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
             if offered != fps:
                 first_offer, fps = fps, offered
         config = station.config
-        startup = Startup(engine_s=station.engine.startup_s,
-                          ray_s=getattr(station.engine, "ray_startup_s", None))
+        stats = station.stats()
+        startup = Startup(engine_s=stats.startup_s, ray_s=stats.ray_startup_s)
         monitor.start()
         t0_ns = time.monotonic_ns()
         summaries = station.record(episodes)

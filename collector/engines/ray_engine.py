@@ -18,7 +18,13 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from collector.batch import EpisodeClock, GridBatch
 from collector.capture import Capture, read_limit
-from collector.engines.base import Engine, make_computation, make_execution, make_perception
+from collector.engines.base import (
+    Engine,
+    EngineStats,
+    make_computation,
+    make_execution,
+    make_perception,
+)
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.errors import StartupInterrupted
 from collector.stages.execution import EpisodePlan, EpisodeSummary
@@ -234,11 +240,11 @@ class RayEngine(Engine):
         self._last_read = now
         return min(self._batch_bytes * max(chunks, 0.1), self._max_read_bytes)
 
-    def stats(self) -> dict[str, float]:
-        return {"startup_s": self.startup_s, "ray_startup_s": self.ray_startup_s,
-                "backpressure_waits": self.backpressure_waits,
-                "computation_workers": len(self.pool),
-                "inflight_budget_mb": self.budget_bytes / 2**20}
+    def stats(self) -> EngineStats:
+        return EngineStats(startup_s=self.startup_s, ray_startup_s=self.ray_startup_s,
+                           backpressure_waits=self.backpressure_waits,
+                           computation_workers=len(self.pool),
+                           inflight_budget_mb=self.budget_bytes / 2**20)
 
     def _least_busy_worker(self) -> int:
         """The worker with the fewest unfinished batches: a slow or restarting one gets less."""

@@ -11,7 +11,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from collector.batch import GridBatch
 from collector.errors import DiskFullError
 from collector.storage import layout as L
+from collector.storage.disk import free_gb
 from collector.storage.layout import StreamLayout, episode_layout
 from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import FILL_RULE, FILL_RULE_ATTR, DatasetSpec, EpisodeLayout, FieldSpec
@@ -97,14 +97,6 @@ def describe_field(ds: h5py.Dataset, field: FieldSpec) -> None:
     if field.channel_names:
         ds.attrs[L.CHANNEL_NAMES] = field.channel_names
         ds.attrs[L.CHANNEL_UNITS] = field.channel_units
-
-
-def free_gb(path: Path) -> float:
-    """Free space on the file system holding `path` (or its nearest existing parent)."""
-    path = Path(path)
-    while not path.exists() and path.parent != path:
-        path = path.parent
-    return shutil.disk_usage(path).free / 1e9
 
 
 # Space that must be free before a batch is written: HEADROOM times what the next flush will write
