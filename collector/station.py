@@ -19,12 +19,11 @@ from collector.engines import start_engine
 from collector.engines.base import Engine, EngineStats, camera_checks
 from collector.errors import DiskFullError
 from collector.quality import quality_datasets
-from collector.stages.computation import IMAGE_FIELD, encoding_params
+from collector.stages.computation import IMAGE_FIELD
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
-from collector.storage import layout as L
 from collector.storage.disk import check_free_space, disk_low
-from collector.storage.layout import StreamLayout
+from collector.storage.layout import REJECTED_DIR, StreamLayout
 from collector.task import episode_seconds, task_name, task_seconds
 from collector.tuning import tune_process
 from drivers.base import StreamInfo
@@ -235,9 +234,9 @@ class Station:
                      control_hz=ep.control_hz, rig_config=dump_station(self.config),
                      software_version=__version__)
         self.engine.begin_episode(EpisodePlan(
-            episode_id=episode_id, final_dir=day, rejected_dir=self.output / L.REJECTED_DIR,
+            episode_id=episode_id, final_dir=day, rejected_dir=self.output / REJECTED_DIR,
             streams=self.layouts, image_shapes=image_shapes(self.config, self.infos),
-            image_encoding=encoding_params(self.config.pipeline.images),
+            image_encoding=self.config.pipeline.images,
             storage=self.config.storage, start_metadata=known,
             camera_checks=camera_checks(self.config, self.infos),
         ))

@@ -56,3 +56,25 @@ class EfficiencyAccounts(BaseModel):
     efficiency: float
     loss_seconds: dict[str, float] = Field(default_factory=dict)
     loss_samples: dict[str, int] = Field(default_factory=dict)
+
+
+def flatten_accounts(accounts: EfficiencyAccounts) -> dict:
+    """HDF5 attributes are flat: losses become `loss_seconds.<cause>` / `loss_samples.<cause>`."""
+    data = accounts.model_dump()
+    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for group in ("loss_seconds", "loss_samples"):
+        for cause, value in data[group].items():
+            flat[f"{group}.{cause}"] = value
+    return flat
+
+
+def unflatten_accounts(attrs: dict) -> dict:
+    """The inverse of `flatten_accounts`, for reading `/efficiency` back into the model."""
+    out: dict = {"loss_seconds": {}, "loss_samples": {}}
+    for key, value in attrs.items():
+        group, _, cause = key.partition(".")
+        if cause and group in out:
+            out[group][cause] = value
+        else:
+            out[key] = value
+    return out
