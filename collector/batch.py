@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -36,6 +35,15 @@ class RawBatch:
     read_ns: int  # host time of the read: no sample older than this can still arrive late
     final: bool  # the last batch of the episode: every remaining tick must be emitted
     chunks: dict[str, Chunk]
+
+
+@dataclass(frozen=True)
+class HeldBlock:
+    """A read's frames left where they arrived, out of this process: the engine's handle on
+    them (the Ray engine: an object reference). Stages only carry it; the engine resolves it
+    into the `RawBatch` before computation."""
+
+    handle: object
 
 
 @dataclass
@@ -83,7 +91,7 @@ class GridBatch:
     encoding: dict[str, dict] = field(default_factory=dict)  # per image stream, once encoded
     # blocks the camera streams' frame handles point into (collector/frames.py); emptied once
     # computation has encoded the frames
-    frames: dict[int, Any] = field(default_factory=dict)
+    frames: dict[int, RawBatch | HeldBlock] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.timestamps.shape[0])

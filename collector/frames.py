@@ -10,10 +10,11 @@ into.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from collector.batch import HeldBlock, RawBatch
 
 FRAME_FIELD = "frame"  # per-sample handle: block * BLOCK_ROWS + row within the block
 FRAME_BEFORE = "frame_before"  # handle of the frame the camera delivered before (-1: none)
@@ -31,21 +32,21 @@ def blocks_of(handles: np.ndarray) -> np.ndarray:
 class FrameBlocks:
     """The blocks that samples waiting in perception point into; bounded by `forget_before`.
 
-    A block is whatever holds a read's frames: the `RawBatch` itself (inline engine) or a
-    reference to it in the object store (Ray engine).
+    A block is whatever holds a read's frames: the `RawBatch` itself (inline engine) or the
+    engine's `HeldBlock` on it (Ray engine: a reference into the object store).
     """
 
     def __init__(self) -> None:
-        self._blocks: dict[int, Any] = {}
+        self._blocks: dict[int, RawBatch | HeldBlock] = {}
         self._next = 0
 
-    def add(self, source: Any) -> int:
+    def add(self, source: RawBatch | HeldBlock) -> int:
         block = self._next
         self._next += 1
         self._blocks[block] = source
         return block
 
-    def needed(self, handles: list[np.ndarray]) -> dict[int, Any]:
+    def needed(self, handles: list[np.ndarray]) -> dict[int, RawBatch | HeldBlock]:
         """The blocks behind `handles` (handles of ticks with no sample may point nowhere)."""
         keys: np.ndarray | list[int] = np.unique(
             np.concatenate([blocks_of(h[h >= 0]) for h in handles])) if handles else []
@@ -64,15 +65,17 @@ class FrameBlocks:
 
 
 def frame_at(handle: int, camera: str, image_field: str,
-             blocks: dict[int, Any]) -> np.ndarray | None:
+             blocks: Mapping[int, RawBatch | HeldBlock]) -> np.ndarray | None:
     """The frame behind one handle, or None when its block is not at hand."""
     source = blocks.get(handle // BLOCK_ROWS) if handle >= 0 else None
     if source is None:
         return None
+    assert isinstance(source, RawBatch), "the engine resolves held blocks before computation"
     return source.chunks[camera].fields[image_field][handle % BLOCK_ROWS]
 
 
-def pick_frames(handles: np.ndarray, camera: str, image_field: str, blocks: dict[int, Any],
+def pick_frames(handles: np.ndarray, camera: str, image_field: str,
+                blocks: Mapping[int, RawBatch | HeldBlock],
                 missing: np.ndarray, shape: tuple[int, ...]) -> Sequence[np.ndarray] | np.ndarray:
     """The frames behind `handles`, as views into their blocks (resolved `RawBatch`es).
 

@@ -9,24 +9,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from collector import __version__
 from collector.batch import EpisodeClock
 from collector.config import dump_station
 from collector.derive import derived_fields
 from collector.engines import start_engine
-from collector.engines.base import Engine, camera_checks
+from collector.engines.base import Engine, EngineStats, camera_checks
 from collector.errors import DiskFullError
 from collector.quality import quality_datasets
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
-from collector.storage import layout as L
-from collector.storage.layout import StreamLayout
-from collector.storage.writer import free_gb
+from collector.storage.disk import check_free_space, disk_low
+from collector.storage.layout import REJECTED_DIR, StreamLayout
 from collector.task import episode_seconds, task_name, task_seconds
 from collector.tuning import tune_process
-from core.codec import IMAGE_FIELD, encoding_params
+from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import DerivedSignals, StationConfig
@@ -48,6 +47,32 @@ class EpisodeRun:
     start_metadata: dict  # root attributes known at the start, written into the partial file
     index: int = 0
     cut_by: str = ""  # who or what cut it short ("stopped by SIGTERM"); "" while it runs whole
+
+
+class EndRequest(Protocol):
+    """How the episode in progress is asked to end (the station's own stop, the daemon's
+    operator commands)."""
+
+    @property
+    def cut_by(self) -> str:
+        """Who or what cut it short, for the reason of a `truncated` outcome."""
+
+    @property
+    def outcome(self) -> str | None:
+        """rejected, aborted; None: the station decides (success, failure or truncated)."""
+
+    @property
+    def reason(self) -> str:
+        """Why, when `outcome` is set."""
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """The station's own end request: `request_stop`, or a low disk."""
+
+    cut_by: str
+    outcome: str | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -121,21 +146,19 @@ class Station:
         episode's set-up and commit, resets) goes into `book`, the session's accounts."""
         summaries: list[EpisodeSummary] = []
         if book is not None:
-            startup_s = self.engine.startup_s
+            startup_s = self.startup_s
             book.interval("startup", startup_s, _wall_ago(startup_s))
         try:
             for number in range(1, episodes + 1):
-                self._check_disk()
+                self.check_disk()
                 if self.stop.is_set():
                     break
                 began, began_wall = time.monotonic(), _wall_ago(0.0)
                 summary = self.record_episode(number, episodes, {}, progress)
                 summaries.append(summary)
                 if book is not None:
-                    book.episode(summary, began_wall, summary.reason)
-                    book.interval("episode_overhead", time.monotonic() - began
-                                  - summary.accounts.recording_s, began_wall)
-                self._check_disk()
+                    book.committed(summary, began, began_wall, time.monotonic())
+                self.check_disk()
                 if number < episodes and not self.stop.is_set():
                     reset_wall = _wall_ago(0.0)
                     reset_s = self.reset(number, episodes, progress)
@@ -146,34 +169,54 @@ class Station:
             raise
         return summaries
 
-    def disk_low(self) -> bool:
-        return free_gb(self.output) < self.config.storage.min_free_gb
+    def check_disk(self) -> None:
+        """Between episodes: `DiskFullError` when free space is below storage.min_free_gb."""
+        check_free_space(self.output, self.config.storage.min_free_gb)
 
-    def _check_disk(self) -> None:
-        if self.disk_low():
-            raise DiskFullError(
-                f"free space under {self.output} is {free_gb(self.output):.2f} GB, below "
-                f"storage.min_free_gb={self.config.storage.min_free_gb:g}; stopped collecting "
-                f"(every committed episode is complete): free some space and start again")
+    def asked_to_end(self) -> StopRequest | None:
+        """The station's own reasons to end the episode in progress: a stop, a low disk."""
+        if self.stop.is_set():
+            if self._abort:
+                return StopRequest(self.stop_reason, "aborted", self.stop_reason)
+            return StopRequest(self.stop_reason)
+        if disk_low(self.output, self.config.storage.min_free_gb):
+            return StopRequest("stopped by low disk space (below storage.min_free_gb)")
+        return None
 
     def record_episode(self, number: int, episodes: int, overhead_s: dict[str, float],
                        progress: Callable[[Progress], None] | None = None,
                        duration_s: float | None = None) -> EpisodeSummary:
-        run = self.begin_episode(duration_s)
-        while True:
-            if not run.cut_by and (self.stop.is_set() or self.disk_low()):
-                self.cut_short(run, self.stop_reason if self.stop.is_set()
-                               else "stopped by low disk space (below storage.min_free_gb)")
-            final = self.step_episode(run)
+        def report(run: EpisodeRun) -> None:
             if progress:
                 elapsed = min((time.monotonic_ns() - run.clock.start_ns) / 1e9, run.duration_s)
                 progress(Progress(number, episodes, elapsed, run.duration_s, "recording"))
+
+        return self.run_episode(self.begin_episode(duration_s), self.asked_to_end, report,
+                                overhead_s=overhead_s)
+
+    def run_episode(self, run: EpisodeRun, asked_to_end: Callable[[], EndRequest | None],
+                    after_chunk: Callable[[EpisodeRun], None] | None = None, wait: bool = True,
+                    overhead_s: dict[str, float] | None = None) -> EpisodeSummary:
+        """The episode loop, for every caller: one chunk at a time until the final batch is in,
+        then commit. `asked_to_end` is asked before each chunk until it answers (the grid is
+        then cut short at the tick due) and once more at the end (its outcome then overrides
+        the task's); `after_chunk` runs after each (progress, health figures)."""
+        while True:
+            if not run.cut_by:
+                request = asked_to_end()
+                if request is not None:
+                    self.cut_short(run, request.cut_by)
+            final = self.step_episode(run, wait)
+            if after_chunk:
+                after_chunk(run)
             if final:
                 break
-        reason = self.stop_reason if self._abort else ""
-        return self.end_episode(run, overhead_s, "aborted" if self._abort else None, reason)
+        request = asked_to_end()
+        outcome = request.outcome if request else None
+        reason = request.reason if request and outcome else ""  # a stop: end_episode says why
+        return self.end_episode(run, overhead_s or {}, outcome, reason)
 
-    # The episode in three steps, so that a caller (the daemon) can act between chunks.
+    # The episode in steps, for `run_episode` (and tests that act between chunks).
 
     def begin_episode(self, duration_s: float | None = None,
                       lead_ns: int = LEAD_NS) -> EpisodeRun:
@@ -191,9 +234,9 @@ class Station:
                      control_hz=ep.control_hz, rig_config=dump_station(self.config),
                      software_version=__version__)
         self.engine.begin_episode(EpisodePlan(
-            episode_id=episode_id, final_dir=day, rejected_dir=self.output / L.REJECTED_DIR,
+            episode_id=episode_id, final_dir=day, rejected_dir=self.output / REJECTED_DIR,
             streams=self.layouts, image_shapes=image_shapes(self.config, self.infos),
-            image_encoding=encoding_params(self.config.pipeline.images),
+            image_encoding=self.config.pipeline.images,
             storage=self.config.storage, start_metadata=known,
             camera_checks=camera_checks(self.config, self.infos),
         ))
@@ -258,6 +301,22 @@ class Station:
             progress(Progress(number, episodes, 0.0, self.config.episode.reset_s, "resetting"))
         self.stop.wait(self.config.episode.reset_s)
         return time.monotonic() - started
+
+    # What the daemon asks of the engine, through the station.
+
+    @property
+    def startup_s(self) -> float:
+        return self.engine.stats().startup_s
+
+    def stats(self) -> EngineStats:
+        return self.engine.stats()
+
+    def discard(self) -> int:
+        """Drop the samples the devices delivered since the last read (between episodes)."""
+        return self.engine.discard()
+
+    def health(self) -> dict[str, dict]:
+        return self.engine.health()
 
     def close(self) -> None:
         self.engine.close()

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from collector.errors import ConfigError
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.sim.world import HOME, Pacer
 from schemas.station import EpisodeConfig, TaskSequence
 
@@ -188,7 +188,7 @@ class TaskRunner(ThreadedDevice):
     def _connect(self) -> None:
         self.pacer.next_ns = max(self.pacer.next_ns, time.monotonic_ns())
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         t = self.pacer.wait(self._stop)
         with self._lock:
             episode = self._episode
@@ -197,5 +197,5 @@ class TaskRunner(ThreadedDevice):
         self.arm.command(q, gripper)
         seq = np.array([self.seq])
         self.seq += 1
-        return Capture(device_ns=np.array([t]), seq=seq,
+        return CapturedSamples(device_ns=np.array([t]), seq=seq,
                        values={"qpos": q[None], "gripper": np.array([[gripper]])})

@@ -24,7 +24,14 @@ class EpisodeFileError(CollectorError):
 
 
 class DiskFullError(CollectorError):
-    """Free space fell below `storage.min_free_gb`."""
+    """Free space fell below `storage.min_free_gb`.
+
+    `summaries`: the episodes a run of episodes committed before it stopped on this (the
+    station's EpisodeSummary; set by `Station.record`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.summaries: list = []
 
 
 class PipelineError(CollectorError):

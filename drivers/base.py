@@ -45,8 +45,10 @@ class StreamInfo:
 
 
 @dataclass
-class Capture:
-    """A block of samples one capture call produced (usually one frame, or a few sensor packets)."""
+class CapturedSamples:
+    """The samples one `_capture` call produced (usually one frame, or a few sensor packets).
+
+    Not the capture stage (collector/capture.py `Capture`), which reads every device."""
 
     device_ns: np.ndarray
     seq: np.ndarray
@@ -129,7 +131,6 @@ class ThreadedDevice(Device):
         self.clock = ClockMap()
         self._clock_restarted = threading.Event()
         self._last_capture = np.iinfo(np.int64).min
-        self.peers: list = []  # simulated devices on the far end of the link, started first
 
     def describe(self) -> StreamInfo:
         return self.info
@@ -140,8 +141,6 @@ class ThreadedDevice(Device):
         return alive and self._error is None and self._down_since_ns is None
 
     def open(self) -> None:
-        for peer in self.peers:
-            peer.start()
         self._connect()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"reader-{self.info.name}",
@@ -154,8 +153,6 @@ class ThreadedDevice(Device):
             self._thread.join(timeout=5)
             self._thread = None
         self._disconnect()
-        for peer in self.peers:
-            peer.stop()
 
     def discard(self) -> Discarded:
         """Throw away every buffered sample (between episodes) without copying them."""
@@ -255,7 +252,7 @@ class ThreadedDevice(Device):
     def _connect(self) -> None: ...
 
     @abstractmethod
-    def _capture(self) -> Capture | None: ...
+    def _capture(self) -> CapturedSamples | None: ...
 
     def _disconnect(self) -> None:
         pass

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from core.errors import DeviceError
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from schemas.devices import OpenCVCameraConfig
 
 ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
@@ -65,7 +65,7 @@ class OpenCVCamera(ThreadedDevice):
         self.cap = cap
         self._next_ns = time.monotonic_ns()
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         if self.cap is None:
             raise DeviceError(f"{self.config.name}: not connected")
         if is_file(self.source):  # a file has no clock of its own: play it at its fps
@@ -79,7 +79,7 @@ class OpenCVCamera(ThreadedDevice):
             raise DeviceError(f"{self.config.name}: camera stopped delivering frames")
         index = self.frame_index
         self.frame_index += 1
-        return Capture(device_ns=np.array([-1], np.int64), seq=np.array([index]),
+        return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
                        values={"image": self.convert(frame)[None]},
                        arrival_ns=np.array([arrival], np.int64))
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from drivers.base import Device, ThreadedDevice
+from drivers.base import Device
 from drivers.serial_arm import SerialArm
 from drivers.serial_sensor import SerialSensor
 from drivers.sim.peers import SimArmPeer, SimSensorPeer
+from drivers.sim.wired import WiredSerialArm, WiredSerialSensor
 from drivers.sim.world import SimWorld
 from schemas.devices import (
     OpenCVCameraConfig,
@@ -29,12 +30,6 @@ def open_real_device(spec) -> Device:
     raise TypeError(f"no driver for device type {spec.type!r}")  # a new type without a driver
 
 
-def _attach(driver: ThreadedDevice, peer) -> ThreadedDevice:
-    driver.peers.append(peer)
-    driver.peer = peer  # the ground truth, for tests
-    return driver
-
-
 def sim_serial_sensor(spec: SimSensorConfig, world: SimWorld,
                       log_samples: int = 0) -> SerialSensor:
     """The simulated sensor on a pty (or TCP), read by the real `serial_sensor` driver."""
@@ -44,7 +39,7 @@ def sim_serial_sensor(spec: SimSensorConfig, world: SimWorld,
     config = SerialSensorConfig(name=spec.name, type="serial_sensor", port=peer.url,
                                 baudrate=spec.baudrate, rate_hz=spec.rate_hz, align=spec.align,
                                 **{kind: protocol})
-    return _attach(SerialSensor(config), peer)
+    return WiredSerialSensor(config, peer)
 
 
 def sim_serial_arm(spec: SimArmConfig, world: SimWorld) -> SerialArm:
@@ -53,4 +48,4 @@ def sim_serial_arm(spec: SimArmConfig, world: SimWorld) -> SerialArm:
     config = SerialArmConfig(name=spec.name, type="serial_arm", port=peer.url,
                              baudrate=spec.baudrate, rate_hz=spec.rate_hz, joints=spec.joints,
                              align=spec.align)
-    return _attach(SerialArm(config), peer)
+    return WiredSerialArm(config, peer)

@@ -21,7 +21,7 @@ import threading
 import numpy as np
 
 from core.errors import DeviceError
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.packet import PacketFormat, PacketStream
 from drivers.serial_port import capture_packets, open_port, write_all
 from schemas.devices import PacketField, PacketSpec, SerialArmConfig
@@ -82,7 +82,7 @@ class SerialArm(ThreadedDevice):
         with self._write_lock:
             self.port = port
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         capture = capture_packets(self.port, self.config.name, self.state)
         self.checksum_failures = self.state.failures
         if capture is not None:  # joint state is float64 on the grid, whatever the wire carries

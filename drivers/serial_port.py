@@ -9,7 +9,7 @@ import numpy as np
 import serial
 
 from core.errors import DeviceError
-from drivers.base import Capture
+from drivers.base import CapturedSamples
 
 READ_TIMEOUT_S = 0.05  # a read returns at least this often, so the reader thread can stop
 
@@ -58,7 +58,7 @@ def write_all(port: serial.SerialBase, data: bytes, name: str) -> None:
         raise DeviceError(f"{name}: serial write failed: {exc}") from None
 
 
-def capture_packets(port: serial.SerialBase | None, name: str, parser) -> Capture | None:
+def capture_packets(port: serial.SerialBase | None, name: str, parser) -> CapturedSamples | None:
     """Read what has arrived, decode it whole with `parser` (a PacketStream or LineStream,
     which keeps torn bytes and counts failures), and stamp every sample with the read's time."""
     if port is None:
@@ -71,5 +71,5 @@ def capture_packets(port: serial.SerialBase | None, name: str, parser) -> Captur
     n = len(decoded)
     if n == 0:
         return None
-    return Capture(device_ns=decoded.device_ns, seq=decoded.seq, values=decoded.values,
+    return CapturedSamples(device_ns=decoded.device_ns, seq=decoded.seq, values=decoded.values,
                    arrival_ns=np.full(n, arrival, np.int64))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.lines import LineStream
 from drivers.packet import PacketStream
 from drivers.serial_port import capture_packets, open_port
@@ -44,7 +44,7 @@ class SerialSensor(ThreadedDevice):
         self.port = open_port(self.config.port, self.config.baudrate, self.config.name)
         self.stream.reset()
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         capture = capture_packets(self.port, self.config.name, self.stream)
         self.checksum_failures = self.stream.failures
         return capture

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from collections.abc import Mapping
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,3 +57,25 @@ class EfficiencyAccounts(BaseModel):
     efficiency: float
     loss_seconds: dict[str, float] = Field(default_factory=dict)
     loss_samples: dict[str, int] = Field(default_factory=dict)
+
+
+def flatten_accounts(accounts: EfficiencyAccounts) -> dict[str, float | int]:
+    """HDF5 attributes are flat: losses become `loss_seconds.<cause>` / `loss_samples.<cause>`."""
+    data = accounts.model_dump()
+    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for group in ("loss_seconds", "loss_samples"):
+        for cause, value in data[group].items():
+            flat[f"{group}.{cause}"] = value
+    return flat
+
+
+def unflatten_accounts(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of `flatten_accounts`, for reading `/efficiency` back into the model."""
+    out: dict[str, Any] = {"loss_seconds": {}, "loss_samples": {}}
+    for key, value in attrs.items():
+        group, _, cause = key.partition(".")
+        if cause and group in out:
+            out[group][cause] = value
+        else:
+            out[key] = value
+    return out

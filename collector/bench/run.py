@@ -18,8 +18,8 @@ from collector.bench.monitor import ResourceMonitor, rss_growth
 from collector.config import load_station
 from collector.stages.execution import EpisodeSummary
 from collector.station import Station
-from collector.storage import layout as L
-from collector.storage.writer import CommitLog
+from collector.storage.commit_log import CommitLog
+from collector.storage.layout import QUALITY, RAW
 from schemas.bench import (
     Acceptance,
     Baselines,
@@ -105,8 +105,8 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
             if offered != fps:
                 first_offer, fps = fps, offered
         config = station.config
-        startup = Startup(engine_s=station.engine.startup_s,
-                          ray_s=getattr(station.engine, "ray_startup_s", None))
+        stats = station.stats()
+        startup = Startup(engine_s=stats.startup_s, ray_s=stats.ray_startup_s)
         monitor.start()
         t0_ns = time.monotonic_ns()
         summaries = station.record(episodes)
@@ -193,7 +193,7 @@ def _warm_up(station: Station, say) -> float:
 
 def _camera_frames(f: h5py.File, station: Station) -> int:
     """Camera grid rows of an episode file that hold a frame (not missing)."""
-    return sum(int((~f[f"{L.QUALITY}/{s.name}/missing"][:]).sum())
+    return sum(int((~f[f"{QUALITY}/{s.name}/missing"][:]).sum())
                for s in station.layouts if s.is_camera)
 
 
@@ -233,7 +233,7 @@ def _read_back(station: Station, summaries: list[EpisodeSummary], wall_s: float,
                     image_rows += ds.shape[0]
                     raw_frame = int(ds.attrs["height"]) * int(ds.attrs["width"]) * 3
                 elif layout.kind == "sensor" and config.storage.keep_raw:
-                    samples += f[f"{L.RAW}/{layout.name}/arrival_ns"].shape[0]
+                    samples += f[f"{RAW}/{layout.name}/arrival_ns"].shape[0]
     recording_s = sum(_recording_s(s) for s in summaries) or wall_s
     capture_s = sum(_capture_s(s) for s in summaries) or wall_s
     steady_fps, steady_s = _steady_fps(summaries)

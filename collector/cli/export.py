@@ -14,8 +14,8 @@ import h5py
 
 from collector.cli.progress import progress
 from collector.errors import EpisodeFileError
-from collector.storage import layout as L
 from collector.storage.export import export_robomimic
+from collector.storage.layout import ACTIONS, IMAGES, OBSERVATIONS, TIMESTAMPS
 from collector.storage.validate import find_episodes
 from schemas.episode import Outcome
 
@@ -123,16 +123,16 @@ def _estimate(path: Path, outcomes: set[str], images: bool) -> tuple[int, int]:
         with h5py.File(path, "r") as f:
             outcome = f.attrs.get("outcome")
             outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
-            if outcome not in outcomes or L.TIMESTAMPS not in f:
+            if outcome not in outcomes or TIMESTAMPS not in f:
                 return 0, 0
-            n = int(f[L.TIMESTAMPS].shape[0])
+            n = int(f[TIMESTAMPS].shape[0])
             size = n * PER_TICK_BYTES
-            if images and L.IMAGES in f:
-                for ds in f[L.IMAGES].values():
+            if images and IMAGES in f:
+                for ds in f[IMAGES].values():
                     size += n * int(ds.attrs["height"]) * int(ds.attrs["width"]) * 3
-            for root in (L.OBSERVATIONS, L.ACTIONS):
+            for root in (OBSERVATIONS, ACTIONS):
                 for stream in f[root].values() if root in f else []:
-                    if isinstance(stream, h5py.Group) and stream.name != f"/{L.IMAGES}":
+                    if isinstance(stream, h5py.Group) and stream.name != f"/{IMAGES}":
                         size += sum(n * _width(ds) * FLOAT_BYTES for ds in stream.values()
                                     if isinstance(ds, h5py.Dataset))
             return n, size

@@ -55,12 +55,12 @@ def _record(args: argparse.Namespace, overrides: list[str], signals: _StopOnSign
         return 0
     signals.attach(station)
     print(f"station {config.station.id}: {len(station.infos)} streams, engine "
-          f"{config.engine.kind}, started in {station.engine.startup_s:.1f} s", flush=True)
+          f"{config.engine.kind}, started in {station.startup_s:.1f} s", flush=True)
     book = SessionBook(station.output, _session_id(), config.station.id)
     try:
         summaries = station.record(args.episodes, None if args.quiet else _show_progress, book)
     except DiskFullError as exc:
-        _print_summaries(station, getattr(exc, "summaries", []), args.quiet)
+        _print_summaries(station, exc.summaries, args.quiet)
         raise
     finally:
         station.close()
@@ -69,10 +69,10 @@ def _record(args: argparse.Namespace, overrides: list[str], signals: _StopOnSign
     _print_summaries(station, summaries, args.quiet)
     print(f"session {book.session_id}: {describe_factors(book.total)}\n"
           f"  {describe_losses(book.total)}\n  accounts in {book.path}")
-    stats = station.engine.stats()
-    if "backpressure_waits" in stats:  # the Ray engine: how often a slow stage held the loop
-        print(f"engine: {int(stats['computation_workers'])} computation workers, "
-              f"{int(stats['backpressure_waits'])} backpressure waits")
+    stats = station.stats()
+    if stats.backpressure_waits is not None:  # the Ray engine: how often a slow stage held it
+        print(f"engine: {stats.computation_workers} computation workers, "
+              f"{stats.backpressure_waits} backpressure waits")
     if station.stop.is_set():
         print(f"{station.stop_reason}: no further episode was started")
     return 0

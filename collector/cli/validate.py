@@ -7,7 +7,7 @@ from pathlib import Path
 
 from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
-from collector.storage import layout as L
+from collector.storage.layout import PARTIAL_SUFFIX
 from collector.storage.recover import in_use
 from collector.storage.validate import SAMPLED_FRAMES, find_episodes, validate_file
 
@@ -46,7 +46,7 @@ def validate(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         if root.is_dir():
-            for partial in sorted(root.rglob(f"*.h5{L.PARTIAL_SUFFIX}")):
+            for partial in sorted(root.rglob(f"*.h5{PARTIAL_SUFFIX}")):
                 if in_use(partial):
                     recording += 1
                     print(f"{partial}: note: a running recorder is writing it, not checked")

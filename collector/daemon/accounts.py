@@ -91,6 +91,14 @@ class SessionBook:
         self.total = combine([self.total, a])
         self.outcomes[summary.outcome] += 1
 
+    def committed(self, summary: EpisodeSummary, began_s: float, began_at: dt.datetime,
+                  now_s: float) -> None:
+        """An episode set up at monotonic `began_s` and committed by `now_s`: its own accounts,
+        and the time around its grid (set-up, commit) lost to `episode_overhead`."""
+        self.episode(summary, began_at, summary.reason)
+        self.interval("episode_overhead", now_s - began_s - summary.accounts.recording_s,
+                      began_at)
+
     def shutdown(self) -> None:
         now = _now()
         self._append(SessionRecord(kind="shutdown", seconds=0.0, **self._common(now)))

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import errno
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -123,7 +122,7 @@ class Daemon:
         self._close_interval("idle")
         self._set_state("idle")
         self.log("ready", streams=[i.name for i in self.station.infos],
-                 startup_s=round(self.station.engine.startup_s, 3))
+                 startup_s=round(self.station.startup_s, 3))
         return self._loop()
 
     def _start_api(self) -> None:
@@ -172,16 +171,8 @@ class Daemon:
         self.log("stopped", session=self._session_summary(), aborted=aborted)
         return ExitCode.ABORTED if aborted else ExitCode.CLEAN
 
-    def _check_disk(self) -> None:
-        free_gb = shutil.disk_usage(self.station.output).free / 1e9
-        if free_gb < self.config.storage.min_free_gb:
-            raise DiskFullError(
-                f"free space under {self.station.output} is {free_gb:.2f} GB, below "
-                f"storage.min_free_gb={self.config.storage.min_free_gb:g}; no new episode "
-                f"started (every committed one is complete): free some space and restart")
-
     def _record(self, start: StartEpisode) -> None:
-        self._check_disk()
+        self.station.check_disk()
         cause_start = self._close_interval("episode_overhead")
         run = self.station.begin_episode(start.duration_s)
         self.number += 1
@@ -189,28 +180,14 @@ class Daemon:
         self._set_state("recording")
         self.log("episode_started", episode_id=run.episode_id, number=self.number,
                  duration_s=run.duration_s)
-        cut = False
-        while True:
-            ending = self.control.ending
-            if ending is not None and not cut:
-                self.station.cut_short(run, ending.cut_by)
-                cut = True
-            final = self.station.step_episode(run)
-            self._refresh_health()
-            if final:
-                break
-        ending = self.control.ending
-        outcome = ending.outcome if ending else None
-        reason = ending.reason if ending and outcome else ""  # a stop: the station says why
-        summary = self.station.end_episode(run, {}, outcome, reason)
+        # Between chunks: the operator's stop, reject or abort, and current health figures.
+        summary = self.station.run_episode(run, lambda: self.control.ending,
+                                           lambda _run: self._refresh_health())
         reason = summary.reason
-        # Setting up and committing the episode (outside its grid) is time lost to overhead.
         now = time.monotonic()
-        overhead = now - cause_start.mono - summary.accounts.recording_s
         a = summary.accounts
         with self.control.lock:  # status sees the episode booked and the state moved together
-            self.book.episode(summary, cause_start.wall, reason)
-            self.book.interval("episode_overhead", overhead, cause_start.wall)
+            self.book.committed(summary, cause_start.mono, cause_start.wall, now)
             self._interval = _Interval("idle", now, dt.datetime.now(dt.timezone.utc))
             self.last = LastEpisode(episode_id=summary.episode_id, outcome=summary.outcome,
                                     reason=reason, path=summary.path, accounts=a)
@@ -244,13 +221,13 @@ class Daemon:
 
     def _drain(self) -> None:
         """Between episodes: keep device buffers empty and the health figures current."""
-        self.station.engine.discard()
+        self.station.discard()
         self._refresh_health(force=True)
 
     def _refresh_health(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._health_at >= HEALTH_EVERY_S:
-            self.health = self.station.engine.health()
+            self.health = self.station.health()
             self._health_at = now
 
     def _set_state(self, state: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 from collector.batch import EpisodeClock
 from collector.stages.computation import Computation
@@ -36,6 +37,17 @@ def make_execution() -> Execution:
     return Execution()
 
 
+@dataclass(frozen=True)
+class EngineStats:
+    """An engine's figures for reports; None where the engine has no such figure."""
+
+    startup_s: float  # bringing the engine up (Ray start, actors, devices)
+    ray_startup_s: float | None = None  # of which starting or attaching to Ray
+    backpressure_waits: int | None = None  # times the loop waited for the pipeline to drain
+    computation_workers: int | None = None
+    inflight_budget_mb: float | None = None  # raw batches let live in the object store
+
+
 class Engine(ABC):
     """Drives capture -> perception -> computation -> execution, one batch per device read."""
 
@@ -65,9 +77,9 @@ class Engine(ABC):
                        overhead_s: dict[str, float]) -> EpisodeSummary:
         """Wait for every batch in flight, then commit the episode."""
 
-    def stats(self) -> dict[str, float]:
-        """Engine counters for reports: start-up time, backpressure waits..."""
-        return {"startup_s": self.startup_s}
+    def stats(self) -> EngineStats:
+        """The engine's figures for reports: start-up time, backpressure waits..."""
+        return EngineStats(self.startup_s)
 
     def health(self) -> dict[str, dict]:
         """Per device: rate, samples, last sample age, seconds disconnected (see Capture)."""

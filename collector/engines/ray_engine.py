@@ -12,16 +12,26 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from collector.batch import EpisodeClock, GridBatch
+from collector.batch import EpisodeClock, GridBatch, HeldBlock, RawBatch
 from collector.capture import Capture, read_limit
-from collector.engines.base import Engine, make_computation, make_execution, make_perception
+from collector.engines.base import (
+    Engine,
+    EngineStats,
+    make_computation,
+    make_execution,
+    make_perception,
+)
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.errors import StartupInterrupted
-from collector.stages.execution import EpisodePlan, EpisodeSummary
+from collector.stages.computation import Computation
+from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
+from collector.stages.perception import Perception
 from collector.tuning import tune_process
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
@@ -32,31 +42,94 @@ PERCEPTION_HOLDS = 3  # batches whose frames perception keeps (pending ticks poi
 CANCEL_POLL_S = 0.2  # how often a waiting start-up looks for a signal
 
 
-@ray.remote(num_cpus=0)
-class _Stage:
-    """Hosts one stage object built inside the actor (so no big object crosses at start-up)."""
+class _Hosted:
+    """One stage object built inside its actor (so no big object crosses at start-up); each
+    actor class below offers its stage's methods by name, so every call site is a real one."""
 
-    def __init__(self, factory, *args):
+    def __init__(self, factory: Callable[..., Any], *args: Any):
         tune_process()
         self.stage = factory(*args)
 
-    def call(self, method: str, *args):
-        return getattr(self.stage, method)(*args)
+    def actor_id(self) -> str:
+        """This actor's id: it names the stage in a crash cause (see `_crash_cause`)."""
+        return ray.get_runtime_context().get_actor_id()
 
-    def perceive(self, boxed: list):
-        """Perception: the raw batch comes boxed, so that its reference can travel on as the
-        block its frames stay in (collector/frames.py) while only handles move."""
-        return self.stage.process(ray.get(boxed[0]), boxed[0])
+    def node_id(self) -> str:
+        """The Ray node this stage runs on (where a station's capture must be)."""
+        return ray.get_runtime_context().get_node_id()
 
-    def compute(self, batch: GridBatch):
-        """Computation: fetch the blocks the chosen frames are in (zero-copy reads from the
-        object store on this node), then encode."""
-        refs = list(batch.frames)
-        batch.frames = dict(zip(refs, ray.get([batch.frames[k] for k in refs]), strict=True))
+
+@ray.remote(num_cpus=0)
+class _CaptureActor(_Hosted):
+    stage: Capture
+
+    def describe(self) -> list[StreamInfo]:
+        return self.stage.describe()
+
+    def discard(self) -> int:
+        return self.stage.discard()
+
+    def begin_task(self, start_ns: int, duration_s: float) -> None:
+        self.stage.begin_task(start_ns, duration_s)
+
+    def end_task(self) -> bool:
+        return self.stage.end_task()
+
+    def read_batch(self, clock: EpisodeClock, index: int, final: bool) -> RawBatch:
+        return self.stage.read_batch(clock, index, final)
+
+    def health(self) -> dict[str, dict]:
+        return self.stage.health()
+
+    def close(self) -> None:
+        self.stage.close()
+
+
+@ray.remote(num_cpus=0)
+class _PerceptionActor(_Hosted):
+    stage: Perception
+
+    def perceive(self, boxed: list) -> GridBatch:
+        """The raw batch comes boxed, so that its reference can travel on as the block its
+        frames stay in (collector/frames.py) while only handles move."""
+        return self.stage.process(ray.get(boxed[0]), HeldBlock(boxed[0]))
+
+
+@ray.remote(num_cpus=0)
+class _ComputationActor(_Hosted):
+    stage: Computation
+
+    def compute(self, batch: GridBatch) -> GridBatch:
+        """Fetch the blocks the chosen frames are in (zero-copy reads from the object store on
+        this node), then encode."""
+        keys = list(batch.frames)
+        refs = [_held_ref(batch.frames[k]) for k in keys]
+        batch.frames = dict(zip(keys, ray.get(refs), strict=True))
         return self.stage.process(batch)
 
-    def append_from(self, clock, index: int, boxed: list, worker: str, wait_s: float,
-                    roles: dict[str, str]) -> int:
+
+def _held_ref(block: RawBatch | HeldBlock) -> Any:
+    """The object reference perception was given for a block (in Ray it holds every block so)."""
+    assert isinstance(block, HeldBlock), "perception in Ray holds every block by reference"
+    return block.handle
+
+
+@ray.remote(num_cpus=0)
+class _ExecutionActor(_Hosted):
+    stage: Execution
+
+    def begin(self, plan: EpisodePlan) -> str:
+        return self.stage.begin(plan)
+
+    def finish(self, metadata: EpisodeMetadata, recording_s: float,
+               overhead_s: dict[str, float]) -> EpisodeSummary:
+        return self.stage.finish(metadata, recording_s, overhead_s)
+
+    def close(self) -> None:
+        self.stage.close()
+
+    def append_from(self, clock: EpisodeClock, index: int, boxed: list, worker: str,
+                    wait_s: float, roles: dict[str, str]) -> int:
         """Execution side: resolve the batch and append it, or account for its loss.
 
         The ref comes boxed in a list so that a crashed stage reaches us as an exception
@@ -72,13 +145,6 @@ class _Stage:
         except (RayActorError, RayTaskError) as exc:
             return self.stage.lose(index, _crash_cause(exc, roles), clock)
         return self.stage.append(batch)
-
-    def ready(self) -> bool:
-        return True
-
-    def node_id(self) -> str:
-        """The Ray node this stage runs on (where a station's capture must be)."""
-        return ray.get_runtime_context().get_node_id()
 
 
 def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
@@ -130,27 +196,29 @@ class RayEngine(Engine):
         restartable = {"max_restarts": STAGE_RESTARTS, "max_task_retries": 0}
         # Capture runs where the station's hardware is: the node offering its custom resource.
         self.capture = self._started(
-            _Stage.options(**restartable, **capture_placement(config.station.id)
-                           ).remote(Capture, config, realtime, True))
-        [infos] = self._get([self.capture.call.remote("describe")])
+            _CaptureActor.options(**restartable, **capture_placement(config.station.id)
+                                  ).remote(Capture, config, realtime, True))
+        [infos] = self._get([self.capture.describe.remote()])
         self._infos = infos
         self.perception = self._started(
-            _Stage.options(**restartable).remote(make_perception, config, infos))
+            _PerceptionActor.options(**restartable).remote(make_perception, config, infos))
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         workers = config.pipeline.computation_workers or cpus
         # the pool shares the CPUs (more workers than CPUs is allowed: it hides their waits)
         share = min(1.0, cpus / workers)
         self.pool = [
-            self._started(_Stage.options(num_cpus=share, scheduling_strategy="SPREAD",
-                                         **restartable).remote(make_computation, config, infos))
+            self._started(_ComputationActor.options(
+                num_cpus=share, scheduling_strategy="SPREAD", **restartable,
+            ).remote(make_computation, config, infos))
             for _ in range(workers)
         ]
         # owns the open file: never restarted
-        self.execution = self._started(_Stage.remote(make_execution))
-        self._get([a.ready.remote() for a in (self.perception, self.execution, *self.pool)])
-        self.roles = {self.capture._actor_id.hex(): "capture",
-                      self.perception._actor_id.hex(): "perception",
-                      **{w._actor_id.hex(): f"computation-{i}" for i, w in enumerate(self.pool)}}
+        self.execution = self._started(_ExecutionActor.remote(make_execution))
+        named = {"capture": self.capture, "perception": self.perception,
+                 **{f"computation-{i}": w for i, w in enumerate(self.pool)}}
+        # every actor up (a loaded host can take many seconds); actor id -> stage, for crashes
+        *ids, _ = self._get([a.actor_id.remote() for a in (*named.values(), self.execution)])
+        self.roles = dict(zip(ids, named, strict=True))
         self._busy: list[list] = [[] for _ in self.pool]  # per worker: batches not yet done
         self.max_inflight = config.engine.max_inflight_batches
         self.batch_deadline_s = config.engine.batch_deadline_s
@@ -192,20 +260,20 @@ class RayEngine(Engine):
         return self._infos
 
     def discard(self) -> int:
-        return ray.get(self.capture.call.remote("discard"))
+        return ray.get(self.capture.discard.remote())
 
     def begin_task(self, start_ns: int, duration_s: float) -> None:
-        ray.get(self.capture.call.remote("begin_task", start_ns, duration_s))
+        ray.get(self.capture.begin_task.remote(start_ns, duration_s))
 
     def end_task(self) -> bool:
-        return ray.get(self.capture.call.remote("end_task"))
+        return ray.get(self.capture.end_task.remote())
 
     def begin_episode(self, plan: EpisodePlan) -> str:
-        return ray.get(self.execution.call.remote("begin", plan))
+        return ray.get(self.execution.begin.remote(plan))
 
     def submit(self, clock: EpisodeClock, index: int, final: bool) -> None:
         size = self._read_bytes()
-        raw = self.capture.call.remote("read_batch", clock, index, final)
+        raw = self.capture.read_batch.remote(clock, index, final)
         grid = self.perception.perceive.remote([raw])
         worker = self._least_busy_worker()
         encoded = self.pool[worker].compute.remote(grid)
@@ -234,11 +302,11 @@ class RayEngine(Engine):
         self._last_read = now
         return min(self._batch_bytes * max(chunks, 0.1), self._max_read_bytes)
 
-    def stats(self) -> dict[str, float]:
-        return {"startup_s": self.startup_s, "ray_startup_s": self.ray_startup_s,
-                "backpressure_waits": self.backpressure_waits,
-                "computation_workers": len(self.pool),
-                "inflight_budget_mb": self.budget_bytes / 2**20}
+    def stats(self) -> EngineStats:
+        return EngineStats(startup_s=self.startup_s, ray_startup_s=self.ray_startup_s,
+                           backpressure_waits=self.backpressure_waits,
+                           computation_workers=len(self.pool),
+                           inflight_budget_mb=self.budget_bytes / 2**20)
 
     def _least_busy_worker(self) -> int:
         """The worker with the fewest unfinished batches: a slow or restarting one gets less."""
@@ -252,13 +320,13 @@ class RayEngine(Engine):
         while self.inflight:
             ray.get(self.inflight.popleft())
         self._last_read = None
-        return ray.get(self.execution.call.remote("finish", metadata, recording_s, overhead_s))
+        return ray.get(self.execution.finish.remote(metadata, recording_s, overhead_s))
 
     def health(self) -> dict[str, dict]:
-        return ray.get(self.capture.call.remote("health"))
+        return ray.get(self.capture.health.remote())
 
     def close(self) -> None:
-        for actor, method in ((self.execution, "close"), (self.capture, "close")):
+        for actor in (self.execution, self.capture):
             with contextlib.suppress(Exception):  # best effort: the actor may be gone
-                ray.get(actor.call.remote(method), timeout=10)
+                ray.get(actor.close.remote(), timeout=10)
         self._kill_actors()

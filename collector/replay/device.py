@@ -28,9 +28,18 @@ import numpy as np
 from collector.derive import is_derived
 from collector.errors import DeviceError
 from collector.replay.source import tick_range
-from collector.storage import layout as L
+from collector.storage.layout import (
+    ACTIONS,
+    CHANNEL_NAMES,
+    IMAGES,
+    OBSERVATIONS,
+    QUALITY,
+    RAW,
+    TIMESTAMPS,
+    dataset_channels,
+)
 from core.codec import IMAGE_FIELD, decode_frame
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.chunk import Chunk
 from schemas.devices import ReplayConfig
 
@@ -104,19 +113,19 @@ class ReplayDevice(ThreadedDevice):
 
     def _load(self, config: ReplayConfig) -> StreamInfo:
         f = self._file
-        if L.TIMESTAMPS not in f:
+        if TIMESTAMPS not in f:
             raise DeviceError(f"{config.name}: {config.episode} is not a Collector episode")
-        grid = f[L.TIMESTAMPS][:]
+        grid = f[TIMESTAMPS][:]
         hz = float(f.attrs.get("control_hz", 0)) or 1e9 / float(np.median(np.diff(grid)))
         ticks = tick_range(grid, hz, config.start_s, config.end_s)
         first, stop = ticks.first, ticks.stop
         self.first_tick_ns = int(grid[first])
         self.outcome = str(f.attrs.get("outcome", "success"))
         lo, hi = int(grid[first]) - PAD_NS, int(grid[stop - 1]) + PAD_NS
-        camera = f"{L.IMAGES}/{self.stream}"
+        camera = f"{IMAGES}/{self.stream}"
         if camera in f:
             return self._load_camera(f[camera], first, stop)
-        for root, kind in ((L.ACTIONS, "action"), (L.OBSERVATIONS, None)):
+        for root, kind in ((ACTIONS, "action"), (OBSERVATIONS, None)):
             if f"{root}/{self.stream}" in f:
                 group = f[f"{root}/{self.stream}"]
                 kind = config.kind or kind or ("arm" if "qpos" in group else "sensor")
@@ -124,7 +133,7 @@ class ReplayDevice(ThreadedDevice):
         raise DeviceError(f"{config.name}: {config.episode} has no stream {self.stream!r}")
 
     def _load_camera(self, images: h5py.Dataset, first: int, stop: int) -> StreamInfo:
-        chosen = self._file[f"{L.QUALITY}/{self.stream}/capture_ns"][first:stop]
+        chosen = self._file[f"{QUALITY}/{self.stream}/capture_ns"][first:stop]
         valid = np.flatnonzero(chosen >= 0)
         times, where = np.unique(chosen[valid], return_index=True)  # each frame once, in order
         self._rows = first + valid[where]  # image rows to decode
@@ -141,7 +150,7 @@ class ReplayDevice(ThreadedDevice):
 
     def _load_samples(self, group: h5py.Group, kind: str, first: int, stop: int, lo: int,
                       hi: int, hz: float) -> StreamInfo:
-        raw = self._file.get(f"{L.RAW}/{self.stream}")
+        raw = self._file.get(f"{RAW}/{self.stream}")
         # derived fields (qvel, *_lowpass) are not replayed: perception derives them again
         fields = [k for k in group if (raw is None or k in raw) and not is_derived(k)]
         if raw is not None and "capture_ns" in raw and raw["capture_ns"].shape[0]:
@@ -155,7 +164,7 @@ class ReplayDevice(ThreadedDevice):
             self.values = {k: raw[k][keep] for k in fields}
             rate = float(raw.attrs.get("rate_hz", 0)) or hz
         else:  # no full-rate samples stored: replay the grid's choices
-            chosen = self._file[f"{L.QUALITY}/{self.stream}/capture_ns"][first:stop]
+            chosen = self._file[f"{QUALITY}/{self.stream}/capture_ns"][first:stop]
             valid = np.flatnonzero(chosen >= 0)
             self.times, where = np.unique(chosen[valid], return_index=True)
             rows = first + valid[where]
@@ -170,7 +179,7 @@ class ReplayDevice(ThreadedDevice):
     def _raw_times(self, times: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arrival time and sequence number of each chosen frame, from /raw when it is there."""
         arrival, seq = times.copy(), rows.astype(np.int64)
-        raw = f"{L.RAW}/{self.stream}"
+        raw = f"{RAW}/{self.stream}"
         if raw in self._file and self._file[f"{raw}/capture_ns"].shape[0]:
             capture = self._file[f"{raw}/capture_ns"][:]
             at = np.searchsorted(capture, times).clip(0, capture.size - 1)
@@ -235,7 +244,7 @@ class ReplayDevice(ThreadedDevice):
     def _capture_times(self, arrival_ns: np.ndarray, device_ns: np.ndarray) -> np.ndarray:
         return device_ns.copy()  # the replayed capture time travels as the device time
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         state = self.replay_clock.state()
         if state is None:
             self._stop.wait(IDLE_S)
@@ -264,7 +273,7 @@ class ReplayDevice(ThreadedDevice):
         stop = min(stop, n)
         picked = slice(cursor, stop)
         self._cursor = stop
-        return Capture(device_ns=self.times[picked] + offset, seq=self.seq[picked],
+        return CapturedSamples(device_ns=self.times[picked] + offset, seq=self.seq[picked],
                        values=self._values(picked), arrival_ns=self.arrival[picked] + offset)
 
     def _values(self, picked: slice) -> dict[str, np.ndarray]:
@@ -279,7 +288,7 @@ class ReplayDevice(ThreadedDevice):
 def recorded_field(ds: h5py.Dataset, name: str) -> FieldInfo:
     """A recorded field as a live stream describes it, channel names and units kept."""
     shape = tuple(ds.shape[1:])
-    channels = L.dataset_channels(ds.attrs, name, int(np.prod(shape, dtype=int)))
-    named = L.CHANNEL_NAMES in ds.attrs
+    channels = dataset_channels(ds.attrs, name, int(np.prod(shape, dtype=int)))
+    named = CHANNEL_NAMES in ds.attrs
     return FieldInfo(shape, str(ds.dtype), str(ds.attrs.get("unit", "")),
                      tuple(channels.names) if named else (), tuple(channels.units))

@@ -79,9 +79,7 @@ def _record_stepped(station: Station) -> EpisodeSummary:
     """The station's episode without the waiting: the grid is placed `FUTURE_NS` ahead of the
     host clock so no tick is closed for lateness before its samples were handed out."""
     run = station.begin_episode(lead_ns=FUTURE_NS)
-    while not station.step_episode(run, wait=False):
-        pass
-    return station.end_episode(run, {})
+    return station.run_episode(run, lambda: None, wait=False)
 
 
 def with_overrides(config: StationConfig, output_dir: str | Path | None,

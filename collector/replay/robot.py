@@ -11,7 +11,7 @@ import numpy as np
 from collector.config import validate_station
 from collector.replay.source import DEFAULT_BOUND_RAD, ReplayError, TickRange
 from collector.rig import build_rig
-from collector.storage import layout as L
+from collector.storage.layout import OBSERVATIONS
 from collector.storage.reader import Episode
 from collector.sync import align_to_grid
 from collector.task import ACTION_STREAM
@@ -95,7 +95,7 @@ def replay_to_robot(episode: Episode, ticks: TickRange, config: StationConfig,
         raise ReplayError(f"--speed {speed:g}: must be more than 0")
     name = arm_stream(config)
     recorded_arm = next((s for s, k in episode.streams().items() if k not in ("camera", "action")
-                         and f"{L.OBSERVATIONS}/{s}/qpos" in episode.file), None)
+                         and f"{OBSERVATIONS}/{s}/qpos" in episode.file), None)
     if recorded_arm is None:
         raise ReplayError(f"{episode.path}: no recorded joint state (observations/<arm>/qpos)")
     observed = episode.fields(recorded_arm)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from collector.errors import CollectorError
-from collector.storage import layout as L
+from collector.storage.layout import ACTIONS, OBSERVATIONS, QUALITY
 from collector.storage.reader import Episode, open_episode
 
 # The documented bound on the RMS tracking error (rad, over all joints and the whole range) when
@@ -126,7 +126,7 @@ def parse_fields(text: str | None, episode: Episode) -> list[FieldRef]:
 def grid_fields(episode: Episode) -> dict[str, dict[str, int]]:
     """Non-camera streams -> field -> channels per tick."""
     out: dict[str, dict[str, int]] = {}
-    for root in (L.OBSERVATIONS, L.ACTIONS):
+    for root in (OBSERVATIONS, ACTIONS):
         if root not in episode.file:
             continue
         for name, group in episode.file[root].items():
@@ -151,7 +151,7 @@ def field_values(episode: Episode, ref: FieldRef, ticks: TickRange) -> np.ndarra
 
 def tick_flags(episode: Episode, ticks: TickRange) -> dict[str, np.ndarray]:
     """Every boolean per-tick flag, as `stream:flag` -> (n,) bool (missing included)."""
-    if L.QUALITY not in episode.file:
+    if QUALITY not in episode.file:
         return {}
-    return {f"{stream}:{key}": on[ticks.slice] for stream in episode.file[L.QUALITY]
+    return {f"{stream}:{key}": on[ticks.slice] for stream in episode.file[QUALITY]
             for key, on in episode.flags(stream).items()}

@@ -10,10 +10,10 @@ import numpy as np
 from collector.batch import EpisodeClock, GridBatch, StreamOnGrid
 from collector.efficiency import EpisodeTally
 from collector.quality import BlurJudge
-from collector.storage import layout as L
-from collector.storage.layout import StreamLayout
-from collector.storage.writer import CommitLog, EpisodeWriter
-from core.codec import IMAGE_FIELD, encode_frames
+from collector.storage.commit_log import CommitLog
+from collector.storage.layout import StreamLayout, partial_path
+from collector.storage.writer import EpisodeWriter
+from core.codec import IMAGE_FIELD, encode_frames, encoding_params
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.station import CameraChecks, ImageEncoding, StorageConfig
 
@@ -29,7 +29,7 @@ class EpisodePlan:
     rejected_dir: Path
     streams: list[StreamLayout]
     image_shapes: dict[str, tuple[int, int, int]]
-    image_encoding: dict
+    image_encoding: ImageEncoding
     storage: StorageConfig
     # Root attributes known at the start (id, station, task, rig_config, ...): written into the
     # partial file before the first sample, so `collector recover` can rebuild the episode.
@@ -74,9 +74,10 @@ class Execution:
         self._clock = None
         self._lost_cause = None
         self._last_frames = {}
-        partial = L.partial_path(plan.final_dir, plan.episode_id)
+        partial = partial_path(plan.final_dir, plan.episode_id)
         self._writer = EpisodeWriter(partial, plan.streams, plan.image_shapes,
-                                     plan.image_encoding, plan.storage, plan.start_metadata)
+                                     encoding_params(plan.image_encoding), plan.storage,
+                                     plan.start_metadata)
         return str(partial)
 
     def append(self, batch: GridBatch) -> int:
@@ -185,7 +186,7 @@ class Execution:
 
 
 def gap_batch(clock: EpisodeClock, first: int, stop: int, streams: list[StreamLayout],
-              image_shapes: dict, image_encoding: dict,
+              image_shapes: dict, image_encoding: ImageEncoding,
               last_frames: dict[str, np.ndarray]) -> GridBatch:
     """Rows for ticks whose batch was lost: flagged missing, arrays kept rectangular.
 
@@ -198,10 +199,8 @@ def gap_batch(clock: EpisodeClock, first: int, stop: int, streams: list[StreamLa
             frame = last_frames.get(s.name)
             if frame is None:
                 black = np.zeros((1, *image_shapes[s.name]), np.uint8)
-                spec = ImageEncoding(encoding=image_encoding["encoding"],
-                                     quality=max(1, image_encoding.get("quality", 90)),
-                                     png_compression=image_encoding.get("png_compression", 1))
-                frame = encode_frames(black, spec)
+                # already at the stored size: encoded as it is
+                frame = encode_frames(black, image_encoding.model_copy(update={"resize": None}))
             values = {IMAGE_FIELD: np.repeat(frame, m, axis=0)}
         else:
             values = {k: np.zeros((m, *shape), dtype) for k, (shape, dtype) in s.fields.items()}

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
-from collector.batch import GridBatch, RawBatch, StreamCounters
+from collector.batch import GridBatch, HeldBlock, RawBatch, StreamCounters
 from collector.derive import Deriver, derived_fields
 from collector.errors import ConfigError
 from collector.frames import BLOCK_ROWS, FRAME_BEFORE, FRAME_FIELD, FrameBlocks, frame_handles
@@ -92,15 +91,15 @@ class Perception:
         self._frames = FrameBlocks()
         self._last_frame: dict[str, int] = {}  # camera -> handle of its last frame this episode
 
-    def process(self, batch: RawBatch, source: Any = None) -> GridBatch:
-        """`source`: where later stages find this batch's frames (default: the batch itself;
-        the Ray engine passes its object reference)."""
+    def process(self, batch: RawBatch, held: HeldBlock | None = None) -> GridBatch:
+        """`held`: where later stages find this batch's frames, when not in the batch itself
+        (the Ray engine's handle on it in the object store)."""
         clock = batch.clock
         if clock.episode_id != self._episode:
             self._reset(clock.episode_id)
         counters = {p.name: self._count(batch.chunks[p.name]) for p in self.plans}
         raw = {}
-        block = self._frames.add(batch if source is None else source)
+        block = self._frames.add(batch if held is None else held)
         for plan in self.plans:
             chunk = batch.chunks[plan.name]
             keep = chunk.capture_ns >= clock.start_ns - plan.tolerance_ns

@@ -9,7 +9,20 @@ import h5py
 import numpy as np
 
 from collector.errors import EpisodeFileError
-from collector.storage import layout as L
+from collector.storage.layout import (
+    ACTIONS,
+    EFFICIENCY,
+    IMAGES,
+    LAYOUT_ATTR,
+    OBSERVATIONS,
+    PARTIAL_SUFFIX,
+    QUALITY,
+    RAW,
+    SYNC_FIELDS,
+    TIMESTAMPS,
+    Channels,
+    dataset_channels,
+)
 from core.codec import decode_frame
 from schemas.episode import FORMAT, EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import EpisodeLayout
@@ -47,13 +60,13 @@ class Frames:
 
 def grid_rows(f: h5py.File) -> int:
     """Rows every grid dataset (/timestamps, /observations, /actions, /quality) holds."""
-    lengths = [f[L.TIMESTAMPS].shape[0]]
+    lengths = [f[TIMESTAMPS].shape[0]]
 
     def visit(name: str, obj) -> None:
         if isinstance(obj, h5py.Dataset) and obj.shape:
             lengths.append(obj.shape[0])
 
-    for group in (L.OBSERVATIONS, L.ACTIONS, L.QUALITY):
+    for group in (OBSERVATIONS, ACTIONS, QUALITY):
         if group in f:
             f[group].visititems(visit)
     return int(min(lengths))
@@ -65,12 +78,12 @@ class Episode:
     def __init__(self, path: str | Path, swmr: bool | None = None):
         self.path = Path(path)
         if swmr is None:  # a partial file is read as it is being written (SWMR)
-            swmr = self.path.name.endswith(L.PARTIAL_SUFFIX)
+            swmr = self.path.name.endswith(PARTIAL_SUFFIX)
         try:
             self.file = h5py.File(self.path, "r", swmr=swmr, libver="latest" if swmr else None)
         except (OSError, FileNotFoundError) as exc:
             raise EpisodeFileError(f"{self.path}: cannot open as HDF5 ({exc})") from None
-        if self.file.attrs.get("format") not in (FORMAT, None) or L.TIMESTAMPS not in self.file:
+        if self.file.attrs.get("format") not in (FORMAT, None) or TIMESTAMPS not in self.file:
             self.file.close()
             raise EpisodeFileError(f"{self.path}: not a Collector episode (no /timestamps)")
 
@@ -98,26 +111,26 @@ class Episode:
     @property
     def layout(self) -> EpisodeLayout | None:
         """Every stream with its fields, shapes and dtypes, as the writer declared them."""
-        raw = self.file.attrs.get(L.LAYOUT_ATTR)
+        raw = self.file.attrs.get(LAYOUT_ATTR)
         return EpisodeLayout.model_validate_json(plain_attr(raw)) if raw is not None else None
 
     @property
     def timestamps(self) -> np.ndarray:
-        return self.file[L.TIMESTAMPS][:len(self)]
+        return self.file[TIMESTAMPS][:len(self)]
 
     def __len__(self) -> int:
         """Grid rows. A file being written counts only the rows every grid dataset holds: a
         reader can see some datasets grow before the writer's next flush."""
         if not self.file.swmr_mode:
-            return int(self.file[L.TIMESTAMPS].shape[0])
+            return int(self.file[TIMESTAMPS].shape[0])
         return grid_rows(self.file)
 
     @property
     def cameras(self) -> list[str]:
-        return list(self.file[L.IMAGES].keys()) if L.IMAGES in self.file else []
+        return list(self.file[IMAGES].keys()) if IMAGES in self.file else []
 
     def images(self, camera: str) -> Frames:
-        return Frames(self.file[f"{L.IMAGES}/{camera}"])
+        return Frames(self.file[f"{IMAGES}/{camera}"])
 
     def streams(self) -> dict[str, str]:
         """Every stream with its kind (camera, sensor, arm, action), in the writer's order."""
@@ -125,7 +138,7 @@ class Episode:
         if layout is not None:
             return {s.name: s.kind for s in layout.streams}
         out = {cam: "camera" for cam in self.cameras}
-        for root, kind in ((L.OBSERVATIONS, "observation"), (L.ACTIONS, "action")):
+        for root, kind in ((OBSERVATIONS, "observation"), (ACTIONS, "action")):
             if root not in self.file:
                 continue
             for name, item in self.file[root].items():
@@ -135,45 +148,45 @@ class Episode:
 
     def fields(self, stream: str) -> dict[str, np.ndarray]:
         """The grid-aligned fields of a non-camera stream."""
-        for root in (L.OBSERVATIONS, L.ACTIONS):
+        for root in (OBSERVATIONS, ACTIONS):
             path = f"{root}/{stream}"
             if path in self.file:
                 return {k: v[:] for k, v in self.file[path].items()}
         raise EpisodeFileError(f"{self.path}: no stream {stream!r}; it has {list(self.streams())}")
 
-    def channels(self, stream: str, field: str) -> L.Channels:
+    def channels(self, stream: str, field: str) -> Channels:
         """The name and unit of each value of a field (by index in files that predate them)."""
-        for root in (L.OBSERVATIONS, L.ACTIONS):
+        for root in (OBSERVATIONS, ACTIONS):
             path = f"{root}/{stream}/{field}"
             if path in self.file:
                 ds = self.file[path]
-                return L.dataset_channels(ds.attrs, field, int(np.prod(ds.shape[1:], dtype=int)))
+                return dataset_channels(ds.attrs, field, int(np.prod(ds.shape[1:], dtype=int)))
         raise EpisodeFileError(f"{self.path}: no field {stream}.{field}")
 
     def sync(self, stream: str) -> SyncQuality:
-        q = self.file[f"{L.QUALITY}/{stream}"]
-        return SyncQuality(*(q[name][:] for name in L.SYNC_FIELDS))
+        q = self.file[f"{QUALITY}/{stream}"]
+        return SyncQuality(*(q[name][:] for name in SYNC_FIELDS))
 
     def quality(self, stream: str) -> dict[str, np.ndarray]:
         """Every per-tick flag and score of a stream, sync fields included."""
-        return {k: v[:] for k, v in self.file[f"{L.QUALITY}/{stream}"].items()}
+        return {k: v[:] for k, v in self.file[f"{QUALITY}/{stream}"].items()}
 
     def flags(self, stream: str) -> dict[str, np.ndarray]:
         """The per-tick yes/no marks of a stream: missing, dropped, blurred, ..."""
-        path = f"{L.QUALITY}/{stream}"
+        path = f"{QUALITY}/{stream}"
         if path not in self.file:
             return {}
         return {k: v[:len(self)] for k, v in self.file[path].items() if v.dtype == np.bool_}
 
     def raw(self, stream: str) -> dict[str, np.ndarray]:
-        path = f"{L.RAW}/{stream}"
+        path = f"{RAW}/{stream}"
         return {k: v[:] for k, v in self.file[path].items()} if path in self.file else {}
 
     @property
     def efficiency(self) -> dict:
-        if L.EFFICIENCY not in self.file:
+        if EFFICIENCY not in self.file:
             return {}
-        return {k: plain_attr(v) for k, v in self.file[L.EFFICIENCY].attrs.items()}
+        return {k: plain_attr(v) for k, v in self.file[EFFICIENCY].attrs.items()}
 
     @property
     def accounts(self) -> EfficiencyAccounts | None:

@@ -21,10 +21,20 @@ import numpy as np
 import yaml
 
 from collector.errors import EpisodeFileError
-from collector.storage import layout as L
+from collector.storage.layout import (
+    ALOHA_ACTION,
+    ALOHA_QPOS,
+    EFFICIENCY,
+    LAYOUT_ATTR,
+    PARTIAL_SUFFIX,
+    QUALITY,
+    RAW,
+    REJECTED_DIR,
+    TIMESTAMPS,
+)
 from collector.storage.reader import plain_attr
-from collector.storage.writer import _append, commit, create_dataset, flatten_accounts
-from schemas.episode import EfficiencyAccounts, EpisodeMetadata
+from collector.storage.writer import _append, commit, create_dataset
+from schemas.episode import EfficiencyAccounts, EpisodeMetadata, flatten_accounts
 from schemas.layout import DatasetSpec, EpisodeLayout
 
 COPY_ROWS = 1024  # rows copied at a time: memory stays bounded for any episode length
@@ -56,7 +66,7 @@ def find_partials(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise EpisodeFileError(f"{root}: no such file or folder")
-    return sorted(root.rglob(f"*.h5{L.PARTIAL_SUFFIX}"))
+    return sorted(root.rglob(f"*.h5{PARTIAL_SUFFIX}"))
 
 
 def in_use(path: Path) -> bool:
@@ -81,12 +91,12 @@ def recover_partial(partial: Path) -> Recovery:
     caller decides where such a file goes (it is never deleted)."""
     partial = Path(partial)
     name = partial.name
-    if not name.endswith(".h5" + L.PARTIAL_SUFFIX):
-        raise EpisodeFileError(f"{partial}: not a partial episode (*.h5{L.PARTIAL_SUFFIX})")
-    final = partial.with_name(name[: -len(L.PARTIAL_SUFFIX)])
+    if not name.endswith(".h5" + PARTIAL_SUFFIX):
+        raise EpisodeFileError(f"{partial}: not a partial episode (*.h5{PARTIAL_SUFFIX})")
+    final = partial.with_name(name[: -len(PARTIAL_SUFFIX)])
     if final.exists():
         final = final.with_name(final.stem + ".recovered.h5")
-    staging = partial.with_name(name[: -len(L.PARTIAL_SUFFIX)] + RECOVERING_SUFFIX)
+    staging = partial.with_name(name[: -len(PARTIAL_SUFFIX)] + RECOVERING_SUFFIX)
     unlocked = partial.with_name(name + ".unlocked")
     try:
         with open_partial(partial, unlocked) as src:
@@ -189,16 +199,16 @@ def lookup3(data: bytes, initval: int = 0) -> int:
 
 def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:
     attrs = {k: plain_attr(v) for k, v in src.attrs.items()}
-    if L.LAYOUT_ATTR not in attrs:
+    if LAYOUT_ATTR not in attrs:
         raise NothingFlushed(f"{partial}: no layout attribute (stopped while the file was "
                              "being created)")
-    layout = EpisodeLayout.model_validate_json(attrs[L.LAYOUT_ATTR])
+    layout = EpisodeLayout.model_validate_json(attrs[LAYOUT_ATTR])
     grid = layout.grid_datasets()
     missing = [d.path for d in grid if d.path not in src]
     if missing:
         raise EpisodeFileError(f"{partial}: datasets missing: {', '.join(missing)}")
     n = min(src[d.path].shape[0] for d in grid)
-    n = _increasing_prefix(src[L.TIMESTAMPS][:n])
+    n = _increasing_prefix(src[TIMESTAMPS][:n])
     if n == 0:
         raise NothingFlushed(f"{partial}: stopped before the first tick was flushed")
     rig = yaml.safe_load(attrs.get("rig_config") or "{}") or {}
@@ -216,17 +226,17 @@ def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:
             result.raw_samples[s.name] = m
             for spec in raw:
                 _copy(src, dst, spec, m, compression)
-            dst[f"{L.RAW}/{s.name}"].attrs.update(src[f"{L.RAW}/{s.name}"].attrs)
-        for link in (L.ALOHA_QPOS, L.ALOHA_ACTION):
+            dst[f"{RAW}/{s.name}"].attrs.update(src[f"{RAW}/{s.name}"].attrs)
+        for link in (ALOHA_QPOS, ALOHA_ACTION):
             target = src.get(link, getlink=True)
             if isinstance(target, h5py.SoftLink):
                 dst[link] = h5py.SoftLink(target.path)
         control_hz = float(attrs.get("control_hz", 0) or 0)
         result.seconds = n / control_hz if control_hz else 0.0
         metadata = _metadata(attrs, partial, result)
-        dst.attrs.update({**metadata.model_dump(mode="json"), L.LAYOUT_ATTR: attrs[L.LAYOUT_ATTR]})
+        dst.attrs.update({**metadata.model_dump(mode="json"), LAYOUT_ATTR: attrs[LAYOUT_ATTR]})
         planned_s = float(rig.get("episode", {}).get("duration_s", result.seconds))
-        dst.create_group(L.EFFICIENCY).attrs.update(
+        dst.create_group(EFFICIENCY).attrs.update(
             flatten_accounts(_accounts(dst, layout, result.seconds, planned_s)))
     return result
 
@@ -253,7 +263,7 @@ def _metadata(attrs: dict, partial: Path, result: Recovery) -> EpisodeMetadata:
                  + dt.timedelta(seconds=result.seconds)).isoformat()
     except ValueError:
         ended = started
-    known = {k: v for k, v in attrs.items() if k != L.LAYOUT_ATTR}
+    known = {k: v for k, v in attrs.items() if k != LAYOUT_ATTR}
     known.update(outcome="recovered", ended_at=ended,
                  reason=f"recovered from {partial.name} after the recorder stopped unexpectedly: "
                         f"{result.ticks} ticks ({result.seconds:.2f} s) up to the last flush")
@@ -267,16 +277,16 @@ def _metadata(attrs: dict, partial: Path, result: Recovery) -> EpisodeMetadata:
 def _accounts(f: h5py.File, layout: EpisodeLayout, recording_s: float,
               planned_s: float) -> EfficiencyAccounts:
     """The accounts the partial's samples support; the unrecorded rest is an `interrupted` loss."""
-    n = f[L.TIMESTAMPS].shape[0]
+    n = f[TIMESTAMPS].shape[0]
     expected = n * len(layout.streams)
-    missing = {s.name: int(f[f"{L.QUALITY}/{s.name}/missing"][:].sum()) for s in layout.streams}
+    missing = {s.name: int(f[f"{QUALITY}/{s.name}/missing"][:].sum()) for s in layout.streams}
     delivered = expected - sum(missing.values())
     bad = 0
     for s in layout.streams:
-        flags = [f[f"{L.QUALITY}/{s.name}/{k}"][:] for k, dtype in s.quality.items()
+        flags = [f[f"{QUALITY}/{s.name}/{k}"][:] for k, dtype in s.quality.items()
                  if dtype == "bool"]
         if flags:
-            hit = np.logical_or.reduce(flags) & ~f[f"{L.QUALITY}/{s.name}/missing"][:]
+            hit = np.logical_or.reduce(flags) & ~f[f"{QUALITY}/{s.name}/missing"][:]
             bad += int(hit.sum())
     good = delivered - bad
     interrupted = max(planned_s - recording_s, 0.0)
@@ -295,9 +305,9 @@ def _accounts(f: h5py.File, layout: EpisodeLayout, recording_s: float,
 
 def set_aside(partial: Path) -> Path:
     """A partial with nothing to salvage moves to the station's rejected/ folder, untouched."""
-    folder = partial.parent.parent / L.REJECTED_DIR
+    folder = partial.parent.parent / REJECTED_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / (partial.name[: -len(L.PARTIAL_SUFFIX)] + UNRECOVERABLE_SUFFIX)
+    target = folder / (partial.name[: -len(PARTIAL_SUFFIX)] + UNRECOVERABLE_SUFFIX)
     os.replace(partial, target)
     return target
 

@@ -8,11 +8,17 @@ import h5py
 import numpy as np
 from pydantic import ValidationError
 
-from collector.storage import layout as L
+from collector.storage.layout import EFFICIENCY, IMAGES, LAYOUT_ATTR, RAW, TIMESTAMPS, VLEN_UINT8
 from collector.storage.reader import plain_attr
-from collector.storage.writer import hdf5_dtype, unflatten_accounts
+from collector.storage.writer import hdf5_dtype
 from core.codec import decode_frame
-from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
+from schemas.episode import (
+    FORMAT,
+    FORMAT_VERSION,
+    EfficiencyAccounts,
+    EpisodeMetadata,
+    unflatten_accounts,
+)
 from schemas.layout import DatasetSpec, EpisodeLayout
 
 SAMPLED_FRAMES = 8  # frames decoded per camera unless every frame is asked for
@@ -62,34 +68,34 @@ def _metadata(f: h5py.File) -> list[str]:
 
 
 def _layout(f: h5py.File) -> tuple[EpisodeLayout | None, list[str]]:
-    if L.LAYOUT_ATTR not in f.attrs:
-        return None, [f"/: missing attribute '{L.LAYOUT_ATTR}' (the dataset list); datasets "
+    if LAYOUT_ATTR not in f.attrs:
+        return None, [f"/: missing attribute '{LAYOUT_ATTR}' (the dataset list); datasets "
                       "not checked"]
     try:
-        return EpisodeLayout.model_validate_json(plain_attr(f.attrs[L.LAYOUT_ATTR])), []
+        return EpisodeLayout.model_validate_json(plain_attr(f.attrs[LAYOUT_ATTR])), []
     except ValidationError as exc:
-        return None, [f"/: attribute '{L.LAYOUT_ATTR}' does not describe a layout "
+        return None, [f"/: attribute '{LAYOUT_ATTR}' does not describe a layout "
                       f"({exc.error_count()} errors)"]
 
 
 def _timestamps(f: h5py.File) -> list[str]:
-    if L.TIMESTAMPS not in f:
-        return [f"/{L.TIMESTAMPS}: missing"]
-    ts = f[L.TIMESTAMPS]
+    if TIMESTAMPS not in f:
+        return [f"/{TIMESTAMPS}: missing"]
+    ts = f[TIMESTAMPS]
     if ts.ndim != 1 or ts.dtype != np.int64:
         return []  # reported with the other datasets
     values = ts[:]
     bad = np.flatnonzero(np.diff(values) <= 0)
     if bad.size:
         i = int(bad[0]) + 1
-        return [f"/{L.TIMESTAMPS}: not increasing at row {i} ({values[i]} after {values[i - 1]}"
+        return [f"/{TIMESTAMPS}: not increasing at row {i} ({values[i]} after {values[i - 1]}"
                 f"; {bad.size} such row(s))"]
     return []
 
 
 def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool) -> list[str]:
     out = []
-    n = f[L.TIMESTAMPS].shape[0] if L.TIMESTAMPS in f else None
+    n = f[TIMESTAMPS].shape[0] if TIMESTAMPS in f else None
     for spec in layout.grid_datasets():
         out += _dataset(f, spec, n)
     for s in layout.streams:
@@ -99,14 +105,14 @@ def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool) -> list[str
             out += _dataset(f, spec, None)
         if len(set(lengths.values())) > 1:
             sizes = ", ".join(f"{p.rsplit('/', 1)[1]} {m}" for p, m in lengths.items())
-            out.append(f"/{L.RAW}/{s.name}: datasets differ in length ({sizes})")
-        arrival = f"{L.RAW}/{s.name}/arrival_ns"
+            out.append(f"/{RAW}/{s.name}: datasets differ in length ({sizes})")
+        arrival = f"{RAW}/{s.name}/arrival_ns"
         if arrival in lengths:
             bad = np.flatnonzero(np.diff(f[arrival][:]) < 0)
             if bad.size:
                 out.append(f"/{arrival}: goes back in time at row {int(bad[0]) + 1}")
-        if s.image is not None and L.IMAGES + "/" + s.name in f:
-            out += _frames(f[f"{L.IMAGES}/{s.name}"], s.image, all_frames)
+        if s.image is not None and IMAGES + "/" + s.name in f:
+            out += _frames(f[f"{IMAGES}/{s.name}"], s.image, all_frames)
     return out
 
 
@@ -119,7 +125,7 @@ def _dataset(f: h5py.File, spec: DatasetSpec, rows: int | None) -> list[str]:
         return [f"{where}: is a group, expected a dataset"]
     out = []
     expected = hdf5_dtype(spec.dtype)
-    if spec.dtype == L.VLEN_UINT8:
+    if spec.dtype == VLEN_UINT8:
         base = h5py.check_vlen_dtype(ds.dtype)
         if base is None or base != np.uint8:
             out.append(f"{where}: dtype {ds.dtype}, expected variable-length uint8 (encoded "
@@ -129,7 +135,7 @@ def _dataset(f: h5py.File, spec: DatasetSpec, rows: int | None) -> list[str]:
     if tuple(ds.shape[1:]) != tuple(spec.shape):
         out.append(f"{where}: shape per row {tuple(ds.shape[1:])}, expected {tuple(spec.shape)}")
     if rows is not None and ds.shape[0] != rows:
-        out.append(f"{where}: {ds.shape[0]} rows, but /{L.TIMESTAMPS} has {rows} (truncated?)")
+        out.append(f"{where}: {ds.shape[0]} rows, but /{TIMESTAMPS} has {rows} (truncated?)")
     return out
 
 
@@ -151,13 +157,13 @@ def _frames(ds: h5py.Dataset, image, all_frames: bool) -> list[str]:
 
 
 def _efficiency(f: h5py.File) -> list[str]:
-    if L.EFFICIENCY not in f:
-        return [f"/{L.EFFICIENCY}: missing"]
-    attrs = {k: plain_attr(v) for k, v in f[L.EFFICIENCY].attrs.items()}
+    if EFFICIENCY not in f:
+        return [f"/{EFFICIENCY}: missing"]
+    attrs = {k: plain_attr(v) for k, v in f[EFFICIENCY].attrs.items()}
     try:
         EfficiencyAccounts.model_validate(unflatten_accounts(attrs))
     except ValidationError as exc:
-        return [f"/{L.EFFICIENCY}: attribute '{'.'.join(map(str, e['loc']))}' "
+        return [f"/{EFFICIENCY}: attribute '{'.'.join(map(str, e['loc']))}' "
                 f"{e['msg'].lower()}" for e in exc.errors()]
     return []
 

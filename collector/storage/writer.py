@@ -11,7 +11,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -21,50 +20,32 @@ import numpy as np
 
 from collector.batch import GridBatch
 from collector.errors import DiskFullError
-from collector.storage import layout as L
-from collector.storage.layout import StreamLayout, episode_layout
-from schemas.episode import FORMAT, FORMAT_VERSION, EfficiencyAccounts, EpisodeMetadata
+from collector.storage.commit_log import CommitLog
+from collector.storage.disk import free_gb
+from collector.storage.layout import (
+    ALOHA_ACTION,
+    ALOHA_QPOS,
+    CHANNEL_NAMES,
+    CHANNEL_UNITS,
+    EFFICIENCY,
+    IMAGES,
+    LAYOUT_ATTR,
+    QUALITY,
+    RAW,
+    TIMESTAMPS,
+    VLEN_UINT8,
+    StreamLayout,
+    episode_layout,
+)
+from schemas.episode import (
+    FORMAT,
+    FORMAT_VERSION,
+    EfficiencyAccounts,
+    EpisodeMetadata,
+    flatten_accounts,
+)
 from schemas.layout import FILL_RULE, FILL_RULE_ATTR, DatasetSpec, EpisodeLayout, FieldSpec
 from schemas.station import StorageConfig
-
-COMMIT_LOG_ROWS = 1 << 17  # capture-to-disk latencies kept per episode (for `collector bench`)
-
-
-class CommitLog:
-    """When each grid row with a sample reached disk: capture time vs flush time, bounded.
-
-    Rows wait in `_pending` only until the next flush (one flush interval); past the capacity
-    further rows are counted in `lost` but not kept.
-    """
-
-    def __init__(self, capacity: int = COMMIT_LOG_ROWS):
-        self.capture_ns = np.zeros(capacity, np.int64)
-        self.flushed_ns = np.zeros(capacity, np.int64)
-        self.camera = np.zeros(capacity, bool)
-        self.size = 0
-        self.lost = 0
-        self._pending: list[tuple[np.ndarray, bool]] = []
-
-    def appended(self, capture_ns: np.ndarray, camera: bool) -> None:
-        self._pending.append((capture_ns, camera))
-
-    def flushed(self, now_ns: int) -> None:
-        for capture, camera in self._pending:
-            take = min(len(capture), len(self.capture_ns) - self.size)
-            end = self.size + take
-            self.capture_ns[self.size:end] = capture[:take]
-            self.flushed_ns[self.size:end] = now_ns
-            self.camera[self.size:end] = camera
-            self.size = end
-            self.lost += len(capture) - take
-        self._pending.clear()
-
-    def trimmed(self) -> CommitLog:
-        """A copy holding only the used rows (what crosses process boundaries)."""
-        out = CommitLog(0)
-        out.capture_ns, out.flushed_ns = self.capture_ns[:self.size], self.flushed_ns[:self.size]
-        out.camera, out.size, out.lost = self.camera[:self.size], self.size, self.lost
-        return out
 
 
 def compression_options(name: str) -> dict:
@@ -79,7 +60,7 @@ def compression_options(name: str) -> dict:
 
 
 def hdf5_dtype(name: str):
-    return h5py.vlen_dtype(np.uint8) if name == L.VLEN_UINT8 else np.dtype(name)
+    return h5py.vlen_dtype(np.uint8) if name == VLEN_UINT8 else np.dtype(name)
 
 
 def create_dataset(f: h5py.File, spec: DatasetSpec, compression: str) -> h5py.Dataset:
@@ -95,16 +76,8 @@ def describe_field(ds: h5py.Dataset, field: FieldSpec) -> None:
     unit (a force/torque field holds N and N*m side by side)."""
     ds.attrs["unit"] = field.unit
     if field.channel_names:
-        ds.attrs[L.CHANNEL_NAMES] = field.channel_names
-        ds.attrs[L.CHANNEL_UNITS] = field.channel_units
-
-
-def free_gb(path: Path) -> float:
-    """Free space on the file system holding `path` (or its nearest existing parent)."""
-    path = Path(path)
-    while not path.exists() and path.parent != path:
-        path = path.parent
-    return shutil.disk_usage(path).free / 1e9
+        ds.attrs[CHANNEL_NAMES] = field.channel_names
+        ds.attrs[CHANNEL_UNITS] = field.channel_units
 
 
 # Space that must be free before a batch is written: HEADROOM times what the next flush will write
@@ -161,7 +134,7 @@ class EpisodeWriter:
             # Attributes cannot be added in SWMR mode: everything known now is written first.
             self._file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION,
                                      **(start_metadata or {})})
-            self._file.attrs[L.LAYOUT_ATTR] = self.layout.model_dump_json()
+            self._file.attrs[LAYOUT_ATTR] = self.layout.model_dump_json()
             self._file.attrs[FILL_RULE_ATTR] = FILL_RULE
             self._file.swmr_mode = True  # from here on, readers may open the file at any time
         except (OSError, RuntimeError) as exc:
@@ -184,7 +157,7 @@ class EpisodeWriter:
             create_dataset(f, spec, self.storage.compression)
         for s in self.layout.streams:
             if s.image is not None:
-                ds = f[L.IMAGES + "/" + s.name]
+                ds = f[IMAGES + "/" + s.name]
                 ds.attrs.update(image_encoding)
                 ds.attrs["height"], ds.attrs["width"] = s.image.height, s.image.width
                 ds.attrs["fps"] = s.rate_hz
@@ -192,19 +165,19 @@ class EpisodeWriter:
                 for name, field in s.fields.items():
                     describe_field(f[self.streams[s.name].grid_path(name)], field)
                     if self.layout.keep_raw:
-                        describe_field(f[f"{L.RAW}/{s.name}/{name}"], field)
+                        describe_field(f[f"{RAW}/{s.name}/{name}"], field)
             if self.layout.keep_raw:
-                f[f"{L.RAW}/{s.name}"].attrs["rate_hz"] = s.rate_hz
+                f[f"{RAW}/{s.name}"].attrs["rate_hz"] = s.rate_hz
         self._link_aloha_names()
-        f.create_group(L.EFFICIENCY)
+        f.create_group(EFFICIENCY)
 
     def _link_aloha_names(self) -> None:
         arms = [s for s in self.streams.values() if s.kind == "arm"]
         actions = [s for s in self.streams.values() if s.kind == "action"]
         if arms and "qpos" in arms[0].fields:
-            self._file[L.ALOHA_QPOS] = h5py.SoftLink("/" + arms[0].grid_path("qpos"))
+            self._file[ALOHA_QPOS] = h5py.SoftLink("/" + arms[0].grid_path("qpos"))
         if actions and "qpos" in actions[0].fields:
-            self._file[L.ALOHA_ACTION] = h5py.SoftLink("/" + actions[0].grid_path("qpos"))
+            self._file[ALOHA_ACTION] = h5py.SoftLink("/" + actions[0].grid_path("qpos"))
 
     # -- appending ------------------------------------------------------------------------
 
@@ -256,7 +229,7 @@ class EpisodeWriter:
             aligned = [b.streams[name] for b in batches]
             for field in s.fields:
                 _append(f[s.grid_path(field)], _joined([a.values[field] for a in aligned]), start)
-            q = f[f"{L.QUALITY}/{name}"]
+            q = f[f"{QUALITY}/{name}"]
             for key in ("capture_ns", "dt_ns", "missing"):
                 _append(q[key], _joined([getattr(a, key) for a in aligned]), start)
             for key in (*aligned[0].flags, *aligned[0].scores):
@@ -264,7 +237,7 @@ class EpisodeWriter:
                                          for a in aligned]), start)
         # /timestamps last: a SWMR reader may see rows before the next flush (HDF5 evicts
         # metadata when it likes), and most readers count rows by /timestamps
-        _append(f[L.TIMESTAMPS], timestamps, start)
+        _append(f[TIMESTAMPS], timestamps, start)
         self._written_rows = start + len(timestamps)
 
     def _append_raw(self, batches: list[GridBatch]) -> None:
@@ -272,7 +245,7 @@ class EpisodeWriter:
             chunks = [b.raw[name] for b in batches if len(b.raw.get(name, ()))]
             if not chunks:
                 continue
-            g = self._file[f"{L.RAW}/{name}"]
+            g = self._file[f"{RAW}/{name}"]
             start = self._raw_rows[name]
             for key in ("arrival_ns", "capture_ns", "device_ns", "seq"):
                 _append(g[key], _joined([getattr(c, key) for c in chunks]), start)
@@ -354,7 +327,7 @@ class EpisodeWriter:
                 self._release()  # HDF5 takes its own exclusive lock to reopen the file
                 with h5py.File(self.partial_path, "r+") as f:
                     f.attrs.update(metadata.model_dump(mode="json"))
-                    f[L.EFFICIENCY].attrs.update(flatten_accounts(accounts))
+                    f[EFFICIENCY].attrs.update(flatten_accounts(accounts))
                 return commit(self.partial_path, final_path)
             except (OSError, RuntimeError) as exc:
                 self._raise_if_disk_full(exc)
@@ -414,25 +387,3 @@ def _append(ds: h5py.Dataset, values: np.ndarray, start: int) -> None:
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def flatten_accounts(accounts: EfficiencyAccounts) -> dict:
-    """HDF5 attributes are flat: losses become `loss_seconds.<cause>` / `loss_samples.<cause>`."""
-    data = accounts.model_dump()
-    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    for group in ("loss_seconds", "loss_samples"):
-        for cause, value in data[group].items():
-            flat[f"{group}.{cause}"] = value
-    return flat
-
-
-def unflatten_accounts(attrs: dict) -> dict:
-    """The inverse of `flatten_accounts`, for reading `/efficiency` back into the model."""
-    out: dict = {"loss_seconds": {}, "loss_samples": {}}
-    for key, value in attrs.items():
-        group, _, cause = key.partition(".")
-        if cause and group in out:
-            out[group][cause] = value
-        else:
-            out[key] = value
-    return out

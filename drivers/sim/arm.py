@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from core.errors import DeviceError
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.sim.faults import FaultPlan
 from drivers.sim.world import Pacer, SimWorld
 from schemas.devices import SimArmConfig
@@ -37,7 +37,7 @@ class SimArm(ThreadedDevice):
             raise DeviceError(f"{self.config.name}: simulated arm unplugged")
         self.pacer.next_ns = max(self.pacer.next_ns, now)
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         t = self.pacer.wait(self._stop)
         if self.faults.disconnected(time.monotonic_ns()):
             raise DeviceError(f"{self.config.name}: simulated arm unplugged")
@@ -46,5 +46,5 @@ class SimArm(ThreadedDevice):
         self.seq += 1
         if self.faults.draw(1, self.faults.faults.drop_rate)[0]:
             return None
-        return Capture(device_ns=self.faults.device_clock(np.array([t])), seq=seq,
+        return CapturedSamples(device_ns=self.faults.device_clock(np.array([t])), seq=seq,
                        values={"qpos": qpos, "gripper": np.array([[self.world.gripper]])})

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from core.errors import DeviceError
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.sim.faults import FaultPlan
 from drivers.sim.world import Pacer, SimWorld
 from schemas.devices import Faults, SimCameraConfig
@@ -120,7 +120,7 @@ class SimCamera(ThreadedDevice):
             raise DeviceError(f"{self.config.name}: simulated camera unplugged")
         self.pacer.next_ns = max(self.pacer.next_ns, now)
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         if not self.pacer.realtime and self._ring.full():
             # Max mode: flat out, but a frame the full ring would refuse is not worth rendering
             # (three render threads spinning on refused frames starve the reader of the GIL).
@@ -150,7 +150,7 @@ class SimCamera(ThreadedDevice):
         if drawn["dropped"]:
             return None  # the frame index advanced: the gap shows in the sequence numbers
         self._delivered = image
-        return Capture(
+        return CapturedSamples(
             device_ns=plan.device_clock(np.array([captured_ns])),
             seq=np.array([index]),
             values={"image": image[None]},

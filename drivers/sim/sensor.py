@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from core.errors import DeviceError
-from drivers.base import Capture, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.sim.faults import FaultPlan
 from drivers.sim.world import Pacer, SimWorld
 from schemas.devices import SimSensorConfig
@@ -40,7 +40,7 @@ class SimSensor(ThreadedDevice):
             self.t0_ns = now
         self.pacer.next_ns = max(self.pacer.next_ns, now)
 
-    def _capture(self) -> Capture | None:
+    def _capture(self) -> CapturedSamples | None:
         now = self.pacer.wait(self._stop) if self.pacer.realtime else None
         if now is None:  # max mode: one block's worth of samples per call
             last = self.next_seq + int(BLOCK_S * 1e9 / self.period_ns)
@@ -55,7 +55,7 @@ class SimSensor(ThreadedDevice):
         t = self.t0_ns + seq * self.period_ns
         values = self.signal(t)
         keep = ~self.faults.draw(seq.size, self.faults.faults.drop_rate)
-        return Capture(device_ns=self.faults.device_clock(t)[keep], seq=seq[keep],
+        return CapturedSamples(device_ns=self.faults.device_clock(t)[keep], seq=seq[keep],
                        values={"value": values[keep]})
 
     def signal(self, t_ns: np.ndarray) -> np.ndarray:
