@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import h5py
 
 from collector.cli.progress import progress
 from collector.errors import EpisodeFileError
+from collector.storage.disk import free_gb
 from collector.storage.export import export_robomimic
 from collector.storage.layout import ACTIONS, IMAGES, OBSERVATIONS, TIMESTAMPS
 from collector.storage.validate import find_episodes
@@ -91,9 +91,9 @@ class Plan:
                 f"about {self.total_bytes / GB:.2f} GB uncompressed")
         if compression != "none":
             line += f" (less with {compression}: how much depends on the scenes)"
-        free = shutil.disk_usage(out.resolve().parent if out.parent.exists() else Path.cwd()).free
-        if self.total_bytes > free:
-            line += f"; only {free / GB:.2f} GB free there"
+        free = free_gb(out.resolve().parent)
+        if self.total_bytes / GB > free:
+            line += f"; only {free:.2f} GB free there"
         return line
 
     def advancing(self, bar) -> _Advancing:
