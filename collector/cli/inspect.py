@@ -36,9 +36,8 @@ def format_episode(ep) -> str:
         f"time      {meta.get('started_at', '?')} .. {meta.get('ended_at', '?')}",
         f"grid      {n} ticks at {meta.get('control_hz', 0):g} Hz = {duration:.2f} s",
         "",
-        f"{'stream':<{w}}{'kind':<12}{'shape':<18}{'rate Hz':>9}{'held':>9}"
-        f"{'|dt| p50 ms':>13}{'p99 ms':>9}",
     ]
+    rows = []
     for name, kind in ep.streams().items():
         if kind == "camera":
             frames = ep.images(name)
@@ -53,8 +52,13 @@ def format_episode(ep) -> str:
         rate = _rate(raw.get("arrival_ns"))
         valid = sync.dt_ns[~sync.missing] / 1e6
         p50, p99 = (np.percentile(valid, [50, 99]) if valid.size else (float("nan"),) * 2)
-        lines.append(f"{name:<{w}}{detail:<12}{shape:<18}{rate:>9.1f}"
-                     f"{int(sync.missing.sum()):>9}{p50:>13.2f}{p99:>9.2f}")
+        rows.append((name, detail, shape, f"{rate:>9.1f}{int(sync.missing.sum()):>9}"
+                                          f"{p50:>13.2f}{p99:>9.2f}"))
+    sw = max([len("shape")] + [len(r[2]) for r in rows]) + 2  # a sensor's fields can be long
+    lines.append(f"{'stream':<{w}}{'kind':<12}{'shape':<{sw}}{'rate Hz':>9}{'held':>9}"
+                 f"{'|dt| p50 ms':>13}{'p99 ms':>9}")
+    lines += [f"{name:<{w}}{detail:<12}{shape:<{sw}}{figures}"
+              for name, detail, shape, figures in rows]
     named = [(f"{name}.{field}", ep.channels(name, field))
              for name, kind in ep.streams().items() if kind != "camera"
              for field in ep.fields(name)]
