@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas.layout import (  # noqa: F401  (re-exported: the paths inside an episode file)
+from schemas.layout import (
     ACTIONS,
     ALOHA_ACTION,
     ALOHA_QPOS,
@@ -33,6 +33,39 @@ from schemas.layout import (  # noqa: F401  (re-exported: the paths inside an ep
     default_channel_names,
     summary_unit,
 )
+
+# the paths inside an episode file are re-exported from schemas.layout, so the pipeline
+# imports one module
+__all__ = [
+    "ACTIONS",
+    "ALOHA_ACTION",
+    "ALOHA_QPOS",
+    "CHANNEL_NAMES",
+    "CHANNEL_UNITS",
+    "EFFICIENCY",
+    "IMAGES",
+    "LAYOUT_ATTR",
+    "OBSERVATIONS",
+    "PARTIAL_SUFFIX",
+    "QUALITY",
+    "RAW",
+    "RAW_TIMES",
+    "REJECTED_DIR",
+    "SYNC_FIELDS",
+    "TIMESTAMPS",
+    "VLEN_UINT8",
+    "Channels",
+    "EpisodeLayout",
+    "FieldSpec",
+    "ImageSpec",
+    "StreamLayout",
+    "StreamSpec",
+    "dataset_channels",
+    "default_channel_names",
+    "episode_layout",
+    "partial_path",
+    "summary_unit",
+]
 
 PARTIAL_SUFFIX = ".partial"
 REJECTED_DIR = "rejected"
