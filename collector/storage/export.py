@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import h5py
 import numpy as np
@@ -37,7 +39,16 @@ class Exported:
     skipped: list[str]
 
 
-def export_robomimic(episodes: list[Path], out: Path, outcomes: set[str],
+class EpisodePaths(Protocol):
+    """The episode files to export: a list, or the CLI's list that advances a progress bar as
+    each is iterated past."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Path]: ...
+
+
+def export_robomimic(episodes: EpisodePaths, out: Path, outcomes: set[str],
                      images: bool = True, compression: str | None = "lzf") -> Exported:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
