@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from collector.errors import EpisodeFileError
-from collector.storage.reader import open_episode
+from collector.storage.reader import Episode, Frames, open_episode
 from schemas.layout import CHANNEL_NAMES, CHANNEL_UNITS, FILL_RULE, FILL_RULE_ATTR
 
 ROWS = 256  # frames decoded and written at a time: memory stays bounded
@@ -78,7 +78,7 @@ def export_robomimic(episodes: EpisodePaths, out: Path, outcomes: set[str],
     return Exported(demos, total, skipped)
 
 
-def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> int:
+def _write_demo(demo: h5py.Group, ep: Episode, images: bool, compression: str | None) -> int:
     n = len(ep)
     obs = demo.create_group("obs")
     actions, action_names, action_units = [], [], []
@@ -117,7 +117,7 @@ def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> 
     return n
 
 
-def _field_order(ep, stream: str) -> list[str]:
+def _field_order(ep: Episode, stream: str) -> list[str]:
     layout = ep.layout
     for s in layout.streams if layout else []:
         if s.name == stream:
@@ -125,7 +125,7 @@ def _field_order(ep, stream: str) -> list[str]:
     return []
 
 
-def _write_frames(obs: h5py.Group, key: str, frames, compression: str | None) -> None:
+def _write_frames(obs: h5py.Group, key: str, frames: Frames, compression: str | None) -> None:
     n = len(frames)
     h, w, c = frames.shape
     ds = obs.create_dataset(key, (n, h, w, c), np.uint8, chunks=(1, h, w, c),

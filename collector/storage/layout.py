@@ -6,7 +6,10 @@ the in-pipeline `StreamLayout` and the file-system side (partial and rejected na
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +107,8 @@ class StreamLayout:
         return f"{root}/{self.name}/{name}"
 
 
-def episode_layout(streams: list[StreamLayout], image_shapes: dict, image_encoding: dict,
+def episode_layout(streams: list[StreamLayout], image_shapes: dict[str, tuple[int, int, int]],
+                   image_encoding: dict[str, Any],
                    keep_raw: bool) -> EpisodeLayout:
     """The file layout of an episode of these streams."""
     specs = []
@@ -120,7 +124,7 @@ def episode_layout(streams: list[StreamLayout], image_shapes: dict, image_encodi
     return EpisodeLayout(streams=specs, keep_raw=keep_raw)
 
 
-def partial_path(folder, episode_id: str):
+def partial_path(folder: Path, episode_id: str) -> Path:
     return folder / f"{episode_id}.h5{PARTIAL_SUFFIX}"
 
 
@@ -160,7 +164,7 @@ class Channels:
         return "  ".join(parts)
 
 
-def dataset_channels(attrs, field: str, count: int) -> Channels:
+def dataset_channels(attrs: Mapping[str, Any], field: str, count: int) -> Channels:
     """A field dataset's channels from its attributes; files written before they were stored
     name channels by index and give every channel the field's one `unit`."""
     names = [str(x) for x in attrs.get(CHANNEL_NAMES, [])]
