@@ -188,7 +188,7 @@ class Daemon:
                  duration_s=run.duration_s)
         # Between chunks: the operator's stop, reject or abort, and current health figures.
         summary = station.run_episode(run, lambda: self.control.ending,
-                                           lambda _run: self._refresh_health())
+                                      lambda _run: self._refresh_health())
         reason = summary.reason
         now = time.monotonic()
         a = summary.accounts
