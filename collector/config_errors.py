@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 import schemas.station  # noqa: F401  (its models join the union labels below)
 from schemas.devices import DEVICE_TYPES, StrictModel
@@ -78,7 +79,7 @@ def _either(messages: list[str]) -> str:
     return "; ".join(messages)
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     kind, ctx = error.get("type", ""), error.get("ctx") or {}
     got = error.get("input")
     if kind == "extra_forbidden":
@@ -141,7 +142,7 @@ def _location(loc: tuple, raw: Any, kind: str) -> str:
     return out
 
 
-def _other_branch_went_deeper(error: dict, errors: list[dict]) -> bool:
+def _other_branch_went_deeper(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
     """An error of a scalar branch of a union, where another branch of the same field failed
     on something inside the value: the user wrote the structure, not the scalar."""
     loc = tuple(error.get("loc", ()))

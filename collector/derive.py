@@ -129,6 +129,7 @@ class Deriver:
                 out[name] = finite_difference(t, values[source], prev)
         for name in self.fields:
             if name.endswith(LOWPASS_SUFFIX):
+                assert self.cutoff_hz is not None  # derived_fields adds these only with a cutoff
                 source = name[: -len(LOWPASS_SUFFIX)]
                 prev = None if self._last_t is None else (self._last_t, last[name])
                 out[name] = lowpass(t, values[source], self.cutoff_hz, prev)

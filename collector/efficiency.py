@@ -196,7 +196,8 @@ def combine(parts: list[EfficiencyAccounts],
         lost_samples.update(a.loss_samples)
     for cause, seconds in (idle_s or {}).items():
         if seconds > 0:
-            lost_s[cause] += seconds
+            # Counter sums float seconds fine; typeshed types its counts as int only
+            lost_s[cause] += seconds  # type: ignore[assignment]
             scheduled += seconds
     expected = sum(a.expected_samples for a in parts)
     delivered = sum(a.delivered_samples for a in parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from collector.replay.device import ReplayClock, ReplayDevice
 from collector.task import TaskRunner, make_task
@@ -14,13 +15,17 @@ from drivers.sim.world import SimWorld
 from schemas.devices import ARM_TYPES, ReplayConfig, SimArmConfig, SimCameraConfig, SimSensorConfig
 from schemas.station import StationConfig
 
+if TYPE_CHECKING:  # the hardware drivers are imported on demand (pyserial)
+    from drivers.serial_arm import SerialArm
+
 
 @dataclass
 class Rig:
-    """The open devices of one station, and the task runner when the station has an arm."""
+    """The open devices of one station, and the task runner when the station has an arm (a
+    replay device takes that role in a station without one)."""
 
     devices: list[Device]
-    task: TaskRunner | None
+    task: TaskRunner | ReplayDevice | None
 
     def streams(self) -> list[Device]:
         return [*self.devices, self.task] if self.task else list(self.devices)
@@ -44,7 +49,7 @@ class Rig:
 def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
     world = SimWorld(joints=_joints(config))
     devices: list[Device] = []
-    arm = None
+    arm: SimArm | SerialArm | None = None
     views = 0
     replay_clock = ReplayClock()  # every replay device of a rig plays on one clock
     for spec in config.devices:
@@ -76,8 +81,8 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
             device = open_real_device(spec)
             devices.append(device)
             if isinstance(spec, ARM_TYPES):
-                arm = device
-    task = None
+                arm = cast("SerialArm", device)  # what open_real_device opens for an arm
+    task: TaskRunner | ReplayDevice | None = None
     if arm is not None:
         episode = config.episode
         task = TaskRunner(arm, make_task(episode, arm.config.joints), episode.control_hz,

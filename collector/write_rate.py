@@ -15,7 +15,8 @@ import numpy as np
 from schemas.devices import (
     ARM_TYPES,
     CAMERA_TYPES,
-    LineSpec,
+    LineField,
+    PacketField,
     SerialSensorConfig,
     SimSensorConfig,
 )
@@ -91,12 +92,17 @@ def _signal_bytes(device, config: StationConfig) -> tuple[float, float | None]:
     if isinstance(device, SimSensorConfig | SerialSensorConfig):
         spec = device.protocol() if isinstance(device, SimSensorConfig) else (
             device.packet or device.lines)
-        values = sum(
-            f.count * (FLOAT64 if isinstance(spec, LineSpec) else np.dtype(f.dtype).itemsize)
-            for f in spec.fields if f.role is None)
+        assert spec is not None  # the config's validator requires packet or lines
+        values = sum(f.count * _wire_bytes(f) for f in spec.fields if f.role is None)
         lowpass = 2 if config.pipeline.derived.lowpass_hz is not None else 1
         return values * lowpass, device.rate_hz
     return 0.0, None
+
+
+def _wire_bytes(f: PacketField | LineField) -> int:
+    """Bytes one value of a sensor field takes in the episode: a line field is parsed as float64,
+    a packet field keeps its wire dtype."""
+    return np.dtype(f.dtype).itemsize if isinstance(f, PacketField) else FLOAT64
 
 
 def describe(rate: WriteRate, config: StationConfig) -> str:

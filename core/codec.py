@@ -19,7 +19,7 @@ IMAGE_FIELD = "image"
 ENCODED_COLOR = "true color (PIL/imageio decode to rgb, cv2.imdecode to bgr)"
 
 
-def encoding_params(spec: ImageEncoding) -> dict:
+def encoding_params(spec: ImageEncoding) -> dict[str, str | int]:
     """What a reader needs to decode the frames, stored with every image dataset.
 
     Raw frames are arrays in RGB order. JPEG/PNG bytes hold true colour (the codec's own

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CollectorError(Exception):
     """An expected failure: bad input, a missing device, a full disk. Never a bug."""
@@ -31,7 +33,8 @@ class DiskFullError(CollectorError):
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
-        self.summaries: list = []
+        # list[EpisodeSummary]; core sits below collector, so it cannot name the type
+        self.summaries: list[Any] = []
 
 
 class PipelineError(CollectorError):

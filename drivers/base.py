@@ -7,6 +7,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -201,7 +202,7 @@ class ThreadedDevice(Device):
             self._last_capture = np.iinfo(np.int64).min
         timed = device_ns >= 0
         if not timed.any():
-            return arrival_ns.copy()
+            return cast(np.ndarray, arrival_ns.copy())  # numpy types copy() as Any
         self.clock.update(device_ns[timed], arrival_ns[timed])
         out = arrival_ns.copy()
         out[timed] = self.clock.map(device_ns[timed])

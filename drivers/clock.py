@@ -82,13 +82,16 @@ class ClockMap:
         self._fit = (float(a), float(b))
 
     def _map_one(self, device_ns: int) -> int:
+        # only called once fitted, and a fit always has its origin
+        assert self._fit is not None and self._ref is not None
         a, b = self._fit
         return int(device_ns + a + b * (device_ns - self._ref))
 
     def map(self, device_ns: np.ndarray) -> np.ndarray:
         """Host capture times of device times; before any fit, device times unchanged."""
-        if self._fit is None:
-            return device_ns.copy()
+        if self._fit is None or self._ref is None:  # a fit always has its origin
+            unchanged: np.ndarray = device_ns.copy()  # numpy types copy() as Any
+            return unchanged
         a, b = self._fit
         x = (device_ns - self._ref).astype(np.float64)
         return device_ns + np.round(a + b * x).astype(np.int64)

@@ -51,8 +51,8 @@ class LineFormat:
             return b""
         sep = self.spec.separator if self.spec.format == "csv" else self.spec.separator + " "
         joined = cols[0]
-        for c in cols[1:]:
-            joined = np.char.add(np.char.add(joined, sep), c)
+        for col in cols[1:]:  # not `c`: that is the int column index above
+            joined = np.char.add(np.char.add(joined, sep), col)
         return ("\n".join(joined.tolist()) + "\n").encode()
 
 
@@ -105,7 +105,7 @@ class LineStream:
             seq = table[:, fmt.columns[fmt.sequence]].astype(np.int64)
         else:
             seq = np.arange(self.packets, self.packets + n, dtype=np.int64)
-        if fmt.device_time is not None:
+        if fmt.device_time is not None and self._to_ns is not None:  # both from one field
             device = self._to_ns(table[:, fmt.columns[fmt.device_time]])
         else:
             device = np.full(n, -1, np.int64)

@@ -10,11 +10,16 @@ header and counted, and a packet whose checksum fails is never emitted.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
 from schemas.devices import TIME_UNITS_NS, PacketSpec
+
+# rows (or raw values) in, one result per row out: checksums, time conversions
+ArrayFn = Callable[[np.ndarray], np.ndarray]
 
 
 def _crc16_byte_table() -> np.ndarray:
@@ -65,7 +70,8 @@ def _word_table(kind: str) -> np.ndarray:
 
 def _words(rows: np.ndarray, order: str) -> np.ndarray:
     """(n, 2k) bytes as (k, n) 16-bit words: one contiguous row per step of the CRC loop."""
-    return np.ascontiguousarray(rows).view(order + "u2").T.astype(np.uint16)
+    # cast: numpy types a view by dtype string as Any
+    return cast(np.ndarray, np.ascontiguousarray(rows).view(order + "u2").T.astype(np.uint16))
 
 
 def crc16_ccitt(rows: np.ndarray) -> np.ndarray:
@@ -95,15 +101,15 @@ def crc32(rows: np.ndarray) -> np.ndarray:
         crc ^= table[step]
     if m % 2:
         crc = CRC32_TABLE[(crc ^ rows[:, -1]) & 0xFF] ^ (crc >> 8)
-    return crc ^ np.uint32(0xFFFFFFFF)
+    return cast(np.ndarray, crc ^ np.uint32(0xFFFFFFFF))  # numpy types the xor as Any
 
 
 def xor8(rows: np.ndarray) -> np.ndarray:
-    return np.bitwise_xor.reduce(rows, axis=1).astype(np.uint8)
+    return cast(np.ndarray, np.bitwise_xor.reduce(rows, axis=1).astype(np.uint8))  # ufunc: Any
 
 
 def sum8(rows: np.ndarray) -> np.ndarray:
-    return (rows.sum(axis=1, dtype=np.uint32) & 0xFF).astype(np.uint8)
+    return cast(np.ndarray, (rows.sum(axis=1, dtype=np.uint32) & 0xFF).astype(np.uint8))  # Any
 
 
 CHECKSUM_FUNCS = {"xor8": (xor8, "u1"), "sum8": (sum8, "u1"),
@@ -119,10 +125,10 @@ class PacketFormat:
         self.spec = spec
         self.header = np.frombuffer(bytes.fromhex(spec.header), np.uint8)
         order = "<" if spec.byteorder == "little" else ">"
-        layout: list[tuple] = [(HEADER, "u1", (self.header.size,))]
+        layout: list[tuple[Any, ...]] = [(HEADER, "u1", (self.header.size,))]
         for f in spec.fields:
             layout.append((f.name, order + f.dtype, (f.count,)))
-        self.checksum_func = None
+        self.checksum_func: ArrayFn | None = None
         if spec.checksum != "none":
             func, code = CHECKSUM_FUNCS[spec.checksum]
             self.checksum_func = func
@@ -140,7 +146,7 @@ class PacketFormat:
         ok = rows[:, 0] == self.header[0]
         for j in range(1, self.header.size):
             ok &= rows[:, j] == self.header[j]
-        return ok
+        return cast(np.ndarray, ok)  # numpy types the in-place `&=` as Any
 
     def valid(self, rows: np.ndarray) -> np.ndarray:
         """Which (n, size) uint8 rows carry a correct checksum (header not checked)."""
@@ -148,7 +154,7 @@ class PacketFormat:
             return np.ones(rows.shape[0], bool)
         rows = np.ascontiguousarray(rows)
         stored = rows.reshape(-1).view(self.dtype)[CHECKSUM]
-        return self.checksum_func(rows[:, self.covered]) == stored
+        return cast(np.ndarray, self.checksum_func(rows[:, self.covered]) == stored)  # Any
 
     def encode(self, values: dict[str, np.ndarray], n: int) -> np.ndarray:
         """Packets for `n` samples as an (n, size) uint8 array; missing fields are zero."""
@@ -207,7 +213,7 @@ class Unwrapper:
         self.last_raw = None
 
 
-def time_to_ns(unit: str):
+def time_to_ns(unit: str) -> ArrayFn:
     factor = TIME_UNITS_NS[unit]
 
     def convert(v: np.ndarray) -> np.ndarray:
@@ -238,7 +244,7 @@ class PacketStream:
         fmt = self.format
         self._seq = Unwrapper(8 * np.dtype(fmt.sequence.dtype).itemsize) if fmt.sequence else None
         dt = fmt.device_time
-        self._time = None
+        self._time: Unwrapper | None = None
         if dt is not None:
             integer = np.dtype(dt.dtype).kind in "ui"
             self._time = Unwrapper(8 * np.dtype(dt.dtype).itemsize) if integer else None
@@ -311,7 +317,7 @@ class PacketStream:
     def decode(self, records: np.ndarray) -> Decoded:
         fmt = self.format
         n = records.shape[0]
-        if fmt.sequence is not None:
+        if fmt.sequence is not None and self._seq is not None:  # set together in __init__
             seq = self._seq(records[fmt.sequence.name][:, 0])
         else:
             seq = np.arange(self.packets - n, self.packets, dtype=np.int64)

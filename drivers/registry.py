@@ -17,7 +17,7 @@ from schemas.devices import (
 )
 
 
-def open_real_device(spec) -> Device:
+def open_real_device(spec: SerialSensorConfig | SerialArmConfig | OpenCVCameraConfig) -> Device:
     """The driver for a hardware device entry of the station YAML."""
     if isinstance(spec, SerialSensorConfig):
         return SerialSensor(spec)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import select
 import time
+from typing import cast
 
 import numpy as np
 import serial
 
 from core.errors import DeviceError
 from drivers.base import CapturedSamples
+from drivers.lines import LineStream
+from drivers.packet import PacketStream
 
 READ_TIMEOUT_S = 0.05  # a read returns at least this often, so the reader thread can stop
 
@@ -29,7 +32,7 @@ def open_port(port: str, baudrate: int, name: str) -> serial.SerialBase:
 
 def _fileno(port: serial.SerialBase) -> int | None:
     try:
-        return port.fileno()
+        return cast(int, port.fileno())  # pyserial is untyped
     except (AttributeError, OSError, serial.SerialException, NotImplementedError):
         return None
 
@@ -43,7 +46,7 @@ def read_available(port: serial.SerialBase, name: str) -> bytes:
     try:
         fd = _fileno(port)
         if fd is None:  # loop:// and friends: no descriptor to wait on
-            return port.read(max(1, port.in_waiting))
+            return cast(bytes, port.read(max(1, port.in_waiting)))  # pyserial is untyped
         ready, _, _ = select.select([fd], [], [], READ_TIMEOUT_S)
         return port.read(1 << 16) if ready else b""
     except (serial.SerialException, OSError, TypeError) as exc:
@@ -58,7 +61,8 @@ def write_all(port: serial.SerialBase, data: bytes, name: str) -> None:
         raise DeviceError(f"{name}: serial write failed: {exc}") from None
 
 
-def capture_packets(port: serial.SerialBase | None, name: str, parser) -> CapturedSamples | None:
+def capture_packets(port: serial.SerialBase | None, name: str,
+                    parser: PacketStream | LineStream) -> CapturedSamples | None:
     """Read what has arrived, decode it whole with `parser` (a PacketStream or LineStream,
     which keeps torn bytes and counts failures), and stamp every sample with the read's time."""
     if port is None:

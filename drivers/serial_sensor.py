@@ -29,6 +29,7 @@ class SerialSensor(ThreadedDevice):
             fmt = self.stream.format
             fields = {f.name: channel_info(f, str(fmt.value_dtype(f.name))) for f in fmt.values}
         else:
+            assert config.lines is not None  # the config's validator requires one of the two
             self.stream = LineStream(config.lines)
             fields = {f.name: channel_info(f, "float64")
                       for f in config.lines.fields if f.role is None}

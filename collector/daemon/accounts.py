@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -46,7 +46,7 @@ def read_session(path: Path) -> list[SessionRecord]:
 def fold(records: list[SessionRecord]) -> EfficiencyAccounts:
     """The session's accounts: episodes' accounts plus the intervals between them, by cause."""
     episodes = [r.accounts for r in records if r.kind == "episode" and r.accounts]
-    idle: Counter[str] = Counter()
+    idle: defaultdict[str, float] = defaultdict(float)  # not Counter: its counts are ints
     for r in records:
         if r.kind == "interval" and r.cause:
             idle[r.cause] += r.seconds

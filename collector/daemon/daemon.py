@@ -144,6 +144,11 @@ class Daemon:
 
     # -- the state machine -----------------------------------------------------------------
 
+    def _open(self) -> tuple[Station, SessionBook]:
+        """The station and its session book: set by `_run` before the state machine starts."""
+        assert self.station is not None and self.book is not None, "the daemon has not started"
+        return self.station, self.book
+
     def _loop(self) -> int:
         c = self.control
         while not c.shutdown:
@@ -166,28 +171,29 @@ class Daemon:
             self._reset()
         self._set_state("stopping")
         self._close_interval(None)
-        self.book.shutdown()
+        self._open()[1].shutdown()
         aborted = c.abort_on_shutdown
         self.log("stopped", session=self._session_summary(), aborted=aborted)
         return ExitCode.ABORTED if aborted else ExitCode.CLEAN
 
     def _record(self, start: StartEpisode) -> None:
-        self.station.check_disk()
+        station, book = self._open()
+        station.check_disk()
         cause_start = self._close_interval("episode_overhead")
-        run = self.station.begin_episode(start.duration_s)
+        run = station.begin_episode(start.duration_s)
         self.number += 1
         self.run_ = run
         self._set_state("recording")
         self.log("episode_started", episode_id=run.episode_id, number=self.number,
                  duration_s=run.duration_s)
         # Between chunks: the operator's stop, reject or abort, and current health figures.
-        summary = self.station.run_episode(run, lambda: self.control.ending,
-                                           lambda _run: self._refresh_health())
+        summary = station.run_episode(run, lambda: self.control.ending,
+                                      lambda _run: self._refresh_health())
         reason = summary.reason
         now = time.monotonic()
         a = summary.accounts
         with self.control.lock:  # status sees the episode booked and the state moved together
-            self.book.committed(summary, cause_start.mono, cause_start.wall, now)
+            book.committed(summary, cause_start.mono, cause_start.wall, now)
             self._interval = _Interval("idle", now, dt.datetime.now(dt.timezone.utc))
             self.last = LastEpisode(episode_id=summary.episode_id, outcome=summary.outcome,
                                     reason=reason, path=summary.path, accounts=a)
@@ -221,13 +227,13 @@ class Daemon:
 
     def _drain(self) -> None:
         """Between episodes: keep device buffers empty and the health figures current."""
-        self.station.discard()
+        self._open()[0].discard()
         self._refresh_health(force=True)
 
     def _refresh_health(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._health_at >= HEALTH_EVERY_S:
-            self.health = self.station.health()
+            self.health = self._open()[0].health()
             self._health_at = now
 
     def _set_state(self, state: str) -> None:
@@ -268,16 +274,19 @@ class Daemon:
             mode=c.mode, paused=c.paused, shutdown_requested=c.shutdown,
             episodes=dict(self.book.outcomes) if self.book else {},
             current_episode=current, last_episode=self.last, devices=self.health,
-            pipeline_lag_s=self.station.lag_s if run is not None else 0.0,
+            # a run implies the station: begun by it
+            pipeline_lag_s=(self.station.lag_s if run is not None and self.station is not None
+                            else 0.0),
             session=session, losses=asdict(loss_totals(session)),
         )
 
     def _session_summary(self) -> dict:
-        a = self.book.total
+        book = self._open()[1]
+        a = book.total
         return {"scheduled_s": round(a.scheduled_s, 3), "efficiency": round(a.efficiency, 4),
                 "availability": round(a.availability, 4),
                 "performance": round(a.performance, 4), "quality": round(a.quality, 4),
-                "episodes": dict(self.book.outcomes)}
+                "episodes": dict(book.outcomes)}
 
     # -- ending ----------------------------------------------------------------------------
 

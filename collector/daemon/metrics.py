@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from collector.efficiency import loss_totals
 from schemas.api import State, Status
 
-STATES = State.__args__
+STATES = get_args(State)
 
 
 class StationMetrics:

@@ -52,7 +52,9 @@ class _Hosted:
 
     def actor_id(self) -> str:
         """This actor's id: it names the stage in a crash cause (see `_crash_cause`)."""
-        return ray.get_runtime_context().get_actor_id()
+        actor_id = ray.get_runtime_context().get_actor_id()
+        assert actor_id is not None  # None only outside an actor, and this runs in one
+        return actor_id
 
     def node_id(self) -> str:
         """The Ray node this stage runs on (where a station's capture must be)."""
@@ -154,7 +156,8 @@ def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
     actor_id = getattr(exc, "actor_id", None)
     if actor_id is not None and not isinstance(actor_id, str):
         actor_id = actor_id.hex()
-    return f"crash:{roles.get(actor_id, 'stage')}"
+    stage = roles.get(actor_id, "stage") if actor_id is not None else "stage"
+    return f"crash:{stage}"
 
 
 def nominal_batch_bytes(infos: list[StreamInfo], chunk_s: float) -> float:
@@ -194,26 +197,31 @@ class RayEngine(Engine):
     def _start(self, config: StationConfig, realtime: bool) -> None:
         self._unless_cancelled()
         restartable = {"max_restarts": STAGE_RESTARTS, "max_task_retries": 0}
+        # The `type: ignore[attr-defined]`s below: @ray.remote makes each class an ActorClass
+        # (with .options and .remote), but ray types the decorated class as the class itself.
         # Capture runs where the station's hardware is: the node offering its custom resource.
+        placement = capture_placement(config.station.id)
         self.capture = self._started(
-            _CaptureActor.options(**restartable, **capture_placement(config.station.id)
+            _CaptureActor.options(**restartable, **placement  # type: ignore[attr-defined]
                                   ).remote(Capture, config, realtime, True))
         [infos] = self._get([self.capture.describe.remote()])
         self._infos = infos
         self.perception = self._started(
-            _PerceptionActor.options(**restartable).remote(make_perception, config, infos))
+            _PerceptionActor.options(**restartable).remote(  # type: ignore[attr-defined]
+                make_perception, config, infos))
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         workers = config.pipeline.computation_workers or cpus
         # the pool shares the CPUs (more workers than CPUs is allowed: it hides their waits)
         share = min(1.0, cpus / workers)
         self.pool = [
-            self._started(_ComputationActor.options(
+            self._started(_ComputationActor.options(  # type: ignore[attr-defined]
                 num_cpus=share, scheduling_strategy="SPREAD", **restartable,
             ).remote(make_computation, config, infos))
             for _ in range(workers)
         ]
         # owns the open file: never restarted
-        self.execution = self._started(_ExecutionActor.remote(make_execution))
+        self.execution = self._started(
+            _ExecutionActor.remote(make_execution))  # type: ignore[attr-defined]
         named = {"capture": self.capture, "perception": self.perception,
                  **{f"computation-{i}": w for i, w in enumerate(self.pool)}}
         # every actor up (a loaded host can take many seconds); actor id -> stage, for crashes

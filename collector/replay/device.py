@@ -136,7 +136,7 @@ class ReplayDevice(ThreadedDevice):
         chosen = self._file[f"{QUALITY}/{self.stream}/capture_ns"][first:stop]
         valid = np.flatnonzero(chosen >= 0)
         times, where = np.unique(chosen[valid], return_index=True)  # each frame once, in order
-        self._rows = first + valid[where]  # image rows to decode
+        self._rows: np.ndarray | None = first + valid[where]  # image rows to decode (cameras)
         self.times = times
         self.device = times
         self.arrival, self.seq = self._raw_times(times, self._rows)

@@ -80,11 +80,16 @@ class Execution:
                                      plan.start_metadata)
         return str(partial)
 
+    def _open(self) -> tuple[EpisodePlan, EpisodeWriter]:
+        """The episode begun and not yet finished: every call but `begin` needs one."""
+        assert self._plan is not None and self._writer is not None, "no episode begun"
+        return self._plan, self._writer
+
     def append(self, batch: GridBatch) -> int:
         """Returns how many grid rows the episode holds so far."""
         self._waiting[batch.index] = batch
         self._drain()
-        return self._writer.rows
+        return self._open()[1].rows
 
     def lose(self, index: int, cause: str, clock: EpisodeClock) -> int:
         """Batch `index` will never come (a stage crashed with it): account for it, move on.
@@ -94,10 +99,11 @@ class Execution:
         self._clock = self._clock or clock
         self._waiting[index] = cause
         self._drain()
-        return self._writer.rows
+        return self._open()[1].rows
 
     def _drain(self, flush: bool = False) -> None:
         while self._next_index in self._waiting:
+            plan, writer = self._open()
             ahead = self._blur_ahead()
             if not flush and ahead is not None and self._blur_waits(ahead):
                 return  # a camera's first frames wait for frames to be judged against
@@ -108,17 +114,17 @@ class Execution:
                 continue
             self._clock = ready.clock
             self._fill_gap(ready.first_tick)
-            if len(ready) and ready.first_tick < self._writer.rows:
+            if len(ready) and ready.first_tick < writer.rows:
                 continue  # a restarted stage re-sent ticks already written
-            self._blur.apply(ready, self._plan.camera_checks, (ahead or [])[1:])
-            self._writer.append(ready)
+            self._blur.apply(ready, plan.camera_checks, (ahead or [])[1:])
+            writer.append(ready)
             self._tally.add(ready)
             self._remember_last_frames(ready)
 
     def _blur_ahead(self) -> list[GridBatch] | None:
         """While a camera's blur is still settling: the batches arrived in order from the
         next one to write (None once every camera has frames to judge against)."""
-        if self._blur.settled(self._plan.camera_checks):
+        if self._blur.settled(self._open()[0].camera_checks):
             return None
         run, index = [], self._next_index
         while index in self._waiting:
@@ -136,24 +142,25 @@ class Execution:
             return False
         held_s = (ahead[-1].first_tick + len(ahead[-1]) - ahead[0].first_tick) \
             * ahead[0].clock.period_ns / 1e9
-        return held_s < HOLD_S and self._blur.waiting(ahead, self._plan.camera_checks)
+        return held_s < HOLD_S and self._blur.waiting(ahead, self._open()[0].camera_checks)
 
     def _remember_last_frames(self, batch: GridBatch) -> None:
-        for s in self._plan.streams:
+        for s in self._open()[0].streams:
             if s.is_camera and len(batch):
                 self._last_frames[s.name] = batch.streams[s.name].values[IMAGE_FIELD][-1:]
 
     def _fill_gap(self, first_tick: int) -> None:
         """Ticks lost with a crashed batch become missing rows, so the grid stays complete."""
-        gap = first_tick - self._writer.rows
+        plan, writer = self._open()
+        gap = first_tick - writer.rows
         if gap <= 0:
             return
+        assert self._clock is not None  # set by the batch (or loss) that showed the gap
         cause = self._lost_cause or "lost_batch"
-        plan = self._plan
-        filler = gap_batch(self._clock, self._writer.rows, first_tick, plan.streams,
+        filler = gap_batch(self._clock, writer.rows, first_tick, plan.streams,
                            plan.image_shapes, plan.image_encoding, self._last_frames)
-        self._writer.append(filler)
-        self._tally.add_lost(cause, gap, len(self._plan.streams))
+        writer.append(filler)
+        self._tally.add_lost(cause, gap, len(plan.streams))
         self._lost_cause = None
 
     def finish(self, metadata: EpisodeMetadata, recording_s: float,
@@ -163,7 +170,7 @@ class Execution:
             raise RuntimeError(f"batches {sorted(self._waiting)} arrived after a gap in order")
         if self._clock is not None:
             self._fill_gap(self._clock.ticks)  # the last batches may have been lost
-        plan, writer = self._plan, self._writer
+        plan, writer = self._open()
         accounts = self._tally.accounts(recording_s, overhead_s, metadata.outcome)
         keep = metadata.outcome not in ("rejected", "aborted")
         folder = plan.final_dir if keep else plan.rejected_dir

@@ -17,14 +17,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import h5py
 import numpy as np
 
 from collector.errors import EpisodeFileError
-from collector.storage.reader import open_episode
+from collector.storage.reader import Episode, Frames, open_episode
 from schemas.layout import CHANNEL_NAMES, CHANNEL_UNITS, FILL_RULE, FILL_RULE_ATTR
 
 ROWS = 256  # frames decoded and written at a time: memory stays bounded
@@ -37,7 +39,16 @@ class Exported:
     skipped: list[str]
 
 
-def export_robomimic(episodes: list[Path], out: Path, outcomes: set[str],
+class EpisodePaths(Protocol):
+    """The episode files to export: a list, or the CLI's list that advances a progress bar as
+    each is iterated past."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Path]: ...
+
+
+def export_robomimic(episodes: EpisodePaths, out: Path, outcomes: set[str],
                      images: bool = True, compression: str | None = "lzf") -> Exported:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +78,7 @@ def export_robomimic(episodes: list[Path], out: Path, outcomes: set[str],
     return Exported(demos, total, skipped)
 
 
-def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> int:
+def _write_demo(demo: h5py.Group, ep: Episode, images: bool, compression: str | None) -> int:
     n = len(ep)
     obs = demo.create_group("obs")
     actions, action_names, action_units = [], [], []
@@ -106,7 +117,7 @@ def _write_demo(demo: h5py.Group, ep, images: bool, compression: str | None) -> 
     return n
 
 
-def _field_order(ep, stream: str) -> list[str]:
+def _field_order(ep: Episode, stream: str) -> list[str]:
     layout = ep.layout
     for s in layout.streams if layout else []:
         if s.name == stream:
@@ -114,7 +125,7 @@ def _field_order(ep, stream: str) -> list[str]:
     return []
 
 
-def _write_frames(obs: h5py.Group, key: str, frames, compression: str | None) -> None:
+def _write_frames(obs: h5py.Group, key: str, frames: Frames, compression: str | None) -> None:
     n = len(frames)
     h, w, c = frames.shape
     ds = obs.create_dataset(key, (n, h, w, c), np.uint8, chunks=(1, h, w, c),

@@ -6,11 +6,14 @@ the in-pipeline `StreamLayout` and the file-system side (partial and rejected na
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from schemas.layout import (  # noqa: F401  (re-exported: the paths inside an episode file)
+from schemas.layout import (
     ACTIONS,
     ALOHA_ACTION,
     ALOHA_QPOS,
@@ -33,6 +36,39 @@ from schemas.layout import (  # noqa: F401  (re-exported: the paths inside an ep
     default_channel_names,
     summary_unit,
 )
+
+# the paths inside an episode file are re-exported from schemas.layout, so the pipeline
+# imports one module
+__all__ = [
+    "ACTIONS",
+    "ALOHA_ACTION",
+    "ALOHA_QPOS",
+    "CHANNEL_NAMES",
+    "CHANNEL_UNITS",
+    "EFFICIENCY",
+    "IMAGES",
+    "LAYOUT_ATTR",
+    "OBSERVATIONS",
+    "PARTIAL_SUFFIX",
+    "QUALITY",
+    "RAW",
+    "RAW_TIMES",
+    "REJECTED_DIR",
+    "SYNC_FIELDS",
+    "TIMESTAMPS",
+    "VLEN_UINT8",
+    "Channels",
+    "EpisodeLayout",
+    "FieldSpec",
+    "ImageSpec",
+    "StreamLayout",
+    "StreamSpec",
+    "dataset_channels",
+    "default_channel_names",
+    "episode_layout",
+    "partial_path",
+    "summary_unit",
+]
 
 PARTIAL_SUFFIX = ".partial"
 REJECTED_DIR = "rejected"
@@ -71,7 +107,8 @@ class StreamLayout:
         return f"{root}/{self.name}/{name}"
 
 
-def episode_layout(streams: list[StreamLayout], image_shapes: dict, image_encoding: dict,
+def episode_layout(streams: list[StreamLayout], image_shapes: dict[str, tuple[int, int, int]],
+                   image_encoding: dict[str, Any],
                    keep_raw: bool) -> EpisodeLayout:
     """The file layout of an episode of these streams."""
     specs = []
@@ -87,7 +124,7 @@ def episode_layout(streams: list[StreamLayout], image_shapes: dict, image_encodi
     return EpisodeLayout(streams=specs, keep_raw=keep_raw)
 
 
-def partial_path(folder, episode_id: str):
+def partial_path(folder: Path, episode_id: str) -> Path:
     return folder / f"{episode_id}.h5{PARTIAL_SUFFIX}"
 
 
@@ -127,7 +164,7 @@ class Channels:
         return "  ".join(parts)
 
 
-def dataset_channels(attrs, field: str, count: int) -> Channels:
+def dataset_channels(attrs: Mapping[str, Any], field: str, count: int) -> Channels:
     """A field dataset's channels from its attributes; files written before they were stored
     name channels by index and give every channel the field's one `unit`."""
     names = [str(x) for x in attrs.get(CHANNEL_NAMES, [])]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -62,7 +63,7 @@ def grid_rows(f: h5py.File) -> int:
     """Rows every grid dataset (/timestamps, /observations, /actions, /quality) holds."""
     lengths = [f[TIMESTAMPS].shape[0]]
 
-    def visit(name: str, obj) -> None:
+    def visit(name: str, obj: object) -> None:
         if isinstance(obj, h5py.Dataset) and obj.shape:
             lengths.append(obj.shape[0])
 
@@ -97,7 +98,7 @@ class Episode:
         self.file.close()
 
     @property
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         return {k: plain_attr(v) for k, v in self.file.attrs.items()}
 
     @property
@@ -116,7 +117,7 @@ class Episode:
 
     @property
     def timestamps(self) -> np.ndarray:
-        return self.file[TIMESTAMPS][:len(self)]
+        return cast(np.ndarray, self.file[TIMESTAMPS][:len(self)])  # h5py is untyped
 
     def __len__(self) -> int:
         """Grid rows. A file being written counts only the rows every grid dataset holds: a
@@ -183,7 +184,7 @@ class Episode:
         return {k: v[:] for k, v in self.file[path].items()} if path in self.file else {}
 
     @property
-    def efficiency(self) -> dict:
+    def efficiency(self) -> dict[str, Any]:
         if EFFICIENCY not in self.file:
             return {}
         return {k: plain_attr(v) for k, v in self.file[EFFICIENCY].attrs.items()}
@@ -208,7 +209,7 @@ def open_episode(path: str | Path) -> Episode:
     return Episode(path)
 
 
-def plain_attr(value):
+def plain_attr(value: Any) -> Any:
     """An HDF5 attribute as a plain Python value (numpy scalars unwrapped, bytes decoded)."""
     if isinstance(value, np.generic):
         return value.item()

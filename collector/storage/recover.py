@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -256,7 +257,7 @@ def _increasing_prefix(ts: np.ndarray) -> int:
     return int(bad[0] + 1) if bad.size else int(ts.shape[0])
 
 
-def _metadata(attrs: dict, partial: Path, result: Recovery) -> EpisodeMetadata:
+def _metadata(attrs: dict[str, Any], partial: Path, result: Recovery) -> EpisodeMetadata:
     started = attrs.get("started_at", "")
     try:
         ended = (dt.datetime.fromisoformat(started)

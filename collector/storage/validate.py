@@ -19,7 +19,7 @@ from schemas.episode import (
     EpisodeMetadata,
     unflatten_accounts,
 )
-from schemas.layout import DatasetSpec, EpisodeLayout
+from schemas.layout import DatasetSpec, EpisodeLayout, ImageSpec
 
 SAMPLED_FRAMES = 8  # frames decoded per camera unless every frame is asked for
 
@@ -139,7 +139,7 @@ def _dataset(f: h5py.File, spec: DatasetSpec, rows: int | None) -> list[str]:
     return out
 
 
-def _frames(ds: h5py.Dataset, image, all_frames: bool) -> list[str]:
+def _frames(ds: h5py.Dataset, image: ImageSpec, all_frames: bool) -> list[str]:
     n = ds.shape[0]
     if not n:
         return []

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -48,7 +49,7 @@ from schemas.layout import FILL_RULE, FILL_RULE_ATTR, DatasetSpec, EpisodeLayout
 from schemas.station import StorageConfig
 
 
-def compression_options(name: str) -> dict:
+def compression_options(name: str) -> dict[str, Any]:
     """h5py dataset keywords for a `storage.compression` choice (numeric datasets only)."""
     if name == "none":
         return {}
@@ -59,7 +60,7 @@ def compression_options(name: str) -> dict:
     return {"compression": name}
 
 
-def hdf5_dtype(name: str):
+def hdf5_dtype(name: str) -> np.dtype[Any]:
     return h5py.vlen_dtype(np.uint8) if name == VLEN_UINT8 else np.dtype(name)
 
 
@@ -107,8 +108,9 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 class EpisodeWriter:
-    def __init__(self, partial_path: Path, streams: list[StreamLayout], image_shapes: dict,
-                 image_encoding: dict, storage: StorageConfig, start_metadata: dict | None = None):
+    def __init__(self, partial_path: Path, streams: list[StreamLayout],
+                 image_shapes: dict[str, tuple[int, int, int]], image_encoding: dict[str, Any],
+                 storage: StorageConfig, start_metadata: dict[str, Any] | None = None):
         self.partial_path = Path(partial_path)
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         self.streams = {s.name: s for s in streams}
@@ -151,7 +153,7 @@ class EpisodeWriter:
 
     # -- layout ---------------------------------------------------------------------------
 
-    def _create(self, image_encoding: dict) -> None:
+    def _create(self, image_encoding: dict[str, Any]) -> None:
         f = self._file
         for spec in self.layout.datasets():
             create_dataset(f, spec, self.storage.compression)

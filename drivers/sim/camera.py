@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer: a counter in, well-spread 64 bits out (uint64 arithmetic wraps)."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    return cast(np.ndarray, x ^ (x >> np.uint64(31)))  # numpy types the uint64 xor as Any
 
 
 def fault_draws(faults: Faults, view: int, index: np.ndarray) -> dict[str, np.ndarray]:
@@ -189,7 +190,7 @@ class SimCamera(ThreadedDevice):
         cv2.rectangle(image, (int(ox) - s, int(oz) - s), (int(ox) + s, int(oz) + s),
                       (0, 140, 255), -1)
         write_counter(image, index)
-        return image
+        return cast(np.ndarray, image)  # cv2 is untyped: its drawing calls make `image` Any
 
 
 def _background(width: int, height: int, view: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, cast
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class SerialPeer:
         hit = self.faults.draw(rows.size, rate).reshape(rows.shape)
         if hit.any():
             rows[hit] ^= self.faults.rng.integers(1, 256, int(hit.sum()), dtype=np.uint8)
-        return hit.any(axis=1)
+        return cast(np.ndarray, hit.any(axis=1))  # numpy types any(axis) as bool | array
 
 
 def _raw(values: np.ndarray, dtype: str, scale: float | None) -> np.ndarray:
@@ -136,6 +137,10 @@ def _raw(values: np.ndarray, dtype: str, scale: float | None) -> np.ndarray:
     return v.astype(dt)
 
 
+# seq, device times, expected values per field, corrupted: the block last sent
+SentBlock = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]
+
+
 class SimSensorPeer(SerialPeer):
     """The simulated force/torque sensor, speaking its declared packet (or lines) protocol."""
 
@@ -145,17 +150,20 @@ class SimSensorPeer(SerialPeer):
         self.config = config
         self.world = world
         self.protocol = config.protocol()
-        self.binary = isinstance(self.protocol, PacketSpec)
-        self.format = PacketFormat(self.protocol) if self.binary else LineFormat(self.protocol)
+        self.format: PacketFormat | LineFormat = (
+            PacketFormat(self.protocol) if isinstance(self.protocol, PacketSpec)
+            else LineFormat(self.protocol))
+        self.binary = isinstance(self.format, PacketFormat)
         self.period_ns = int(1e9 / config.rate_hz)
         self.next_seq = 0
         self.t0_ns = 0
         self.corrupted_packets = 0  # ground truth: packets with at least one flipped byte
         self.fields = [f for f in self.protocol.fields if f.role is None]
-        logged = {f.name: ((f.count,), np.dtype(np.float64)) for f in self.fields}
+        logged: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {
+            f.name: ((f.count,), np.dtype(np.float64)) for f in self.fields}
         logged["corrupted"] = ((1,), np.dtype(bool))
         self.sent = SampleRing(log_samples, logged) if log_samples else None
-        self._pending: tuple | None = None
+        self._pending: SentBlock | None = None
 
     def begin(self, now: int) -> None:
         self.t0_ns = now
@@ -189,7 +197,7 @@ class SimSensorPeer(SerialPeer):
                 raw = _raw(signal[:, cols], getattr(f, "dtype", "f8"), f.scale)
                 values[f.name] = raw
                 expected[f.name] = raw.astype(np.float64) * (f.scale or 1.0)
-        if self.binary:
+        if isinstance(self.format, PacketFormat):  # self.binary, narrowed for the type checker
             rows = self.format.encode(values, n).copy()
             corrupted = self.flip_bytes(rows)
             self.corrupted_packets += int(corrupted.sum())

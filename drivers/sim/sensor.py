@@ -41,6 +41,7 @@ class SimSensor(ThreadedDevice):
         self.pacer.next_ns = max(self.pacer.next_ns, now)
 
     def _capture(self) -> CapturedSamples | None:
+        assert self.t0_ns is not None, "captured before _connect"  # the reader connects first
         now = self.pacer.wait(self._stop) if self.pacer.realtime else None
         if now is None:  # max mode: one block's worth of samples per call
             last = self.next_seq + int(BLOCK_S * 1e9 / self.period_ns)

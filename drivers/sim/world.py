@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import cast
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class SimWorld:
                 decay = float(alpha[-1, 0])
                 self.gripper = self.gripper_target + (self.gripper - self.gripper_target) * decay
                 self._update_object()
-            return q
+            return cast(np.ndarray, q)  # numpy types the broadcast arithmetic as Any
 
     def _update_object(self) -> None:
         tip = self.tip_xy()
