@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 
 from collector.storage.reader import grid_rows
-from tests.conftest import ROOT, partials, run_cli, start_recorder, wait_for_partial, wait_until
+from tests.conftest import (
+    ROOT,
+    partials,
+    record_one,
+    run_cli,
+    start_recorder,
+    wait_for_partial,
+    wait_until,
+)
 
 
 def read_flushed(path: Path) -> dict[str, np.ndarray] | None:
@@ -179,3 +187,23 @@ def test_recover_a_recorder_killed_while_finishing(tmp_path, moment):
     assert not partial.exists() and not list(partial.parent.glob("*.unlocked"))
     with h5py.File(path, "r") as f:
         assert f.attrs["outcome"] == "recovered" and f["timestamps"].shape == (90,)
+
+
+@pytest.mark.parametrize("kept_bytes", [0, 48])  # nothing yet; its superblock and nothing else
+def test_a_partial_killed_as_it_was_created_is_set_aside_not_an_error(tmp_path, kept_bytes):
+    """A kill between the partial's creation and its first flush leaves only the superblock on
+    disk (eof 48): nothing was recorded in it, so recover sets it aside and exits 0, as for a
+    readable partial with no rows. (A file cut after real objects were written is a real loss;
+    recover on such files is issue 18's, which has the hang on them.)"""
+    episode = Path(record_one(tmp_path / "src", 1.0).path)
+    day = tmp_path / "out" / "sim-01" / "2026-12-01"
+    day.mkdir(parents=True)
+    partial = day / (episode.name + ".partial")
+    partial.write_bytes(episode.read_bytes()[:kept_bytes])
+    done = run_cli("recover", str(tmp_path / "out"), "--min-age", "0")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "stopped while the file was being created" in done.stdout + done.stderr
+    assert not partial.exists()
+    [kept] = (tmp_path / "out" / "sim-01" / "rejected").iterdir()  # set aside, never deleted
+    assert kept.stat().st_size == kept_bytes

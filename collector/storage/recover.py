@@ -42,6 +42,9 @@ COPY_ROWS = 1024  # rows copied at a time: memory stays bounded for any episode 
 RECOVERING_SUFFIX = ".recovering"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 UNRECOVERABLE_SUFFIX = ".unrecoverable"  # kept in rejected/ under this name, never deleted
+# A version 2/3 superblock is 48 bytes: a partial no longer than that holds the file's creation
+# and nothing else (the writer was killed before its first flush put any object on disk).
+SUPERBLOCK_BYTES = 48
 
 
 class NothingFlushed(EpisodeFileError):
@@ -120,6 +123,9 @@ def open_partial(partial: Path, unlocked: Path) -> h5py.File:
     written: HDF5 marked it open for writing and refuses it; then a copy with that mark cleared
     (what `h5clear -s` does) is opened instead, and the partial itself stays untouched.
     """
+    if partial.stat().st_size <= SUPERBLOCK_BYTES:
+        raise NothingFlushed(f"{partial}: stopped while the file was being created, "
+                             f"before anything was written to it")
     try:
         return h5py.File(partial, "r", swmr=True, libver="latest")
     except OSError:
