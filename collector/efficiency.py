@@ -136,17 +136,16 @@ class EpisodeTally:
         self.crashed[cause] += ticks * streams
         self.held += ticks * streams
 
-    def accounts(self, recording_s: float, overhead_s: dict[str, float],
-                 outcome: str) -> EfficiencyAccounts:
-        """Close the books. `overhead_s`: scheduled time not spent recording, by cause."""
+    def accounts(self, recording_s: float, outcome: str) -> EfficiencyAccounts:
+        """Close the books. An episode is scheduled for its grid alone: the time around it
+        (start-up, set-up, commit, resets) is the session's (collector/daemon/accounts.py)."""
         hz = 1e9 / self.period_ns if self.period_ns else 0.0
         recording_s = max(recording_s, 0.0)
         device_lost = {n: min(c.lost_s, recording_s) for n, c in self.counters.items()
                        if c.lost_s > 0}
-        lost_s = {k: v for k, v in overhead_s.items() if v > 0}
-        lost_s |= {f"disconnect:{n}": v for n, v in device_lost.items()}
+        lost_s = {f"disconnect:{n}": v for n, v in device_lost.items()}
         unavailable = max(device_lost.values(), default=0.0)  # streams down together overlap
-        scheduled = recording_s + sum(v for v in overhead_s.values() if v > 0)
+        scheduled = recording_s
         available = max(recording_s - unavailable, 0.0)
 
         streams = len(self.missing) or 1

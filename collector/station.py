@@ -154,7 +154,7 @@ class Station:
                 if self.stop.is_set():
                     break
                 began, began_wall = time.monotonic(), _wall_ago(0.0)
-                summary = self.record_episode(number, episodes, {}, progress)
+                summary = self.record_episode(number, episodes, progress)
                 summaries.append(summary)
                 if book is not None:
                     book.committed(summary, began, began_wall, time.monotonic())
@@ -183,7 +183,7 @@ class Station:
             return StopRequest("stopped by low disk space (below storage.min_free_gb)")
         return None
 
-    def record_episode(self, number: int, episodes: int, overhead_s: dict[str, float],
+    def record_episode(self, number: int, episodes: int,
                        progress: Callable[[Progress], None] | None = None,
                        duration_s: float | None = None) -> EpisodeSummary:
         def report(run: EpisodeRun) -> None:
@@ -191,12 +191,11 @@ class Station:
                 elapsed = min((time.monotonic_ns() - run.clock.start_ns) / 1e9, run.duration_s)
                 progress(Progress(number, episodes, elapsed, run.duration_s, "recording"))
 
-        return self.run_episode(self.begin_episode(duration_s), self.asked_to_end, report,
-                                overhead_s=overhead_s)
+        return self.run_episode(self.begin_episode(duration_s), self.asked_to_end, report)
 
     def run_episode(self, run: EpisodeRun, asked_to_end: Callable[[], EndRequest | None],
-                    after_chunk: Callable[[EpisodeRun], None] | None = None, wait: bool = True,
-                    overhead_s: dict[str, float] | None = None) -> EpisodeSummary:
+                    after_chunk: Callable[[EpisodeRun], None] | None = None,
+                    wait: bool = True) -> EpisodeSummary:
         """The episode loop, for every caller: one chunk at a time until the final batch is in,
         then commit. `asked_to_end` is asked before each chunk until it answers (the grid is
         then cut short at the tick due) and once more at the end (its outcome then overrides
@@ -214,7 +213,7 @@ class Station:
         request = asked_to_end()
         outcome = request.outcome if request else None
         reason = request.reason if request and outcome else ""  # a stop: end_episode says why
-        return self.end_episode(run, overhead_s or {}, outcome, reason)
+        return self.end_episode(run, outcome, reason)
 
     # The episode in steps, for `run_episode` (and tests that act between chunks).
 
@@ -276,8 +275,8 @@ class Station:
         run.index += 1
         return final
 
-    def end_episode(self, run: EpisodeRun, overhead_s: dict[str, float],
-                    outcome: str | None = None, reason: str = "") -> EpisodeSummary:
+    def end_episode(self, run: EpisodeRun, outcome: str | None = None,
+                    reason: str = "") -> EpisodeSummary:
         """Stop the task and commit; `outcome` (rejected, aborted) overrides the task's.
 
         The task decides success or failure only when it ran to its end: an episode cut short,
@@ -291,7 +290,7 @@ class Station:
         metadata = EpisodeMetadata(
             **run.start_metadata, ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
             outcome=outcome or ("success" if succeeded else "failure"), reason=reason)
-        return self.engine.finish_episode(metadata, recorded_s, overhead_s)
+        return self.engine.finish_episode(metadata, recorded_s)
 
     def reset(self, number: int, episodes: int,
               progress: Callable[[Progress], None] | None = None) -> float:

@@ -62,7 +62,7 @@ def test_a_lagging_pipeline_leaves_every_device_up(tmp_path):
         assert shown["collector_pipeline_lag_seconds"] > OLD_STALE_S
         while not s.step_episode(run):
             pass
-        s.end_episode(run, {})
+        s.end_episode(run)
     finally:
         s.close()
 

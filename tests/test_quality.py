@@ -211,7 +211,7 @@ def test_efficiency_counts_each_lost_or_bad_tick_once():
     tally = EpisodeTally()
     tally.add(_grid_batch(n, {"dropped": dropped, "blurred": blurred, "overexposed": over},
                           missing))
-    a = tally.accounts(1.0, {}, "success")
+    a = tally.accounts(1.0, "success")
     assert a.delivered_samples == n - 5 and a.good_samples == n - 5 - 4
     assert a.loss_samples == {"sync_miss:cam": 2, "dropped:cam": 3, "blurred:cam": 3,
                               "overexposed:cam": 1}

@@ -186,7 +186,7 @@ def _warm_up(station: Station, say) -> float:
     """Record one short episode that is not counted (fresh worker processes fault in their
     memory); returns its steady camera frames per second."""
     say(f"warm-up episode ({WARMUP_EPISODE_S:g} s, not counted) ...")
-    summary = station.record_episode(0, 0, {}, duration_s=WARMUP_EPISODE_S)
+    summary = station.record_episode(0, 0, duration_s=WARMUP_EPISODE_S)
     Path(summary.path).unlink(missing_ok=True)
     return _steady_fps([summary])[0]
 

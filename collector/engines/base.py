@@ -73,8 +73,7 @@ class Engine(ABC):
         """Read the devices now and push the batch down the pipeline (may return early)."""
 
     @abstractmethod
-    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float,
-                       overhead_s: dict[str, float]) -> EpisodeSummary:
+    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
         """Wait for every batch in flight, then commit the episode."""
 
     def stats(self) -> EngineStats:

@@ -48,9 +48,8 @@ class InlineEngine(Engine):
         raw = self.capture.read_batch(clock, index, final)
         self.execution.append(self.computation.process(self.perception.process(raw)))
 
-    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float,
-                       overhead_s: dict[str, float]) -> EpisodeSummary:
-        return self.execution.finish(metadata, recording_s, overhead_s)
+    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
+        return self.execution.finish(metadata, recording_s)
 
     def health(self) -> dict[str, dict]:
         return self.capture.health()

@@ -123,9 +123,8 @@ class _ExecutionActor(_Hosted):
     def begin(self, plan: EpisodePlan) -> str:
         return self.stage.begin(plan)
 
-    def finish(self, metadata: EpisodeMetadata, recording_s: float,
-               overhead_s: dict[str, float]) -> EpisodeSummary:
-        return self.stage.finish(metadata, recording_s, overhead_s)
+    def finish(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
+        return self.stage.finish(metadata, recording_s)
 
     def close(self) -> None:
         self.stage.close()
@@ -323,12 +322,11 @@ class RayEngine(Engine):
                 _, refs[:] = ray.wait(refs, num_returns=len(refs), timeout=0)
         return min(range(len(self.pool)), key=lambda i: len(self._busy[i]))
 
-    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float,
-                       overhead_s: dict[str, float]) -> EpisodeSummary:
+    def finish_episode(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
         while self.inflight:
             ray.get(self.inflight.popleft())
         self._last_read = None
-        return ray.get(self.execution.finish.remote(metadata, recording_s, overhead_s))
+        return ray.get(self.execution.finish.remote(metadata, recording_s))
 
     def health(self) -> dict[str, dict]:
         return ray.get(self.capture.health.remote())

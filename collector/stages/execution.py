@@ -163,15 +163,14 @@ class Execution:
         self._tally.add_lost(cause, gap, len(plan.streams))
         self._lost_cause = None
 
-    def finish(self, metadata: EpisodeMetadata, recording_s: float,
-               overhead_s: dict[str, float]) -> EpisodeSummary:
+    def finish(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
         self._drain(flush=True)  # batches held for a camera's first blur judgement
         if self._waiting:
             raise RuntimeError(f"batches {sorted(self._waiting)} arrived after a gap in order")
         if self._clock is not None:
             self._fill_gap(self._clock.ticks)  # the last batches may have been lost
         plan, writer = self._open()
-        accounts = self._tally.accounts(recording_s, overhead_s, metadata.outcome)
+        accounts = self._tally.accounts(recording_s, metadata.outcome)
         keep = metadata.outcome not in ("rejected", "aborted")
         folder = plan.final_dir if keep else plan.rejected_dir
         path = writer.finish(folder / f"{plan.episode_id}.h5", metadata, accounts)
