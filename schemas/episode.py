@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.layout import FILL_RULE
 
 FORMAT: Final = "collector.episode"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: video-coded cameras (/videos); 1 is still read
 
 # `truncated`: cut short (signal, operator stop, low disk) before the task finished; its
 # `reason` says by what and when. Export leaves it out unless asked.

@@ -12,9 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.station import VIDEO_ENCODINGS
+
 # Paths inside the file.
 TIMESTAMPS = "timestamps"
 IMAGES = "observations/images"
+VIDEOS = "videos"  # format 2: /videos/<camera>/*, every frame of a video-coded camera once
 OBSERVATIONS = "observations"
 ACTIONS = "actions"
 QUALITY = "quality"
@@ -37,6 +40,14 @@ RAW_TIMES = ("arrival_ns", "capture_ns", "device_ns", "seq")
 
 VLEN_UINT8 = "vlen_uint8"  # encoded images: one variable-length byte array per frame
 
+# Format 2. A video-coded camera (encoding h264 or av1) stores each frame once, at its own rate,
+# as one packet, with its times: /videos/<camera>/<name>, all of one length (its frames). Its
+# grid dataset /observations/images/<camera> holds, per tick, the index of the frame the tick
+# shows (NO_FRAME: none yet). The group's attributes say how to decode (core/video.py).
+VIDEO_FIELDS = {"packets": VLEN_UINT8, "keyframe": "bool", "capture_ns": "int64",
+                "device_ns": "int64", "arrival_ns": "int64", "seq": "int64"}
+NO_FRAME = -1
+
 # Rows per HDF5 chunk. Grid chunks of 64 ticks (~2 s at 30 Hz) keep a flush cheap and a
 # per-tick read small; raw chunks of 1024 samples (~1 s of a 1 kHz sensor) likewise; encoded
 # frames go 8 per chunk (~0.4 MB of JPEG) and raw frames one per chunk, so reading frame i
@@ -44,6 +55,7 @@ VLEN_UINT8 = "vlen_uint8"  # encoded images: one variable-length byte array per 
 GRID_CHUNK = 64
 RAW_CHUNK = 1024
 IMAGE_CHUNK = 8
+VIDEO_CHUNK = 64  # packets of ~2 s at 30 fps: ~0.1-0.5 MB, one flush's worth or more
 
 
 class FieldSpec(BaseModel):
@@ -63,7 +75,11 @@ class ImageSpec(BaseModel):
     height: int
     width: int
     channels: int = 3
-    encoding: Literal["jpeg", "png", "raw"]
+    encoding: Literal["jpeg", "png", "raw", "h264", "av1"]
+
+    @property
+    def is_video(self) -> bool:
+        return self.encoding in VIDEO_ENCODINGS
 
 
 class StreamSpec(BaseModel):
@@ -75,6 +91,10 @@ class StreamSpec(BaseModel):
     fields: dict[str, FieldSpec] = Field(description="non-camera streams: grid-aligned fields")
     quality: dict[str, str] = Field(default_factory=dict, description="extra flag -> dtype")
     image: ImageSpec | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.image is not None and self.image.is_video
 
 
 @dataclass(frozen=True)
@@ -94,12 +114,13 @@ class EpisodeLayout(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = 1
+    format_version: int = 2  # files written before format 2 say 1 here
     streams: list[StreamSpec]
     keep_raw: bool = True
 
     def datasets(self) -> list[DatasetSpec]:
-        return self.grid_datasets() + [d for s in self.streams for d in self.raw_datasets(s)]
+        return (self.grid_datasets() + [d for s in self.streams for d in self.raw_datasets(s)]
+                + [d for s in self.streams for d in self.video_datasets(s)])
 
     def grid_datasets(self) -> list[DatasetSpec]:
         """Every dataset with one row per tick: all must have the length of /timestamps."""
@@ -117,7 +138,7 @@ class EpisodeLayout(BaseModel):
 
     def raw_datasets(self, s: StreamSpec) -> list[DatasetSpec]:
         """The full-rate samples of one stream: all of equal length, their own."""
-        if not self.keep_raw:
+        if not self.keep_raw or s.is_video:  # a video camera's frame times are its video's
             return []
         out = [DatasetSpec(f"{RAW}/{s.name}/{t}", (), "int64", RAW_CHUNK, grid=False)
                for t in RAW_TIMES]
@@ -125,6 +146,18 @@ class EpisodeLayout(BaseModel):
             out += [DatasetSpec(f"{RAW}/{s.name}/{name}", f.shape, f.dtype, RAW_CHUNK, grid=False)
                     for name, f in s.fields.items()]
         return out
+
+
+    def video_datasets(self, s: StreamSpec) -> list[DatasetSpec]:
+        """A video-coded camera's frames, once each: all of equal length, their own."""
+        if not s.is_video:
+            return []
+        return [DatasetSpec(video_path(s.name, name), (), dtype, VIDEO_CHUNK, grid=False,
+                            numeric=name != "packets") for name, dtype in VIDEO_FIELDS.items()]
+
+
+def video_path(camera: str, name: str = "") -> str:
+    return f"{VIDEOS}/{camera}/{name}" if name else f"{VIDEOS}/{camera}"
 
 
 def grid_path(stream: StreamSpec, field: str) -> str:
@@ -137,6 +170,8 @@ def grid_path(stream: StreamSpec, field: str) -> str:
 def image_dataset(s: StreamSpec) -> DatasetSpec:
     img = s.image
     assert img is not None, "only camera streams come here, and each has its image spec"
+    if img.is_video:  # the index of the frame each tick shows
+        return DatasetSpec(grid_path(s, "image"), (), "int64", GRID_CHUNK, grid=True)
     if img.encoding == "raw":
         return DatasetSpec(grid_path(s, "image"), (img.height, img.width, img.channels), "uint8",
                            1, grid=True, numeric=False)

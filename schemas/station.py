@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from schemas.devices import (
     CAMERA_TYPES,
@@ -81,11 +81,58 @@ class EpisodeConfig(StrictModel):
         return task
 
 
+VIDEO_ENCODINGS = ("h264", "av1")  # stored once per camera frame, as a video (core/video.py)
+
+
 class ImageEncoding(StrictModel):
-    encoding: Literal["jpeg", "png", "raw"] = "jpeg"
+    """How one camera's frames are stored. `jpeg`, `png` and `raw` store the frame each grid
+    tick shows, per tick; `h264` and `av1` store every frame once, at the camera's rate, as a
+    video the grid points into."""
+
+    encoding: Literal["jpeg", "png", "raw", "h264", "av1"] = "jpeg"
     quality: int = Field(90, ge=1, le=100, description="JPEG quality")
     png_compression: int = Field(1, ge=0, le=9)
     resize: tuple[int, int] | None = Field(None, description="[width, height] after capture")
+    crf: int | None = Field(None, ge=0, le=63, description="video: constant rate factor, lower "
+                            "is better and bigger (null: the codec's default)")
+    preset: str | None = Field(None, description="video: the encoder's speed preset (h264: "
+                               "ultrafast..veryslow; av1: 0..13; null: the codec's default)")
+    gop: int | None = Field(None, ge=1, le=600, description="video: frames from one keyframe to "
+                            "the next; random access decodes up to this many (null: default)")
+    pix_fmt: Literal["yuv420p", "yuv444p"] = Field(
+        "yuv420p", description="video: chroma sampling (yuv444p: h264 only)")
+
+    @model_validator(mode="after")
+    def _video_settings_fit(self) -> ImageEncoding:
+        if self.pix_fmt == "yuv444p" and self.encoding == "av1":
+            raise ValueError("pix_fmt yuv444p needs encoding h264 (SVT-AV1 encodes yuv420p)")
+        if self.crf is not None and self.encoding == "h264" and self.crf > 51:
+            raise ValueError(f"crf {self.crf} is past h264's range 0..51")
+        return self
+
+
+class ImagesConfig(ImageEncoding):
+    """Image storage: defaults for every camera, overrides per camera by name."""
+
+    cameras: dict[str, ImageEncoding] = Field(
+        default_factory=dict, description="per-camera overrides: only the keys given change")
+
+    @model_validator(mode="after")
+    def _every_camera_fits(self) -> ImagesConfig:
+        for name in self.cameras:
+            try:
+                self.for_camera(name)
+            except ValidationError as exc:
+                raise ValueError(f"cameras.{name}: {exc.errors()[0]['msg']}") from None
+        return self
+
+    def for_camera(self, name: str) -> ImageEncoding:
+        base = ImageEncoding.model_validate(self.model_dump(exclude={"cameras"}))
+        override = self.cameras.get(name)
+        if override is None:
+            return base
+        return ImageEncoding.model_validate(
+            base.model_dump() | override.model_dump(exclude_unset=True))
 
 
 class DerivedSignals(StrictModel):
@@ -99,7 +146,7 @@ class DerivedSignals(StrictModel):
 
 class PipelineConfig(StrictModel):
     computation_workers: int | None = Field(None, ge=1, description="null: CPUs Ray has")
-    images: ImageEncoding = ImageEncoding()
+    images: ImagesConfig = ImagesConfig()
     derived: DerivedSignals = DerivedSignals()
 
 

@@ -1,0 +1,227 @@
+"""Video codecs for camera streams: a camera's frames in, one packet per frame out, and back.
+
+Each camera is its own video: its frames are encoded once, at the camera's rate, in capture
+order, by one `VideoEncoder` per camera and episode (start -> `add` -> `finish`). No B-frames
+and no look-ahead, so each frame's packet comes out of the encoder as soon as the frame goes in
+and can be written with the next flush: a crash loses what a flush interval loses, not a whole
+group of pictures. A packet is an independent unit: with the stream's attributes
+(`VideoEncoder.stream_attrs`) the packets decode with PyAV alone, from any keyframe.
+
+PyAV (the `av` wheel) ships FFmpeg with libx264 and SVT-AV1 built in, so no system FFmpeg is
+needed, and the same library decodes what other encoders wrote.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigError, EpisodeFileError
+from schemas.station import VIDEO_ENCODINGS, ImageEncoding
+
+# SVT-AV1 prints a banner and its settings to stderr for every encoder it opens; errors only.
+os.environ.setdefault("SVT_LOG", "1")
+
+import av  # after SVT_LOG: the library reads it when it loads
+from av.video.codeccontext import VideoCodecContext
+
+ENCODER = {"h264": "libx264", "av1": "libsvtav1"}
+DECODER = {"h264": "h264", "av1": "libdav1d"}
+
+
+@dataclass(frozen=True)
+class VideoDefaults:
+    """A codec's shipped settings, where the camera's YAML leaves them out."""
+
+    crf: int
+    preset: str
+    gop: int
+
+
+VIDEO_DEFAULTS = {
+    "h264": VideoDefaults(crf=20, preset="veryfast", gop=30),
+    "av1": VideoDefaults(crf=32, preset="10", gop=30),
+}
+
+
+def is_video(spec: ImageEncoding) -> bool:
+    return spec.encoding in VIDEO_ENCODINGS
+
+
+@dataclass
+class EncodedFrames:
+    """A run of one camera's frames, encoded: one packet per frame, in capture order.
+
+    `first` is the episode's frame index of the first packet (frames are numbered from 0 per
+    camera and episode); the grid points into these indices."""
+
+    first: int
+    packets: np.ndarray  # (n,) object: one uint8 array per frame
+    keyframe: np.ndarray  # (n,) bool: decoding may start here
+    capture_ns: np.ndarray  # (n,) int64, host clock
+    device_ns: np.ndarray  # (n,) int64, the device's own clock
+    arrival_ns: np.ndarray  # (n,) int64, host clock
+
+    def __len__(self) -> int:
+        return len(self.packets)
+
+    @classmethod
+    def empty(cls, first: int) -> EncodedFrames:
+        none = np.zeros(0, np.int64)
+        return cls(first, np.empty(0, object), np.zeros(0, bool), none, none.copy(), none.copy())
+
+
+def settings_of(spec: ImageEncoding) -> tuple[int, str, int]:
+    """The camera's crf, preset and group of pictures, codec defaults filled in."""
+    defaults = VIDEO_DEFAULTS[spec.encoding]
+    return (defaults.crf if spec.crf is None else spec.crf,
+            defaults.preset if spec.preset is None else spec.preset,
+            defaults.gop if spec.gop is None else spec.gop)
+
+
+def _encoder_options(codec: str, crf: int, preset: str, gop: int) -> dict[str, str]:
+    if codec == "h264":
+        # zerolatency: no frame threads, no look-ahead, no B-frames; a fixed keyframe interval
+        # (no scene-cut keyframes) so random access costs at most one group of pictures
+        return {"preset": preset, "tune": "zerolatency", "crf": str(crf),
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"}
+    # pred-struct=1: low delay (no reordered frames); lookahead=0: a packet per frame added
+    return {"preset": preset, "crf": str(crf),
+            "svtav1-params": f"pred-struct=1:lookahead=0:keyint={gop}:scd=0"}
+
+
+class VideoEncoder:
+    """One camera's frames of one episode -> one packet per frame.
+
+    `add` takes RGB uint8 frames (m, H, W, 3) in capture order and returns the packets the
+    encoder gave out for them; `finish` returns any it still held. Frame times travel with the
+    frames, so each packet carries the times of its own frame."""
+
+    def __init__(self, spec: ImageEncoding, width: int, height: int, fps: float):
+        self.spec = spec
+        self.codec = spec.encoding
+        self.crf, self.preset, self.gop = settings_of(spec)
+        self.width, self.height = width, height
+        self.fps = Fraction(fps).limit_denominator(1001)
+        ctx = av.CodecContext.create(ENCODER[self.codec], "w")
+        assert isinstance(ctx, VideoCodecContext)
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, spec.pix_fmt
+        ctx.time_base = 1 / self.fps
+        ctx.framerate = self.fps
+        ctx.gop_size = self.gop
+        ctx.max_b_frames = 0
+        ctx.options = _encoder_options(self.codec, self.crf, self.preset, self.gop)
+        try:
+            ctx.open()
+        except av.error.FFmpegError as exc:
+            raise ConfigError(f"the {self.codec} encoder refused its settings (crf {self.crf}, "
+                              f"preset {self.preset!r}, gop {self.gop}, {spec.pix_fmt}): {exc}; "
+                              "fix pipeline.images") from None
+        self._ctx = ctx
+        self._next_pts = 0
+        self._emitted = 0
+        self._times: deque[tuple[int, int, int]] = deque()  # frames in, packets not yet out
+
+    def add(self, frames: np.ndarray, capture_ns: np.ndarray, device_ns: np.ndarray,
+            arrival_ns: np.ndarray) -> EncodedFrames:
+        packets: list[av.Packet[Any]] = []
+        for i, frame in enumerate(frames):  # one C call per frame: the codec is the work
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            picture = picture.reformat(format=self.spec.pix_fmt)
+            picture.pts = self._next_pts
+            self._next_pts += 1
+            self._times.append((int(capture_ns[i]), int(device_ns[i]), int(arrival_ns[i])))
+            packets.extend(self._ctx.encode(picture))
+        return self._collect(packets)
+
+    def finish(self) -> EncodedFrames:
+        """Drain the encoder: the packets of every frame added and not yet given out."""
+        return self._collect(list(self._ctx.encode(None)))
+
+    def _collect(self, packets: list[av.Packet[Any]]) -> EncodedFrames:
+        first = self._emitted
+        if not packets:
+            return EncodedFrames.empty(first)
+        times = np.array([self._times.popleft() for _ in packets], np.int64)
+        out = np.empty(len(packets), object)
+        for i, packet in enumerate(packets):
+            out[i] = np.frombuffer(bytes(packet), np.uint8)
+        self._emitted += len(packets)
+        return EncodedFrames(first, out, np.array([p.is_keyframe for p in packets], bool),
+                             times[:, 0], times[:, 1], times[:, 2])
+
+    def stream_attrs(self) -> dict[str, Any]:
+        return video_attrs(self.spec, self.width, self.height, float(self.fps))
+
+
+def video_attrs(spec: ImageEncoding, width: int, height: int, fps: float) -> dict[str, Any]:
+    """What a reader needs to decode a camera's packets: the attributes of its video group.
+
+    Known before the first frame (the writer stores them before SWMR forbids new attributes):
+    the packets carry their own decoder set-up in-band (x264's SPS/PPS and AV1's sequence
+    header come with every keyframe), so no extradata is needed to start at any keyframe."""
+    crf, preset, gop = settings_of(spec)
+    rate = Fraction(fps).limit_denominator(1001)
+    return {
+        "encoding": spec.encoding,
+        "codec": spec.encoding,
+        "decoder": DECODER[spec.encoding],
+        "encoder": ENCODER[spec.encoding],
+        "width": width,
+        "height": height,
+        "pix_fmt": spec.pix_fmt,
+        "fps": float(rate),
+        "time_base": f"{rate.denominator}/{rate.numerator}",  # pts: the frame's index
+        "crf": crf,
+        "preset": preset,
+        "gop": gop,
+        "b_frames": 0,
+        "bitstream": "annexb" if spec.encoding == "h264" else "obu",
+        "color_order": "rgb (decoded with to_ndarray(format='rgb24'); the packets hold YUV)",
+    }
+
+
+class VideoDecoder:
+    """Packets of one camera -> RGB uint8 frames (H, W, 3), one per packet.
+
+    A decoder must start at a keyframe and see every packet after it in order; `decode` is one
+    such run. A new run (after a seek) needs a new decoder."""
+
+    def __init__(self, attrs: Mapping[str, Any]):
+        codec = str(attrs["codec"])
+        if codec not in DECODER:
+            raise EpisodeFileError(f"video codec {codec!r} is not one Collector decodes "
+                                   f"({', '.join(DECODER)})")
+        ctx = av.CodecContext.create(DECODER[codec], "r")
+        assert isinstance(ctx, VideoCodecContext)
+        ctx.thread_count = 1  # frame threads delay every frame: one packet in, one frame out
+        self._ctx = ctx
+
+    def decode(self, packets: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        try:
+            for data in packets:
+                for frame in self._ctx.decode(av.Packet(np.asarray(data, np.uint8).tobytes())):
+                    yield frame.to_ndarray(format="rgb24")
+            for frame in self._ctx.decode(None):
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as exc:
+            raise EpisodeFileError(f"a video packet does not decode: {exc}") from exc
+
+
+def decode_run(attrs: Mapping[str, Any], packets: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """Decode packets that start at a keyframe: every frame, in order."""
+    return list(VideoDecoder(attrs).decode(packets))
+
+
+def keyframe_before(keyframe: np.ndarray, index: int) -> int:
+    """The last keyframe at or before frame `index`: where decoding frame `index` starts."""
+    keys = np.flatnonzero(np.asarray(keyframe[: index + 1], bool))
+    if not len(keys):
+        raise EpisodeFileError(f"no keyframe at or before frame {index}: it cannot be decoded")
+    return int(keys[-1])
