@@ -13,6 +13,7 @@ needed, and the same library decodes what other encoders wrote.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -143,6 +144,14 @@ class VideoEncoder:
     def finish(self) -> EncodedFrames:
         """Drain the encoder: the packets of every frame added and not yet given out."""
         return self._collect(list(self._ctx.encode(None)))
+
+    def close(self) -> None:
+        """End an encoder whose last packets are not wanted (an episode thrown away): the
+        encoder must still be drained (SVT-AV1 complains when it is not)."""
+        if self._ctx.is_open:
+            with contextlib.suppress(av.error.FFmpegError):  # drained by `finish` already
+                self._ctx.encode(None)
+        self._times.clear()
 
     def _collect(self, packets: list[av.Packet[Any]]) -> EncodedFrames:
         first = self._emitted

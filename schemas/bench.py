@@ -96,11 +96,12 @@ class Startup(_Model):
 class Baselines(_Model):
     """Measured in the same run, on the same frames."""
 
-    bare_loop_fps: float  # one process: render, JPEG-encode, append to HDF5, nothing else
+    bare_loop_fps: float  # one process: render, encode as the station does, append, nothing else
     # one bare loop per core, side by side, summed: the most any engine can make of the cores
     bare_loop_all_cores_fps: float = 0.0
     disk_write_mb_per_s: float  # sequential write + fsync
-    encode_fps_per_core: float  # JPEG encode of the same frames, one thread
+    encode_fps_per_core: float  # the station's encoding of the same frames, one thread
+    jpeg_q90_bytes_per_frame: float = 0.0  # the same frames as JPEG q90 (format 1's default)
     seconds: float  # how long each rate baseline ran
 
 

@@ -1,11 +1,14 @@
 """The baselines every headline figure is divided by, measured on the same frames in the same run.
 
-- bare loop: one process renders the sim cameras' frames, JPEG-encodes them and appends them to
-  HDF5, in the station's batch size, and does nothing else;
+- bare loop: one process renders the sim cameras' frames, encodes them with the station's own
+  settings (JPEG per frame, or one video encoder per camera) and appends them to HDF5, in the
+  station's batch size, and does nothing else;
 - bare loop on every core: one such process per core, started together, sharing nothing: the
   most any engine could make of these cores (the physical limit);
 - disk: sequential write + fsync of the directory the episodes go to;
-- encode: JPEG encode of the same frames on one thread.
+- encode: the station's encoding of the same frames on one thread;
+- JPEG q90: bytes per frame of the same frames as JPEG quality 90, what a video-coded station's
+  bytes are set beside.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import numpy as np
 from collector.storage.writer import _append
 from collector.tuning import tune_process
 from core.codec import encode_frames
+from core.video import VideoEncoder, is_video
 from drivers.sim.camera import SimCamera
 from drivers.sim.world import SimWorld
 from schemas.devices import SimCameraConfig
 from schemas.layout import IMAGE_CHUNK
-from schemas.station import StationConfig
+from schemas.station import ImageEncoding, StationConfig
+
+JPEG_Q90 = ImageEncoding(encoding="jpeg", quality=90)
 
 
 def sim_cameras(config: StationConfig) -> list[SimCamera]:
@@ -36,15 +42,40 @@ def sim_cameras(config: StationConfig) -> list[SimCamera]:
     return [SimCamera(spec, world, view=i, realtime=False) for i, spec in enumerate(specs)]
 
 
+class _CameraCodec:
+    """One camera's frames -> what the station stores for them: JPEG/PNG bytes per frame, or
+    the packets of the camera's own video encoder (stateful, so one per camera)."""
+
+    def __init__(self, camera: SimCamera, spec: ImageEncoding):
+        self.spec = spec
+        self.video: VideoEncoder | None = None
+        if is_video(spec):
+            cfg = camera.config
+            width, height = spec.resize or (cfg.width, cfg.height)
+            self.video = VideoEncoder(spec, width, height, cfg.fps)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        if self.video is None:
+            return encode_frames(frames, self.spec)
+        times = np.zeros(len(frames), np.int64)
+        return self.video.add(encode_frames(frames, self.spec.model_copy(
+            update={"encoding": "raw"})), times, times, times).packets
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.close()
+
+
 def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float,
                   start=None) -> float:
-    """Frames per second of render -> JPEG -> HDF5 append, one process, nothing else (tuned
+    """Frames per second of render -> encode -> HDF5 append, one process, nothing else (tuned
     as every station process is: collector/tuning.py, which makes it faster). `start`: a
     barrier to wait at before the clock starts (loops run side by side)."""
     tune_process()
     cameras = sim_cameras(config)
     if not cameras:
         return 0.0
+    codecs = [_CameraCodec(c, config.pipeline.images.for_camera(c.config.name)) for c in cameras]
     ticks = max(1, round(config.episode.chunk_ms / 1000 * config.episode.control_hz))
     path = workdir / "bare_loop.h5"
     if start is not None:
@@ -56,9 +87,9 @@ def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float,
         started = last_flush = time.perf_counter()
         index = 0
         while time.perf_counter() - started < seconds:
-            for camera, ds in zip(cameras, sets, strict=True):
+            for camera, codec, ds in zip(cameras, codecs, sets, strict=True):
                 batch = np.stack([camera.render(index + k) for k in range(ticks)])
-                _append(ds, encode_frames(batch, config.pipeline.images), ds.shape[0])
+                _append(ds, codec.encode(batch), ds.shape[0])
                 frames += ticks
             index += ticks
             if time.perf_counter() - last_flush >= config.storage.flush_interval_s:
@@ -66,6 +97,8 @@ def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float,
                 last_flush = time.perf_counter()
         f.flush()
         elapsed = time.perf_counter() - started
+    for codec in codecs:
+        codec.close()
     path.unlink()
     return frames / elapsed
 
@@ -109,18 +142,33 @@ def _report_bare_loop(config: StationConfig, workdir: Path, seconds: float, star
 
 
 def encode_fps_per_core(config: StationConfig, seconds: float) -> float:
-    """JPEG encodes per second of the station's frames on one thread."""
+    """Encodes per second of the station's frames on one thread, with the first camera's
+    settings (a video encoder sees the frames as one moving sequence, as a camera's)."""
     tune_process()
     cameras = sim_cameras(config)
     if not cameras:
         return 0.0
-    frames = np.stack([cameras[i % len(cameras)].render(i) for i in range(12)])
+    codec = _CameraCodec(cameras[0], config.pipeline.images.for_camera(cameras[0].config.name))
+    frames = np.stack([cameras[0].render(i) for i in range(12)])
     done = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        encode_frames(frames, config.pipeline.images)
+        codec.encode(frames)
         done += len(frames)
-    return done / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    codec.close()
+    return done / elapsed
+
+
+def jpeg_q90_bytes_per_frame(config: StationConfig, frames: int = 30) -> float:
+    """Bytes per frame of the station's sim frames as JPEG q90 (the format-1 default): what a
+    run's stored bytes per frame are set beside."""
+    cameras = sim_cameras(config)
+    if not cameras:
+        return 0.0
+    rendered = np.stack([cameras[i % len(cameras)].render(i) for i in range(frames)])
+    sizes = [len(b) for b in encode_frames(rendered, JPEG_Q90)]
+    return float(np.mean(sizes))
 
 
 def disk_write_mb_per_s(workdir: Path, megabytes: int) -> float:

@@ -30,14 +30,18 @@ def format_result(r: BenchResult) -> str:
         f"                    in steady state ({t.steady_s:.1f} s); "
         f"{t.camera_fps_per_capture_s:.1f} per second captured, "
         f"{t.camera_fps_with_turnover:.1f} with episode open/drain/commit/reset",
-        f"  JPEG encode       {b.encode_fps_per_core:9.1f}   frames/s on one core; the station's "
+        f"  encode            {b.encode_fps_per_core:9.1f}   frames/s on one core; the station's "
         f"rate is {q.camera_fps_vs_encode_all_cores:.2f}x that on every core",
         f"  sensor samples/s  {t.sensor_samples_per_s:9.1f}",
         f"  MB/s written      {t.mb_per_s:9.2f}   {q.mb_per_s_vs_disk:5.3f}x disk sequential "
         f"write+fsync ({b.disk_write_mb_per_s:.0f} MB/s)",
         f"  bytes per frame   {r.disk.bytes_per_frame:9.0f}   "
         f"{r.disk.bytes_per_frame / max(r.disk.raw_frame_bytes, 1):5.3f}x raw frame "
-        f"({r.disk.raw_frame_bytes})",
+        f"({r.disk.raw_frame_bytes}), "
+        f"{r.disk.bytes_per_frame / max(b.jpeg_q90_bytes_per_frame, 1):5.3f}x the same frames as "
+        f"JPEG q90 ({b.jpeg_q90_bytes_per_frame:.0f})",
+        f"                    JPEG q90 would write {_jpeg_mb_per_s(r):.2f} MB/s at this run's "
+        "frame rate",
         f"  capture-to-disk   p50 {lat.p50_ms:.0f} ms, p99 {lat.p99_ms:.0f} ms "
         f"({q.latency_p99_vs_flush_interval:.2f}x flush interval), max {lat.max_ms:.0f} ms "
         f"over {lat.rows} rows",
@@ -142,3 +146,12 @@ def compare(a: BenchResult, b: BenchResult, name_a: str, name_b: str) -> str:
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
+
+
+def _jpeg_mb_per_s(r: BenchResult) -> float:
+    """This run's MB/s had its frames been stored as JPEG q90: its other bytes, plus its frames
+    at the JPEG bytes per frame measured on the same frames."""
+    t, d = r.throughput, r.disk
+    frames_mb = t.camera_fps_per_capture_s * d.bytes_per_frame / 2**20
+    jpeg_mb = t.camera_fps_per_capture_s * r.baselines.jpeg_q90_bytes_per_frame / 2**20
+    return t.mb_per_s - frames_mb + jpeg_mb

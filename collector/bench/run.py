@@ -76,6 +76,7 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
         bare_loop_all_cores_fps=baselines.bare_loop_all_cores_fps(
             base, workdir, opts.baseline_s, os.cpu_count() or 1),
         encode_fps_per_core=baselines.encode_fps_per_core(base, opts.baseline_s),
+        jpeg_q90_bytes_per_frame=baselines.jpeg_q90_bytes_per_frame(base),
         disk_write_mb_per_s=baselines.disk_write_mb_per_s(workdir, opts.disk_mb),
         seconds=opts.baseline_s)
     cameras = [d.name for d in base.devices if isinstance(d, SimCameraConfig)]
