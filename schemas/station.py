@@ -179,6 +179,9 @@ class ApiConfig(StrictModel):
                                     "'Authorization: Bearer <token>'")
     token_env: str | None = Field(None, description="read the token from this environment "
                                   "variable instead (keeps it out of the YAML)")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="a client must send a whole "
+                             "request (headers, then body) within this; a stalled one is cut "
+                             "off and its command not run")
 
     @property
     def loopback(self) -> bool:
