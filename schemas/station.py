@@ -14,10 +14,11 @@ from schemas.devices import (
     SimCameraConfig,
     StrictModel,
 )
+from schemas.names import NAME_PATTERN
 
 
 class StationInfo(StrictModel):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="used in paths")
+    id: str = Field(pattern=NAME_PATTERN, description="used in paths")
     output_dir: str = "episodes"
     operator: str = ""
 
