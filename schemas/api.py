@@ -20,7 +20,9 @@ class Empty(Request):
 
 
 class StartEpisode(Request):
-    duration_s: float | None = Field(None, gt=0, description="at most this long (s)")
+    duration_s: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                     description="at most this long (s); the station's "
+                                     "episode.duration_s still caps it")
 
 
 class EndWithReason(Request):

@@ -14,10 +14,11 @@ from schemas.devices import (
     SimCameraConfig,
     StrictModel,
 )
+from schemas.names import NAME_PATTERN
 
 
 class StationInfo(StrictModel):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="used in paths")
+    id: str = Field(pattern=NAME_PATTERN, description="used in paths")
     output_dir: str = "episodes"
     operator: str = ""
 
@@ -226,6 +227,9 @@ class ApiConfig(StrictModel):
                                     "'Authorization: Bearer <token>'")
     token_env: str | None = Field(None, description="read the token from this environment "
                                   "variable instead (keeps it out of the YAML)")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="a client must send a whole "
+                             "request (headers, then body) within this; a stalled one is cut "
+                             "off and its command not run")
 
     @property
     def loopback(self) -> bool:

@@ -17,6 +17,7 @@ import psutil
 
 from collector.cli import add_config_args
 from collector.config import load_station
+from collector.daemon.accounts import check_session_id
 from collector.daemon.daemon import Daemon
 from collector.daemon.logs import JsonLog
 
@@ -39,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.engine:
         overrides.append(f"engine.kind={args.engine}")
+    # before anything opens: the id becomes a file name under the output folder
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    session = check_session_id(today if args.session is None else args.session)
     config = load_station(args.config, overrides)
-    session = args.session or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     log = JsonLog()
     received: list[int] = []
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from collector.efficiency import combine
-from collector.errors import EpisodeFileError
+from collector.errors import ConfigError, EpisodeFileError
 from collector.stages.execution import EpisodeSummary
 from schemas.episode import EfficiencyAccounts
+from schemas.names import NAME_RULE, name_problem
 from schemas.session import SessionRecord
 
 SESSIONS_DIR = "sessions"
@@ -22,7 +23,16 @@ EMPTY = combine([])
 
 
 def session_path(station_dir: Path, session_id: str) -> Path:
-    return Path(station_dir) / SESSIONS_DIR / f"{session_id}.jsonl"
+    return Path(station_dir) / SESSIONS_DIR / f"{check_session_id(session_id)}.jsonl"
+
+
+def check_session_id(session_id: str) -> str:
+    """`session_id`, when it is a name (it becomes a file name); else a `ConfigError`."""
+    problem = name_problem(session_id)
+    if problem:
+        raise ConfigError(f"session id {session_id!r}: {problem}; a session id is a name "
+                          f"({NAME_RULE}), e.g. line-3")
+    return session_id
 
 
 def read_session(path: Path) -> list[SessionRecord]:

@@ -1,25 +1,35 @@
-"""The control and status API: stdlib `ThreadingHTTPServer`, pydantic bodies, JSON errors.
+"""The control and status API: a Starlette (ASGI) app, served by `collector/daemon/server.py`.
 
 Every request carries `Authorization: Bearer <token>` when a token is configured (it must be
-when the API listens beyond loopback). Bad input gets a 4xx and changes nothing.
+when the API listens beyond loopback). Bad input gets a 4xx with `{"error": "..."}`, always
+JSON, and changes nothing. The work of a request (the controller's lock, status, metrics) runs
+in Starlette's thread pool, so a slow one never holds the event loop that serves the rest.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
-import threading
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from collector.daemon.bodies import ApiFault, parse_body, read_body
+from collector.daemon.logs import JsonLog
 from collector.daemon.machine import Conflict, Controller
 from collector.daemon.metrics import StationMetrics
+from collector.daemon.openapi import openapi_document
 from schemas.api import ApiError, Empty, EndWithReason, StartEpisode, Status
-
-MAX_BODY = 64 * 1024
 
 # POST path -> (command, body model)
 COMMANDS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -31,145 +41,124 @@ COMMANDS: dict[str, tuple[str, type[BaseModel]]] = {
     "/resume": ("resume", Empty),
     "/shutdown": ("shutdown", Empty),
 }
-GETS = ("/status", "/metrics")
+GETS = ("/status", "/metrics", "/openapi.json")
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class BadRequest(Exception):
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
+@dataclass
+class ApiContext:
+    """What the endpoints act on."""
+
+    token: str | None
+    controller: Controller
+    status: Callable[[], Status]
+    log: JsonLog | None = None
+    timeout_s: float = 10.0  # the whole body must arrive within this
 
 
-class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
+def build_app(ctx: ApiContext) -> ASGIApp:
+    metrics = StationMetrics()
+    document = openapi_document(COMMANDS, secured=ctx.token is not None)
 
-    def __init__(self, host: str, port: int, token: str | None, controller: Controller,
-                 status: Callable[[], Status], log=None):
-        self.token = token
-        self.controller = controller
-        self.status = status
-        self.metrics = StationMetrics()
-        self.log = log
-        super().__init__((host, port), Handler)
+    async def status(request: Request) -> Response:
+        return _json(HTTPStatus.OK, await run_in_threadpool(ctx.status))
 
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
+    async def metrics_text(request: Request) -> Response:
+        text = await run_in_threadpool(lambda: metrics.render(ctx.status()))
+        return Response(text, media_type=METRICS_TYPE)
 
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="api", daemon=True)
-        thread.start()
-        return thread
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
 
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: ApiServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        try:
-            self._authorize()
-            if path in GETS:
-                if method != "GET":
-                    raise BadRequest(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes GET")
-                self._drain_body()
-                if path == "/status":
-                    self._json(HTTPStatus.OK, self.server.status())
-                else:
-                    text = self.server.metrics.render(self.server.status())
-                    self._send(HTTPStatus.OK, text, "text/plain; version=0.0.4; charset=utf-8")
-                return
-            if path not in COMMANDS:
-                raise BadRequest(HTTPStatus.NOT_FOUND, f"no endpoint {path}; see GET /status, "
-                                 f"GET /metrics, POST {', '.join(COMMANDS)}")
-            if method != "POST":
-                raise BadRequest(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes POST")
-            name, model = COMMANDS[path]
-            body = self._body(model)
+    def command(name: str, model: type[BaseModel]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            body = parse_body(await read_body(request, ctx.timeout_s), model)
             try:
-                accepted = self.server.controller.command(name, body)
+                accepted = await run_in_threadpool(ctx.controller.command, name, body)
             except Conflict as exc:
-                raise BadRequest(HTTPStatus.CONFLICT, str(exc)) from None
-            if self.server.log:
-                self.server.log("api_command", command=name, **body.model_dump(exclude_none=True))
-            self._json(HTTPStatus.ACCEPTED, accepted)
-        except BadRequest as exc:
-            self._json(exc.status, ApiError(error=str(exc)))
+                raise ApiFault(HTTPStatus.CONFLICT, str(exc)) from None
+            if ctx.log:
+                ctx.log("api_command", command=name, **body.model_dump(exclude_none=True))
+            return _json(HTTPStatus.ACCEPTED, accepted)
+        return endpoint
 
-    def _authorize(self) -> None:
-        token = self.server.token
-        if token is None:
-            return
-        given = self.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            self._drain_body()
-            raise BadRequest(HTTPStatus.UNAUTHORIZED,
-                             "missing or wrong token: send 'Authorization: Bearer <api token>'")
+    routes = [Route("/status", status, methods=["GET"]),
+              Route("/metrics", metrics_text, methods=["GET"]),
+              Route("/openapi.json", openapi, methods=["GET"])]
+    routes += [Route(path, command(name, model), methods=["POST"])
+               for path, (name, model) in COMMANDS.items()]
 
-    def _read_body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
-        if length > MAX_BODY:
-            self.close_connection = True
-            raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                             f"body of {length} bytes; at most {MAX_BODY}")
-        return self.rfile.read(length) if length > 0 else b""
+    def server_error(request: Request, exc: Exception) -> Response:
+        if ctx.log:  # a bug: its traceback goes to the log, the client gets one line
+            ctx.log.error("api_error", path=request.url.path, message=repr(exc),
+                          traceback=traceback.format_exc())
+        return _error(HTTPStatus.INTERNAL_SERVER_ERROR,
+                      f"internal error ({type(exc).__name__}); see the daemon's log")
 
-    def _drain_body(self) -> None:
-        try:
-            self._read_body()
-        except BadRequest:
-            self.close_connection = True
+    app = Starlette(routes=routes, exception_handlers={
+        ApiFault: _fault, HTTPException: _http_error, Exception: server_error})
+    app.router.redirect_slashes = False  # `/status/` is `/status`, see `_Normalize`
+    return _Normalize(_RequireToken(app, ctx.token))
 
-    def _body(self, model: type[BaseModel]) -> BaseModel:
-        raw = self._read_body().strip()
-        if not raw:
-            raw = b"{}"
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, f"body is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error.get("loc", ())) or "body"
-            message = "unknown field" if error.get("type") == "extra_forbidden" else error["msg"]
-            raise BadRequest(HTTPStatus.UNPROCESSABLE_ENTITY, f"{where}: {message}") from None
 
-    def _json(self, status: HTTPStatus, model: BaseModel) -> None:
-        self._send(status, model.model_dump_json(), "application/json")
+class _RequireToken:
+    """Refuses, before routing, any request without the configured bearer token."""
 
-    def _send(self, status: HTTPStatus, text: str, content_type: str) -> None:
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        if status == HTTPStatus.UNAUTHORIZED:
-            self.send_header("WWW-Authenticate", 'Bearer realm="collector"')
-        self.end_headers()
-        self.wfile.write(data)
+    def __init__(self, app: ASGIApp, token: str | None):
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token is not None else None
 
-    def log_message(self, format: str, *args) -> None:
-        pass  # requests are logged as structured `api_command` events instead
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.expected is not None and scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = _error(HTTPStatus.UNAUTHORIZED, "missing or wrong token: send "
+                                  "'Authorization: Bearer <api token>'")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="collector"'
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _Normalize:
+    """`/status/` and `/status` are one endpoint, served without a redirect."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "path": scope["path"].rstrip("/") or "/"}
+        await self.app(scope, receive, send)
+
+
+def _fault(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiFault)
+    return _error(exc.status, str(exc))
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, wrong method), in the API's words."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path.rstrip("/") or "/"
+    if exc.status_code == HTTPStatus.NOT_FOUND:
+        message = (f"no endpoint {path}; see GET {', GET '.join(GETS)}, "
+                   f"POST {', '.join(COMMANDS)}")
+    elif exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        message = f"{path} takes {'GET' if path in GETS else 'POST'}"
+    else:
+        message = exc.detail
+    response = _error(HTTPStatus(exc.status_code), message)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def _json(status: HTTPStatus, model: BaseModel) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
+def _error(status: HTTPStatus, message: str) -> Response:
+    # An error may leave the body unread: the connection is not reused after it.
+    response = _json(status, ApiError(error=message))
+    response.headers["Connection"] = "close"
+    return response

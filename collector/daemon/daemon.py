@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from collector.daemon.accounts import EMPTY, SessionBook
-from collector.daemon.api import ApiServer
+from collector.daemon.api import ApiContext, build_app
 from collector.daemon.logs import JsonLog
 from collector.daemon.machine import Controller
+from collector.daemon.server import ApiServer
 from collector.efficiency import loss_totals
 from collector.errors import (
     CollectorError,
@@ -134,7 +135,8 @@ class Daemon:
                 raise ConfigError(f"api.token_env: environment variable {api.token_env} is not "
                                   f"set or empty; export the API token there")
         try:
-            self.api = ApiServer(api.host, api.port, token, self.control, self.status, self.log)
+            app = build_app(ApiContext(token, self.control, self.status, self.log, api.timeout_s))
+            self.api = ApiServer(app, api.host, api.port, api.timeout_s)
         except OSError as exc:
             raise ApiBindError(f"api: cannot listen on {api.host}:{api.port} ({exc.strerror}); "
                                f"free the port or set api.port") from None

@@ -6,7 +6,10 @@ arrive in. The API thread calls `command`; the daemon loop reads what was asked 
     any -> stopping (API shutdown: the episode in progress is finished first; SIGTERM or
                      SIGINT: it is cut short now and kept as `truncated`)
 
-A command that does not fit the state raises `Conflict` and changes nothing.
+A command that does not fit the state raises `Conflict` and changes nothing. Commands are
+serialized against the machine: from the moment a start is accepted (or auto mode takes one)
+until the episode records, the episode is `coming`: a second start is refused, and a stop,
+reject or abort is kept and ends that episode as soon as it records its first tick.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Controller:
         self.shutdown = False
         self.abort_on_shutdown = False
         self.start: StartEpisode | None = None
+        self.coming = False  # a start is accepted and its episode is not recording yet
         self.ending: Ending | None = None
         self.signalled: Ending | None = None  # how a signal asked any episode to end
 
@@ -67,9 +71,12 @@ class Controller:
         self._refuse_when_stopping()
         if self.paused:
             raise Conflict("collection is paused: POST /resume first")
-        if self.state != "idle" or self.start is not None:
+        if self.coming:
+            raise Conflict("an episode is already starting; wait for it to end")
+        if self.state != "idle":
             raise Conflict(f"cannot start an episode while {self.state}; wait for idle")
         self.start = body
+        self.coming = True
 
     def _stop(self, body) -> None:
         self._end(Ending("stop"))
@@ -81,7 +88,7 @@ class Controller:
         self._end(Ending("abort", body.reason))
 
     def _end(self, ending: Ending) -> None:
-        if self.state != "recording":
+        if self.state != "recording" and not self.coming:
             raise Conflict(f"no episode is recording (state {self.state})")
         if self.ending is not None:
             raise Conflict(f"the episode is already ending ({self.ending.command})")
@@ -131,10 +138,13 @@ class Controller:
             with self.lock:
                 return self.set_state(state, locked=True)
         self.state = state
-        if state != "recording":
+        if state == "recording":
+            self.coming = False
+            signalled = self.signalled
+            if signalled is not None and (signalled.command == "abort" or self.ending is None):
+                self.ending = signalled
+        elif not self.coming:  # an ending asked while the episode set up is kept for it
             self.ending = None
-        elif self.signalled is not None:
-            self.ending = self.signalled
         return None
 
     def take_start(self) -> StartEpisode | None:
@@ -145,6 +155,7 @@ class Controller:
             start, self.start = self.start, None
             if start is None and self.mode == "auto":
                 start = StartEpisode()
+            self.coming = start is not None
             return start
 
     def wait(self, seconds: float) -> None:
