@@ -200,9 +200,13 @@ class VideoDecoder:
     """Packets of one camera -> RGB uint8 frames (H, W, 3), one per packet.
 
     A decoder must start at a keyframe and see every packet after it in order; `decode` is one
-    such run. A new run (after a seek) needs a new decoder."""
+    such run. A new run (after a seek) needs a new decoder.
 
-    def __init__(self, attrs: Mapping[str, Any]):
+    `strict`: a damaged packet raises instead of being concealed. FFmpeg's h264 decoder by
+    default hides a zeroed or truncated slice and still gives a frame; `collector validate` and
+    `recover` must see it, so they ask FFmpeg to report every bitstream error it detects."""
+
+    def __init__(self, attrs: Mapping[str, Any], strict: bool = False):
         codec = str(attrs["codec"])
         if codec not in DECODER:
             raise EpisodeFileError(f"video codec {codec!r} is not one Collector decodes "
@@ -210,6 +214,8 @@ class VideoDecoder:
         ctx = av.CodecContext.create(DECODER[codec], "r")
         assert isinstance(ctx, VideoCodecContext)
         ctx.thread_count = 1  # frame threads delay every frame: one packet in, one frame out
+        if strict:
+            ctx.options = {"err_detect": "crccheck+bitstream+buffer+explode"}
         self._ctx = ctx
 
     def decode(self, packets: Iterable[np.ndarray]) -> Iterator[np.ndarray]:

@@ -8,6 +8,7 @@ import numpy as np
 
 from collector.efficiency import describe_factors, describe_losses
 from collector.storage.reader import open_episode
+from collector.storage.videos import VideoFrames
 
 
 def register(sub) -> None:
@@ -39,10 +40,13 @@ def format_episode(ep) -> str:
     ]
     rows = []
     for name, kind in ep.streams().items():
-        if kind == "camera":
-            frames = ep.images(name)
-            shape = f"{len(frames)}x{frames.shape[0]}x{frames.shape[1]}x3"
-            detail = f"{frames.encoding}"
+        if kind == "camera":  # what is stored: a video camera's frames once, others per tick
+            frames = ep.frames(name)
+            per_frame = frames.encoded_bytes() / max(len(frames), 1) / 1e3
+            shape = (f"{len(frames)}x{frames.shape[0]}x{frames.shape[1]}x3 "
+                     f"{per_frame:.1f} kB/frame")
+            detail = (f"{frames.encoding} gop {frames.attrs.get('gop', '?')}"
+                      if isinstance(frames, VideoFrames) else frames.encoding)
         else:
             fields = ep.fields(name)
             shape = ", ".join(f"{k}{list(v.shape[1:])}" for k, v in fields.items())

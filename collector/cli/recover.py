@@ -58,6 +58,8 @@ def _recover_one(partial: Path, min_age: float) -> bool:
         say(f"nothing salvaged from {partial}: {str(exc).split(': ', 1)[-1]}; kept as {kept}")
         return not isinstance(exc, NothingFlushed)  # that one lost under a flush interval
     raw = ", ".join(f"{k} {v}" for k, v in r.raw_samples.items())
+    frames = ", ".join(f"{k} {v}" for k, v in r.frames.items())
     say(f"recovered {r.path}: {r.ticks} ticks ({r.seconds:.2f} s), streams "
-        f"{', '.join(r.streams)}" + (f"; raw samples: {raw}" if raw else ""))
+        f"{', '.join(r.streams)}" + (f"; raw samples: {raw}" if raw else "")
+        + (f"; video frames: {frames}" if frames else "") + (f"; {r.note}" if r.note else ""))
     return False

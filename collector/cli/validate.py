@@ -9,7 +9,8 @@ from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
 from collector.storage.layout import PARTIAL_SUFFIX
 from collector.storage.recover import in_use
-from collector.storage.validate import SAMPLED_FRAMES, find_episodes, validate_file
+from collector.storage.validate import SAMPLED_FRAMES, check_file, find_episodes
+from collector.storage.videos import VideoCheck
 
 EXIT_NEEDS_WORK = 1  # a file with problems, a partial to recover, or nothing to check
 
@@ -22,7 +23,8 @@ def register(sub) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR",
                         help="episode files, or folders searched for *.h5")
     parser.add_argument("--all-frames", action="store_true",
-                        help=f"decode every frame (default: {SAMPLED_FRAMES} per camera)")
+                        help=f"decode every JPEG/PNG frame (default: {SAMPLED_FRAMES} per camera; "
+                             "every video packet is always decoded)")
     parser.set_defaults(func=validate)
 
 
@@ -30,6 +32,7 @@ def validate(args: argparse.Namespace) -> int:
     checked = failed = 0
     unfinished: list[Path] = []  # partials no recorder holds: a crash left them
     recording = 0  # partials a running recorder is writing: not finished yet, not a problem
+    videos: list[VideoCheck] = []
     for root in map(Path, args.paths):
         if not root.exists():
             raise EpisodeFileError(f"{root}: no such file or folder")
@@ -37,9 +40,10 @@ def validate(args: argparse.Namespace) -> int:
         bar = progress(len(episodes), f"validating {root.name or root}") if root.is_dir() else None
         for path in episodes:
             checked += 1
-            problems = validate_file(path, args.all_frames)
-            failed += bool(problems)
-            for problem in problems:
+            check = check_file(path, args.all_frames)
+            videos += check.videos
+            failed += bool(check.problems)
+            for problem in check.problems:
                 say(f"{path}: {problem}")
             if bar is not None:
                 bar.update()
@@ -53,8 +57,21 @@ def validate(args: argparse.Namespace) -> int:
                 else:
                     unfinished.append(partial)
                     print(f"{partial}: unfinished partial file, not checked")
+    if videos:
+        print(_decoded(videos))
     print(_summary(checked, failed, unfinished, recording, args.paths))
     return EXIT_NEEDS_WORK if failed or unfinished or not (checked or recording) else 0
+
+
+def _decoded(videos: list[VideoCheck]) -> str:
+    """Every video packet is decoded, each keyframe run once: how many, and how fast."""
+    frames = sum(v.frames for v in videos)
+    good = sum(v.decodable for v in videos)
+    seconds = sum(v.seconds for v in videos)
+    speed = f", {good / seconds:.0f} frames/s" if seconds > 0 else ""
+    verdict = "every one decodes" if good == frames else f"{frames - good} do not decode"
+    return (f"video: {frames} packet(s) of {len(videos)} camera stream(s) decoded in "
+            f"{seconds:.2f} s{speed}; {verdict}")
 
 
 def _summary(checked: int, failed: int, unfinished: list[Path], recording: int,

@@ -38,10 +38,12 @@ from collector.storage.layout import (
     TIMESTAMPS,
     dataset_channels,
 )
+from collector.storage.videos import VideoFrames
 from core.codec import IMAGE_FIELD, decode_frame
 from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.chunk import Chunk
 from schemas.devices import ReplayConfig
+from schemas.layout import video_path
 
 PAD_NS = 500_000_000  # samples kept either side of the range: the edge ticks align as recorded
 IDLE_S = 0.005  # reader poll while waiting for the anchor or the next sample
@@ -122,6 +124,8 @@ class ReplayDevice(ThreadedDevice):
         self.first_tick_ns = int(grid[first])
         self.outcome = str(f.attrs.get("outcome", "success"))
         lo, hi = int(grid[first]) - PAD_NS, int(grid[stop - 1]) + PAD_NS
+        if video_path(self.stream) in f:
+            return self._load_video(VideoFrames(f[video_path(self.stream)], self.stream), lo, hi)
         camera = f"{IMAGES}/{self.stream}"
         if camera in f:
             return self._load_camera(f[camera], first, stop)
@@ -142,11 +146,27 @@ class ReplayDevice(ThreadedDevice):
         self.arrival, self.seq = self._raw_times(times, self._rows)
         self.values: dict[str, np.ndarray] = {}
         self._images = images
+        self._video: VideoFrames | None = None
         self._encoding = str(images.attrs.get("encoding", "raw"))
         shape = (int(images.attrs["height"]), int(images.attrs["width"]), 3)
         fps = float(images.attrs.get("fps", 0)) or 30.0
         return StreamInfo(self.config.name, self.config.kind or "camera", fps,
                           {IMAGE_FIELD: FieldInfo(shape, "uint8")})
+
+    def _load_video(self, video: VideoFrames, lo: int, hi: int) -> StreamInfo:
+        """A video camera stored every frame it delivered: all of them in range play again,
+        at the camera's own rate, not only those the grid chose."""
+        t = video.times()
+        keep = slice(int(np.searchsorted(t["capture_ns"], lo)),
+                     int(np.searchsorted(t["capture_ns"], hi, "right")))
+        self._rows = np.arange(len(video))[keep]  # frame indices to decode
+        self.times = t["capture_ns"][keep]
+        self.device = self.times
+        self.arrival, self.seq = t["arrival_ns"][keep], t["seq"][keep]
+        self.values = {}
+        self._video = video
+        return StreamInfo(self.config.name, self.config.kind or "camera", video.fps or 30.0,
+                          {IMAGE_FIELD: FieldInfo(video.shape, "uint8")})
 
     def _load_samples(self, group: h5py.Group, kind: str, first: int, stop: int, lo: int,
                       hi: int, hz: float) -> StreamInfo:
@@ -173,6 +193,7 @@ class ReplayDevice(ThreadedDevice):
             self.values = {k: group[k][:][rows] for k in fields}
             rate = hz
         self._rows = None
+        self._video = None
         return StreamInfo(self.config.name, kind, rate, {k: recorded_field(group[k], k)
                                                          for k in fields})
 
@@ -279,7 +300,11 @@ class ReplayDevice(ThreadedDevice):
     def _values(self, picked: slice) -> dict[str, np.ndarray]:
         if self._rows is None:
             return {k: v[picked] for k, v in self.values.items()}
-        frames = [decode_frame(self._images[int(r)], self._encoding) for r in self._rows[picked]]
+        if self._video is not None:  # consecutive frames: the decoder runs on, no seeks
+            frames = [self._video[int(r)] for r in self._rows[picked]]
+        else:
+            frames = [decode_frame(self._images[int(r)], self._encoding)
+                      for r in self._rows[picked]]
         if not frames:
             return {IMAGE_FIELD: np.zeros((0, *self.info.fields[IMAGE_FIELD].shape), np.uint8)}
         return {IMAGE_FIELD: np.stack(frames)}

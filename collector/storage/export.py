@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from collector.errors import EpisodeFileError
-from collector.storage.reader import Episode, Frames, open_episode
+from collector.storage.reader import Episode, Images, open_episode
 from schemas.layout import CHANNEL_NAMES, CHANNEL_UNITS, FILL_RULE, FILL_RULE_ATTR
 
 ROWS = 256  # frames decoded and written at a time: memory stays bounded
@@ -125,7 +125,7 @@ def _field_order(ep: Episode, stream: str) -> list[str]:
     return []
 
 
-def _write_frames(obs: h5py.Group, key: str, frames: Frames, compression: str | None) -> None:
+def _write_frames(obs: h5py.Group, key: str, frames: Images, compression: str | None) -> None:
     n = len(frames)
     h, w, c = frames.shape
     ds = obs.create_dataset(key, (n, h, w, c), np.uint8, chunks=(1, h, w, c),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import h5py
 import numpy as np
@@ -24,9 +24,10 @@ from collector.storage.layout import (
     Channels,
     dataset_channels,
 )
+from collector.storage.videos import VideoFrames, VideoTicks
 from core.codec import decode_frame
 from schemas.episode import FORMAT, EfficiencyAccounts, EpisodeMetadata
-from schemas.layout import EpisodeLayout
+from schemas.layout import EpisodeLayout, video_path
 
 
 @dataclass
@@ -38,8 +39,9 @@ class SyncQuality:
     missing: np.ndarray
 
 
-class Frames:
-    """An image stream: `len()`, and frames decoded only when indexed."""
+class TickImages:
+    """A JPEG, PNG or raw camera: one stored image per grid tick (a camera slower than the
+    grid repeats its frame), decoded only when indexed. Format 1 stores every camera so."""
 
     def __init__(self, dataset: h5py.Dataset):
         self._ds = dataset
@@ -57,6 +59,20 @@ class Frames:
         if self.encoding == "raw":
             return int(self._ds.size)
         return int(sum(len(x) for x in self._ds[:]))
+
+
+class Images(Protocol):
+    """A camera per grid tick, however it is stored: `[t]` is the RGB frame tick t shows."""
+
+    encoding: str
+    fps: float
+    shape: tuple[int, int, int]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, tick: int) -> np.ndarray: ...
+
+    def encoded_bytes(self) -> int: ...
 
 
 def grid_rows(f: h5py.File) -> int:
@@ -130,8 +146,35 @@ class Episode:
     def cameras(self) -> list[str]:
         return list(self.file[IMAGES].keys()) if IMAGES in self.file else []
 
-    def images(self, camera: str) -> Frames:
-        return Frames(self.file[f"{IMAGES}/{camera}"])
+    @property
+    def format_version(self) -> int:
+        return int(plain_attr(self.file.attrs.get("format_version", 1)))
+
+    def is_video(self, camera: str) -> bool:
+        """Stored as a video (format 2, h264/av1): each frame once, the grid points into it."""
+        return video_path(camera) in self.file
+
+    def images(self, camera: str) -> Images:
+        """The camera per grid TICK: `images(cam)[t]` is the frame tick t shows."""
+        self._camera(camera)
+        if self.is_video(camera):
+            video = VideoFrames(self.file[video_path(camera)], camera)
+            return VideoTicks(self.file[f"{IMAGES}/{camera}"][:len(self)], video)
+        return TickImages(self.file[f"{IMAGES}/{camera}"])
+
+    def frames(self, camera: str) -> VideoFrames | TickImages:
+        """The camera's stored FRAMES: for a video camera every frame it delivered, once each
+        (`frames(cam)[i]` seeks to frame i's keyframe; iterating decodes each frame once); a
+        JPEG/PNG/raw camera stores one image per tick, so its frames are its ticks' images."""
+        self._camera(camera)
+        if self.is_video(camera):
+            return VideoFrames(self.file[video_path(camera)], camera)
+        return TickImages(self.file[f"{IMAGES}/{camera}"])
+
+    def _camera(self, camera: str) -> None:
+        if camera not in self.cameras:
+            raise EpisodeFileError(f"{self.path}: no camera {camera!r}; it has "
+                                   f"{', '.join(self.cameras) or 'none'}")
 
     def streams(self) -> dict[str, str]:
         """Every stream with its kind (camera, sensor, arm, action), in the writer's order."""
@@ -180,6 +223,9 @@ class Episode:
         return {k: v[:len(self)] for k, v in self.file[path].items() if v.dtype == np.bool_}
 
     def raw(self, stream: str) -> dict[str, np.ndarray]:
+        """The stream's full-rate samples; a video camera's frame times are its video's."""
+        if stream in self.cameras and self.is_video(stream):
+            return VideoFrames(self.file[video_path(stream)], stream).times()
         path = f"{RAW}/{stream}"
         return {k: v[:] for k, v in self.file[path].items()} if path in self.file else {}
 

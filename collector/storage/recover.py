@@ -4,6 +4,12 @@ A partial file is in SWMR state: any reader sees every sample up to the writer's
 Recovery reads that, cuts every grid dataset to the length they all reach (and each stream's raw
 datasets to theirs), writes a fresh episode with outcome `recovered` next to it, commits it
 (fsync + atomic rename), and only then removes the partial.
+
+A video camera (format 2) keeps every packet that decodes: its video is cut at the first packet
+that does not (or cannot be read: a file cut short), and the grid at the last tick whose frame
+is kept. A tick is final only once flushed, and its frame's packet is written with it, so a
+SIGKILL loses at most the ticks of one flush interval; a damaged packet loses the ticks from its
+frame on, which is at most one group of pictures more than a clean cut at the next keyframe.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from collector.storage.layout import (
     TIMESTAMPS,
 )
 from collector.storage.reader import plain_attr
+from collector.storage.videos import check_video, video_length
 from collector.storage.writer import _append, commit, create_dataset
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata, flatten_accounts
-from schemas.layout import DatasetSpec, EpisodeLayout
+from schemas.layout import IMAGES, DatasetSpec, EpisodeLayout, StreamSpec, video_path
 
 COPY_ROWS = 1024  # rows copied at a time: memory stays bounded for any episode length
 RECOVERING_SUFFIX = ".recovering"
@@ -61,6 +68,7 @@ class Recovery:
     seconds: float = 0.0
     streams: list[str] = field(default_factory=list)
     raw_samples: dict[str, int] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=dict)  # video cameras: frames kept
     note: str = ""
 
 
@@ -214,18 +222,34 @@ def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:
     missing = [d.path for d in grid if d.path not in src]
     if missing:
         raise EpisodeFileError(f"{partial}: datasets missing: {', '.join(missing)}")
-    n = min(src[d.path].shape[0] for d in grid)
+    n = min(readable_rows(src[d.path], src[d.path].shape[0]) for d in grid)
     n = _increasing_prefix(src[TIMESTAMPS][:n])
+    videos = {s.name: _decodable_frames(src, s) for s in layout.streams if s.is_video}
+    cuts = []
+    for cam, (kept, why) in videos.items():
+        shown = src[f"{IMAGES}/{cam}"][:n]
+        past = np.flatnonzero(shown >= kept)  # frame indices never go back: a prefix stays
+        if past.size:
+            n = int(past[0])
+        if why:
+            cuts.append(f"{cam} cut at frame {kept} ({why})")
     if n == 0:
         raise NothingFlushed(f"{partial}: stopped before the first tick was flushed")
     rig = yaml.safe_load(attrs.get("rig_config") or "{}") or {}
     compression = rig.get("storage", {}).get("compression", "none")
 
-    result = Recovery(partial=partial, ticks=n, streams=[s.name for s in layout.streams])
+    result = Recovery(partial=partial, ticks=n, streams=[s.name for s in layout.streams],
+                      note="; ".join(cuts))
     with h5py.File(staging, "w", libver="latest") as dst:
         for spec in grid:
             _copy(src, dst, spec, n, compression)
         for s in layout.streams:
+            if s.is_video:
+                kept = videos[s.name][0]
+                result.frames[s.name] = kept
+                for spec in layout.video_datasets(s):
+                    _copy(src, dst, spec, kept, compression)
+                dst[video_path(s.name)].attrs.update(src[video_path(s.name)].attrs)
             raw = layout.raw_datasets(s)
             if not raw:
                 continue
@@ -255,6 +279,33 @@ def _copy(src: h5py.File, dst: h5py.File, spec: DatasetSpec, rows: int, compress
     for start in range(0, rows, COPY_ROWS):
         stop = min(start + COPY_ROWS, rows)
         _append(target, source[start:stop], start)
+
+
+def readable_rows(ds: h5py.Dataset, rows: int) -> int:
+    """Leading rows that can be read: a partial cut short (a full disk, a copy stopped) has
+    chunks whose bytes never reached it. Read a chunk at a time, so memory stays bounded."""
+    step = ds.chunks[0] if ds.chunks else COPY_ROWS
+    for start in range(0, rows, step):
+        try:
+            ds[start:min(start + step, rows)]
+        except (OSError, RuntimeError):
+            return start
+    return rows
+
+
+def _decodable_frames(src: h5py.File, s: StreamSpec) -> tuple[int, str]:
+    """How many leading frames of a video camera can be kept, and why not more ("": all)."""
+    path = video_path(s.name)
+    if path not in src:
+        return 0, "no video group"
+    group = src[path]
+    stored = video_length(group)
+    readable = min(readable_rows(group[d.path.rsplit("/", 1)[1]], stored)
+                   for d in EpisodeLayout(streams=[s]).video_datasets(s))
+    check = check_video(group, s.name, readable)
+    if check.decodable == stored:
+        return stored, ""
+    return check.decodable, check.problem or "the rest cannot be read"
 
 
 def _increasing_prefix(ts: np.ndarray) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 
 from collector.storage.layout import EFFICIENCY, IMAGES, LAYOUT_ATTR, RAW, TIMESTAMPS, VLEN_UINT8
 from collector.storage.reader import plain_attr
+from collector.storage.videos import VideoCheck, check_video, video_length
 from collector.storage.writer import hdf5_dtype
 from core.codec import decode_frame
 from schemas.episode import (
@@ -19,9 +21,18 @@ from schemas.episode import (
     EpisodeMetadata,
     unflatten_accounts,
 )
-from schemas.layout import DatasetSpec, EpisodeLayout, ImageSpec
+from schemas.layout import NO_FRAME, DatasetSpec, EpisodeLayout, ImageSpec, StreamSpec, video_path
 
-SAMPLED_FRAMES = 8  # frames decoded per camera unless every frame is asked for
+SAMPLED_FRAMES = 8  # JPEG/PNG frames decoded per camera unless every frame is asked for
+READ_VERSIONS = (1, 2)  # format 1: every camera per tick; 2: video cameras (/videos)
+
+
+@dataclass
+class FileCheck:
+    """What validating one file found: its problems, and each video camera's decode check."""
+
+    problems: list[str] = field(default_factory=list)
+    videos: list[VideoCheck] = field(default_factory=list)
 
 
 def find_episodes(root: Path) -> list[Path]:
@@ -31,20 +42,27 @@ def find_episodes(root: Path) -> list[Path]:
 
 def validate_file(path: Path, all_frames: bool = False) -> list[str]:
     """Every problem found in one file, as `/path/inside: what is wrong`. Empty: valid."""
+    return check_file(path, all_frames).problems
+
+
+def check_file(path: Path, all_frames: bool = False) -> FileCheck:
+    """`validate_file`, with how each video camera's packets decoded (every packet is)."""
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "unreadable"
-        return [f"/: cannot open as HDF5 ({first})"]
+        return FileCheck([f"/: cannot open as HDF5 ({first})"])
     with f:
-        problems = _metadata(f)
+        out = FileCheck(_metadata(f))
         layout, more = _layout(f)
-        problems += more
-        problems += _timestamps(f)
+        out.problems += more + _timestamps(f)
         if layout is not None:
-            problems += _datasets(f, layout, all_frames)
-        problems += _efficiency(f)
-        return problems
+            out.problems += _datasets(f, layout, all_frames)
+            for s in layout.streams:
+                if s.is_video:
+                    out.problems += _video(f, s, out.videos)
+        out.problems += _efficiency(f)
+        return out
 
 
 def _metadata(f: h5py.File) -> list[str]:
@@ -52,9 +70,10 @@ def _metadata(f: h5py.File) -> list[str]:
     out = []
     if attrs.get("format") != FORMAT:
         out.append(f"/: attribute 'format' is {attrs.get('format')!r}, expected {FORMAT!r}")
-    elif attrs.get("format_version") != FORMAT_VERSION:
+    elif attrs.get("format_version") not in READ_VERSIONS:
         out.append(f"/: attribute 'format_version' is {attrs.get('format_version')!r}; this "
-                   f"Collector reads version {FORMAT_VERSION}")
+                   f"Collector reads versions {', '.join(map(str, READ_VERSIONS))} (writes "
+                   f"{FORMAT_VERSION})")
     try:
         EpisodeMetadata.model_validate(attrs)
     except ValidationError as exc:
@@ -111,8 +130,51 @@ def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool) -> list[str
             bad = np.flatnonzero(np.diff(f[arrival][:]) < 0)
             if bad.size:
                 out.append(f"/{arrival}: goes back in time at row {int(bad[0]) + 1}")
-        if s.image is not None and IMAGES + "/" + s.name in f:
+        if s.image is not None and not s.is_video and IMAGES + "/" + s.name in f:
             out += _frames(f[f"{IMAGES}/{s.name}"], s.image, all_frames)
+    return out
+
+
+def _video(f: h5py.File, s: StreamSpec, checks: list[VideoCheck]) -> list[str]:
+    """A video camera: its datasets of one length, the grid's frame indices in range and never
+    going back, and every packet decoding to a frame of the camera's size."""
+    specs = EpisodeLayout(streams=[s]).video_datasets(s)
+    out = [p for d in specs for p in _dataset(f, d, None)]
+    where = "/" + video_path(s.name)
+    if out or video_path(s.name) not in f:
+        return out
+    group = f[video_path(s.name)]
+    lengths = {d.path.rsplit("/", 1)[1]: f[d.path].shape[0] for d in specs}
+    if len(set(lengths.values())) > 1:
+        sizes = ", ".join(f"{k} {m}" for k, m in lengths.items())
+        out.append(f"{where}: datasets differ in length ({sizes})")
+    missing = [k for k in ("codec", "width", "height") if k not in group.attrs]
+    if missing:
+        return [*out, f"{where}: missing attribute(s) {', '.join(missing)}: cannot decode"]
+    frames = video_length(group)
+    grid = f"{IMAGES}/{s.name}"
+    if grid in f and f[grid].dtype == np.int64:
+        out += _frame_indices(f[grid][:], frames, grid)
+    check = check_video(group, s.name)
+    checks.append(check)
+    if check.problem:
+        out.append(f"{where}/packets[{check.decodable}]: camera {s.name!r} frame "
+                   f"{check.decodable} does not decode ({check.problem}); {check.decodable} "
+                   f"of {check.frames} frames do")
+    return out
+
+
+def _frame_indices(index: np.ndarray, frames: int, path: str) -> list[str]:
+    out = []
+    bad = np.flatnonzero((index < NO_FRAME) | (index >= frames))
+    if bad.size:
+        out.append(f"/{path}: tick {int(bad[0])} shows frame {int(index[bad[0]])}, but the "
+                   f"camera stored frames 0..{frames - 1} ({bad.size} such tick(s))")
+    back = np.flatnonzero(np.diff(index) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        out.append(f"/{path}: goes back from frame {int(index[i - 1])} to {int(index[i])} at "
+                   f"tick {i} (ticks show frames in capture order)")
     return out
 
 
