@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +45,7 @@ def load_station(path: str | Path, overrides: list[str] | None = None) -> Statio
 
 def check_station(config: StationConfig, source: str) -> None:
     """What the schema cannot see but would fail later, after devices or Ray were started:
-    the output folder, the task class, the object store against this machine's memory and the
-    free-space floor against the disk's size."""
+    the output folder, the task class, the object store against this machine's memory."""
     out = Path(config.station.output_dir)
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
@@ -70,12 +68,6 @@ def check_station(config: StationConfig, source: str) -> None:
     if engine.kind == "ray" and engine.address is None and engine.object_store_mb > memory_mb:
         raise ConfigError(f"{source}: engine.object_store_mb {engine.object_store_mb}: more "
                           f"than this machine's {memory_mb} MB of memory; use a smaller size")
-    if existing is not None:
-        disk_gb = shutil.disk_usage(existing).total / 1e9
-        if config.storage.min_free_gb >= disk_gb:
-            raise ConfigError(f"{source}: storage.min_free_gb {config.storage.min_free_gb:g}: "
-                              f"the disk of {str(out)!r} holds only {disk_gb:.0f} GB, so it can "
-                              "never be met; use a smaller value")
 
 
 def validate_station(raw: Any, source: str) -> StationConfig:

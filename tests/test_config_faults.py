@@ -43,9 +43,6 @@ CASES = {
                     "episode.task"),
     "min_free_gb inf": (lambda out: _text(("min_free_gb: 2", "min_free_gb: .inf")).encode(),
                         "storage.min_free_gb"),
-    "min_free_gb past the disk": (lambda out: _text(("min_free_gb: 2",
-                                                     "min_free_gb: 1e9")).encode(),
-                                  "storage.min_free_gb"),
     "duplicate key": (lambda out: _text(("duration_s: 20", "duration_s: 20\n  duration_s: 5"))
                       .encode(), "duplicate key 'duration_s'"),
 }
