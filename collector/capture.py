@@ -108,10 +108,13 @@ class Capture:
         return chunk
 
     def health(self) -> dict[str, dict]:
-        """Per device: measured rate, samples so far, age of the last sample, seconds lost."""
+        """Per device: measured rate, samples so far, age of the last sample, seconds lost,
+        device resets its serial parser resynchronized."""
         now = time.monotonic_ns()
-        connected = {d.describe().name: d.connected for d in self.rig.streams()}
-        return {name: h.report(now, connected[name]) for name, h in self._health.items()}
+        devices = {d.describe().name: d for d in self.rig.streams()}
+        return {name: h.report(now, devices[name].connected)
+                | {"counter_resets": getattr(devices[name], "counter_resets", 0)}
+                for name, h in self._health.items()}
 
     def begin_task(self, start_ns: int, duration_s: float) -> None:
         if self.rig.task is not None:

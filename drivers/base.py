@@ -129,6 +129,7 @@ class ThreadedDevice(Device):
         self._error: BaseException | None = None
         self.checksum_failures = 0
         self._reported_checksum_failures = 0
+        self.counter_resets = 0  # device resets the parser resynchronized (drivers/counters.py)
         self.clock = ClockMap()
         self._clock_restarted = threading.Event()
         self._last_capture = np.iinfo(np.int64).min
@@ -196,10 +197,9 @@ class ThreadedDevice(Device):
     def _capture_times(self, arrival_ns: np.ndarray, device_ns: np.ndarray) -> np.ndarray:
         """Best estimate of capture time on the host clock: the device clock mapped through
         the stream's running clock fit (drivers/clock.py), or arrival without a device clock."""
-        if self._clock_restarted.is_set():  # reconnected: the device clock may have restarted
+        if self._clock_restarted.is_set():  # reconnected or reset: the device clock restarted
             self._clock_restarted.clear()
-            self.clock.reset()
-            self._last_capture = np.iinfo(np.int64).min
+            self.clock.reset()  # (capture times still never step back: host time goes on)
         timed = device_ns >= 0
         if not timed.any():
             return cast(np.ndarray, arrival_ns.copy())  # numpy types copy() as Any
@@ -248,6 +248,14 @@ class ThreadedDevice(Device):
             except DeviceError:
                 # grow slowly and stay short: an outage should cost little more than itself
                 backoff = min(backoff * 1.5, self.max_backoff_s)
+
+    def _note_parser(self, failures: int, resets: int) -> None:
+        """A serial parser's running counts, after each read. A device that reset restarted
+        its clock too: the clock fit starts over, as after a reconnect."""
+        self.checksum_failures = failures
+        if resets != self.counter_resets:
+            self.counter_resets = resets
+            self._clock_restarted.set()
 
     @abstractmethod
     def _connect(self) -> None: ...

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 
+from drivers.counters import Counter, Counters
 from drivers.packet import Decoded, time_to_ns
 from schemas.devices import LineSpec
 
@@ -60,7 +61,9 @@ class LineStream:
     """Parses a stream of lines: keeps the unfinished last line, counts bad ones in `failures`.
 
     The first line after a (re)connect may be torn (the device was mid-line): it is skipped
-    without counting as a failure.
+    without counting as a failure. Sequence numbers and device times are checked as a packet's
+    are (drivers/counters.py): a line with a corrupt counter is a failure, a reset is counted in
+    `resets` and resynchronized.
     """
 
     def __init__(self, spec: LineSpec):
@@ -72,9 +75,20 @@ class LineStream:
         self.packets = 0
         dt = next((f for f in spec.fields if f.role == "device_time"), None)
         self._to_ns = time_to_ns(dt.unit) if dt else None
+        self._held = np.zeros((0, int(self.format.columns[-1])))  # a last line not judged yet
+        counters = [Counter.sequence(64)] if self.format.sequence is not None else []
+        if self.format.device_time is not None and self._to_ns is not None:
+            counters.append(Counter.clock(0, 1.0))  # judged in ns: the text has no wrap
+        self.counters = Counters(counters)
+
+    @property
+    def resets(self) -> int:
+        return self.counters.resets
 
     def reset(self) -> None:
         self._tail, self._started = b"", False
+        self._held = self._held[:0]
+        self.counters.reset()
 
     def feed(self, data: bytes) -> Decoded:
         buf = self._tail + data
@@ -95,6 +109,18 @@ class LineStream:
 
     def _decode(self, table: np.ndarray) -> Decoded:
         fmt = self.format
+        table = np.concatenate([self._held, table]) if self._held.size else table
+        raws = []
+        if fmt.sequence is not None:
+            raws.append(table[:, fmt.columns[fmt.sequence]].astype(np.int64))
+        if fmt.device_time is not None and self._to_ns is not None:
+            raws.append(self._to_ns(table[:, fmt.columns[fmt.device_time]]))
+        rejected = self.counters.rejected
+        judged = self.counters.track(raws)
+        self.failures += self.counters.rejected - rejected
+        self._held = table[-1:].copy() if judged.held else table[:0]
+        table = table[judged.keep]
+        counters = iter(judged.values)
         n = table.shape[0]
         values = {}
         for i, f in enumerate(self.spec.fields):
@@ -102,11 +128,11 @@ class LineStream:
             if f.role is None:
                 values[f.name] = v * f.scale if f.scale is not None else v
         if fmt.sequence is not None:
-            seq = table[:, fmt.columns[fmt.sequence]].astype(np.int64)
+            seq = next(counters)
         else:
             seq = np.arange(self.packets, self.packets + n, dtype=np.int64)
         if fmt.device_time is not None and self._to_ns is not None:  # both from one field
-            device = self._to_ns(table[:, fmt.columns[fmt.device_time]])
+            device = next(counters)
         else:
             device = np.full(n, -1, np.int64)
         self.packets += n

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from drivers.counters import Counter, Counters, raw_values
 from schemas.devices import TIME_UNITS_NS, PacketSpec
 
 # rows (or raw values) in, one result per row out: checksums, time conversions
@@ -185,34 +186,6 @@ class Decoded:
         return int(self.seq.shape[0])
 
 
-class Unwrapper:
-    """Turns a wrapping unsigned counter (u2 sequence, u4 microseconds) into a monotonic int64."""
-
-    def __init__(self, bits: int):
-        self.modulus = 1 << bits if bits < 63 else 0
-        self.last_raw: int | None = None
-        self.last: int = 0
-
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        if raw.size == 0:
-            return np.zeros(0, np.int64)
-        if not self.modulus:
-            return raw.astype(np.int64)
-        raw = raw.astype(raw.dtype.newbyteorder("="), copy=False)
-        unsigned = raw.view(f"u{raw.dtype.itemsize}")
-        if self.last_raw is None:
-            self.last_raw, self.last = int(unsigned[0]), int(unsigned[0])
-        # differences in the counter's own unsigned type wrap exactly as the counter does
-        step = np.diff(unsigned, prepend=unsigned.dtype.type(self.last_raw))
-        out = np.cumsum(step, dtype=np.int64)
-        out += self.last
-        self.last_raw, self.last = int(unsigned[-1]), int(out[-1])
-        return out
-
-    def reset(self) -> None:
-        self.last_raw = None
-
-
 def time_to_ns(unit: str) -> ArrayFn:
     factor = TIME_UNITS_NS[unit]
 
@@ -229,8 +202,11 @@ class PacketStream:
 
     `failures` counts corrupt packets: a checksum that fails or a damaged header, measured in
     whole packets from the bytes skipped between two good packets (bytes before the first good
-    packet after a (re)connect are a torn start, counted only as whole packets). `skipped_bytes`
-    counts every byte not part of an accepted packet.
+    packet after a (re)connect are a torn start, counted only as whole packets), plus packets
+    that passed the checksum with a corrupt sequence number or device time (drivers/counters.py).
+    `resets` counts device resets (a counter that went backwards or jumped): the counters
+    resynchronize instead of shifting by a wrap. `skipped_bytes` counts every byte not part of an
+    accepted packet.
     """
 
     def __init__(self, spec: PacketSpec):
@@ -238,24 +214,34 @@ class PacketStream:
         self._tail = b""
         self._gap = 0  # bytes skipped since the last good packet
         self._synced = False
+        self._held = np.zeros(0, self.format.dtype)  # a last packet not judged yet
+        self._count = 0  # packets emitted: the sequence of a device that sends none
         self.failures = 0
         self.skipped_bytes = 0
         self.packets = 0
         fmt = self.format
-        self._seq = Unwrapper(8 * np.dtype(fmt.sequence.dtype).itemsize) if fmt.sequence else None
+        counters = []
+        if fmt.sequence is not None:
+            counters.append(Counter.sequence(8 * np.dtype(fmt.sequence.dtype).itemsize))
         dt = fmt.device_time
-        self._time: Unwrapper | None = None
+        self._time_ticks = False  # the clock counts integer ticks (else: float, converted first)
         if dt is not None:
-            integer = np.dtype(dt.dtype).kind in "ui"
-            self._time = Unwrapper(8 * np.dtype(dt.dtype).itemsize) if integer else None
+            self._time_ticks = np.dtype(dt.dtype).kind in "ui"
             self._to_ns = time_to_ns(dt.unit)
+            bits = 8 * np.dtype(dt.dtype).itemsize if self._time_ticks else 0
+            unit_ns = TIME_UNITS_NS[dt.unit] if self._time_ticks else 1.0
+            counters.append(Counter.clock(bits, unit_ns))
+        self.counters = Counters(counters)
+
+    @property
+    def resets(self) -> int:
+        return self.counters.resets
 
     def reset(self) -> None:
         """Forget partial bytes and counter history (after a reconnect)."""
         self._tail, self._gap, self._synced = b"", 0, False
-        for unwrap in (self._seq, self._time):
-            if unwrap is not None:
-                unwrap.reset()
+        self._held = self._held[:0]
+        self.counters.reset()
 
     def feed(self, data: bytes) -> Decoded:
         records = self.records(data)
@@ -316,14 +302,28 @@ class PacketStream:
 
     def decode(self, records: np.ndarray) -> Decoded:
         fmt = self.format
-        n = records.shape[0]
-        if fmt.sequence is not None and self._seq is not None:  # set together in __init__
-            seq = self._seq(records[fmt.sequence.name][:, 0])
-        else:
-            seq = np.arange(self.packets - n, self.packets, dtype=np.int64)
+        records = np.concatenate([self._held, records]) if self._held.size else records
+        raws = []
+        if fmt.sequence is not None:
+            raws.append(raw_values(records[fmt.sequence.name][:, 0]))
         if fmt.device_time is not None:
             raw = records[fmt.device_time.name][:, 0]
-            device = self._to_ns(self._time(raw) if self._time else raw)
+            raws.append(raw_values(raw) if self._time_ticks else self._to_ns(raw))
+        rejected = self.counters.rejected
+        judged = self.counters.track(raws)
+        self.failures += self.counters.rejected - rejected
+        self._held = records[-1:].copy() if judged.held else records[:0]
+        records = records[judged.keep]
+        n = records.shape[0]
+        counters = iter(judged.values)
+        if fmt.sequence is not None:
+            seq = next(counters)
+        else:
+            seq = np.arange(self._count, self._count + n, dtype=np.int64)
+        self._count += n
+        if fmt.device_time is not None:
+            device = next(counters)
+            device = self._to_ns(device) if self._time_ticks else device
         else:
             device = np.full(n, -1, np.int64)
         values = {}
@@ -335,18 +335,25 @@ class PacketStream:
 
 
 def _non_overlapping(starts: np.ndarray, size: int) -> np.ndarray:
-    """Mask keeping the earliest packet of every overlapping run (greedy, left to right).
+    """Mask keeping the packets a left-to-right scan would take: the first, then the first that
+    starts after it ends, and so on.
 
-    Overlaps only happen when a header pattern inside a payload also passes the checksum, so
-    the loop runs a few vectorized rounds at most.
+    Overlaps happen where a header pattern inside a payload passes the checksum, and everywhere
+    in a run of header bytes with no checksum. Each candidate points at the next one the scan
+    would take; the chain from the first is walked by pointer doubling, so a read costs
+    O(n log n) vectorized work, never a round per overlap (which was quadratic in a run's length).
     """
-    keep = np.ones(starts.size, bool)
-    while True:
-        idx = np.flatnonzero(keep)
-        s = starts[idx]
-        clash = np.flatnonzero(np.diff(s) < size) + 1  # overlaps its kept predecessor
-        if clash.size == 0:
-            return keep
-        # drop a clashing packet only if its predecessor is not itself clashing: that one stays
-        prev_clash = np.isin(clash - 1, clash)
-        keep[idx[clash[~prev_clash]]] = False
+    m = starts.size
+    keep = np.zeros(m, bool)
+    if m == 0:
+        return keep
+    nxt = np.append(np.searchsorted(starts, starts + size), m)  # m: past the end, points at m
+    reached = np.zeros(m + 1, bool)
+    reached[0] = True
+    while not reached[m]:
+        # every node reached so far also reaches the node its pointer lands on; then the
+        # pointers double their stride
+        reached[nxt[reached]] = True
+        nxt = nxt[nxt]
+    keep[:] = reached[:m]
+    return keep

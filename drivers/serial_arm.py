@@ -84,7 +84,7 @@ class SerialArm(ThreadedDevice):
 
     def _capture(self) -> CapturedSamples | None:
         capture = capture_packets(self.port, self.config.name, self.state)
-        self.checksum_failures = self.state.failures
+        self._note_parser(self.state.failures, self.state.resets)
         if capture is not None:  # joint state is float64 on the grid, whatever the wire carries
             capture.values = {k: v.astype(np.float64) for k, v in capture.values.items()}
         return capture

@@ -47,7 +47,7 @@ class SerialSensor(ThreadedDevice):
 
     def _capture(self) -> CapturedSamples | None:
         capture = capture_packets(self.port, self.config.name, self.stream)
-        self.checksum_failures = self.stream.failures
+        self._note_parser(self.stream.failures, self.stream.resets)
         return capture
 
     def _disconnect(self) -> None:

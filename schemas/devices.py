@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class StrictModel(BaseModel):
     """Base for every user-written model: unknown keys are typos, so they are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are never a setting: they pass `gt=0` and overflow where they are used
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AlignSpec(StrictModel):

@@ -64,7 +64,8 @@ BUILT_IN_TASKS = ("pick_place",)
 
 class EpisodeConfig(StrictModel):
     control_hz: float = Field(30.0, gt=0, le=1000)
-    duration_s: float = Field(20.0, gt=0, description="the longest an episode records")
+    duration_s: float = Field(20.0, gt=0, le=7 * 86400,
+                              description="the longest an episode records (at most a week)")
     reset_s: float = Field(2.0, ge=0)
     task: str | TaskSequence = Field(
         "pick_place", description='a built-in task ("pick_place"), a Python class '

@@ -40,6 +40,9 @@ class StationMetrics:
                          "run behind their schedule; 0 between episodes", registry=r)
         self.down_s = Gauge("collector_device_disconnected_seconds",
                             "time the device was disconnected", ["device"], registry=r)
+        self.resets = Gauge("collector_device_counter_resets", "device resets (sequence or "
+                            "device clock restarted or jumped) the serial parser resynchronized",
+                            ["device"], registry=r)
         self._lock = threading.Lock()
 
     def render(self, status: Status) -> str:
@@ -62,10 +65,11 @@ class StationMetrics:
                 gauge.clear()
                 for label, value in values.items():
                     gauge.labels(label).set(value)
-            for gauge in (self.rate, self.up, self.down_s):
+            for gauge in (self.rate, self.up, self.down_s, self.resets):
                 gauge.clear()
             for device, h in status.devices.items():
                 self.rate.labels(device).set(h.get("rate_hz", 0.0))
                 self.up.labels(device).set(1 if h.get("connected") else 0)
                 self.down_s.labels(device).set(h.get("disconnected_s", 0.0))
+                self.resets.labels(device).set(h.get("counter_resets", 0))
             return generate_latest(self.registry).decode()
