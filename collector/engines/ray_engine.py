@@ -4,6 +4,12 @@ Batches pass between actors as object refs; the driver process only holds refs. 
 `engine.max_inflight_batches` batches are in flight, so a slow stage pushes back on the loop
 instead of growing memory. A stage actor that dies is restarted by Ray; the batches it held are
 reported to execution as lost, with the stage as the cause, and the episode goes on.
+
+Live (realtime) devices cannot wait, so a batch still not computed `engine.batch_deadline_s`
+after the one before it is given up as stalled. Stepped devices (a stepped replay) hand out
+episode time on demand, so nothing is lost by waiting and a batch's fate must not depend on how
+loaded the host is: there a batch is lost only when its stage crashes, and a stage that hangs
+ends the command with an error after `STEPPED_HANG_S` instead of recording missing ticks.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from collector.batch import EpisodeClock, GridBatch, HeldBlock, RawBatch
 from collector.capture import Capture, read_limit
@@ -28,7 +34,7 @@ from collector.engines.base import (
     make_perception,
 )
 from collector.engines.ray_session import capture_placement, ensure_ray
-from collector.errors import StartupInterrupted
+from collector.errors import PipelineError, StartupInterrupted
 from collector.stages.computation import Computation
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
 from collector.stages.perception import Perception
@@ -40,6 +46,9 @@ from schemas.station import StationConfig
 STAGE_RESTARTS = 10  # per actor and station run; a stage crashing more often is a bug to fix
 PERCEPTION_HOLDS = 3  # batches whose frames perception keeps (pending ticks point into them)
 CANCEL_POLL_S = 0.2  # how often a waiting start-up looks for a signal
+# Stepped: a batch not written this long after the loop began waiting for it means a stage
+# hangs (no load makes one batch take minutes), and the command ends with an error.
+STEPPED_HANG_S = 600.0
 
 
 class _Hosted:
@@ -130,13 +139,14 @@ class _ExecutionActor(_Hosted):
         self.stage.close()
 
     def append_from(self, clock: EpisodeClock, index: int, boxed: list, worker: str,
-                    wait_s: float, roles: dict[str, str]) -> int:
+                    wait_s: float | None, roles: dict[str, str]) -> int:
         """Execution side: resolve the batch and append it, or account for its loss.
 
         The ref comes boxed in a list so that a crashed stage reaches us as an exception
         instead of failing this call. Batches are appended in order, so this call starts once
         the batch before is written: a batch still not computed `wait_s` later is given up (its
         worker is stuck or restarting), while a pipeline that is merely slow keeps its batches.
+        `wait_s` None (stepped devices): wait as long as it takes; only a crash loses it.
         """
         ready, _ = ray.wait(boxed, timeout=wait_s)
         if not ready:  # still not computed: its worker is stuck or restarting
@@ -228,7 +238,9 @@ class RayEngine(Engine):
         self.roles = dict(zip(ids, named, strict=True))
         self._busy: list[list] = [[] for _ in self.pool]  # per worker: batches not yet done
         self.max_inflight = config.engine.max_inflight_batches
-        self.batch_deadline_s = config.engine.batch_deadline_s
+        # stepped: no deadline, so the episode is the same however loaded the host is
+        self.batch_deadline_s = config.engine.batch_deadline_s if realtime else None
+        self._hang_s = None if realtime else STEPPED_HANG_S
         self._chunk_s = config.episode.chunk_ms / 1000
         self._batch_bytes = nominal_batch_bytes(infos, self._chunk_s)
         self._max_read_bytes = sum(read_limit(i, self._chunk_s) * i.sample_bytes for i in infos)
@@ -289,11 +301,20 @@ class RayEngine(Engine):
             clock, index, [encoded], f"computation-{worker}", self.batch_deadline_s, self.roles))
         self._sizes.append(size)
         while self.inflight and ray.wait([self.inflight[0]], timeout=0)[0]:
-            ray.get(self.inflight.popleft())  # written already (raises what execution raised)
+            self._written()  # written already (raises what execution raised)
         while len(self.inflight) > self.max_inflight or (
                 self._store_use() > self.budget_bytes and len(self.inflight) > 1):
             self.backpressure_waits += 1  # the pipeline is full: wait for the oldest batch
-            ray.get(self.inflight.popleft())
+            self._written()
+
+    def _written(self) -> None:
+        """Wait until the oldest batch in flight is written (or accounted lost)."""
+        try:
+            ray.get(self.inflight.popleft(), timeout=self._hang_s)
+        except GetTimeoutError:
+            raise PipelineError(
+                f"batch not written in {self._hang_s:.0f} s: a pipeline stage hangs (its Ray "
+                "worker log says where); what was written stays in the .h5.partial") from None
 
     def _store_use(self) -> float:
         """Estimated bytes of raw batches alive in the object store: those in flight, and at
@@ -324,7 +345,7 @@ class RayEngine(Engine):
 
     def finish_episode(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
         while self.inflight:
-            ray.get(self.inflight.popleft())
+            self._written()
         self._last_read = None
         return ray.get(self.execution.finish.remote(metadata, recording_s))
 
