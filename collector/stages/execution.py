@@ -133,10 +133,12 @@ class Execution:
             self._fill_gap(ready.first_tick)
             if len(ready) and ready.first_tick < writer.rows:
                 continue  # a restarted stage re-sent ticks already written
-            self._point_at_rows(ready)
+            lost = self._point_at_rows(ready)
             self._blur.apply(ready, plan.camera_checks, (ahead or [])[1:])
             writer.append(ready)
             self._tally.add(ready)
+            for name, ticks in lost.items():
+                self._tally.blame(name, f"crash:encoder-{name}", ticks)
             self._remember_last_frames(ready)
 
     def _blur_ahead(self) -> list[GridBatch] | None:
@@ -167,14 +169,18 @@ class Execution:
             self._frame_rows[name].stored(packets)
         self._open()[1].append_videos(videos)
 
-    def _point_at_rows(self, batch: GridBatch) -> None:
+    def _point_at_rows(self, batch: GridBatch) -> dict[str, int]:
         """Video cameras: each tick's frame number becomes the row its packet is stored in; a
         tick whose frame was never stored (its encoder died with it) shows the last stored
-        frame before it and is missing, like any tick without a sample."""
+        frame before it and is missing, like any tick without a sample. Returns per camera
+        how many ticks that made missing."""
+        made_missing = {}
         for name, rows in self._frame_rows.items():
             stream = batch.streams[name]
             stream.values[IMAGE_FIELD], lost = rows.rows_of(stream.values[IMAGE_FIELD])
+            made_missing[name] = int((lost & ~stream.missing).sum())
             stream.missing = stream.missing | lost
+        return made_missing
 
     def _remember_last_frames(self, batch: GridBatch) -> None:
         for s in self._open()[0].streams:
