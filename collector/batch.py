@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from drivers.chunk import Chunk
+
+if TYPE_CHECKING:  # core.video loads FFmpeg: only the stages that encode or write need it
+    from core.video import EncodedFrames
 
 
 @dataclass
@@ -44,6 +48,28 @@ class HeldBlock:
     into the `RawBatch` before computation."""
 
     handle: object
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """Which rows of one read's camera chunk are new frames of a video-coded camera: the
+    frames perception numbered `first`, `first + 1`, ... this episode, in capture order."""
+
+    camera: str
+    rows: np.ndarray  # (n,) intp, rows of the block's camera chunk
+    first: int
+
+
+@dataclass
+class CameraPackets:
+    """One video camera's packets from one batch: the encoder's output, and the device's
+    sequence number of each packet's frame (/videos/<camera>/seq)."""
+
+    frames: EncodedFrames
+    seq: np.ndarray  # (n,) int64
+
+    def __len__(self) -> int:
+        return len(self.frames)
 
 
 @dataclass
@@ -92,6 +118,10 @@ class GridBatch:
     # blocks the camera streams' frame handles point into (collector/frames.py); emptied once
     # computation has encoded the frames
     frames: dict[int, RawBatch | HeldBlock] = field(default_factory=dict)
+    # video cameras: the frames of this read that the encoders must encode (perception's
+    # output), then the packets they made of them (attached by the engine before execution)
+    jobs: dict[str, EncodeJob] = field(default_factory=dict)
+    videos: dict[str, CameraPackets] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.timestamps.shape[0])

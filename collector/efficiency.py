@@ -129,6 +129,13 @@ class EpisodeTally:
         for name, c in batch.counters.items():
             self.counters.setdefault(name, StreamCounters()).add(c)
 
+    def blame(self, stream: str, cause: str, ticks: int) -> None:
+        """`ticks` of `stream`, counted missing by `add`, were lost with a stage (a video
+        camera's frames that died with its encoder): blamed on `cause`, not on sync."""
+        moved = min(ticks, self.missing[stream])
+        self.missing[stream] -= moved
+        self.crashed[cause] += moved
+
     def add_lost(self, cause: str, ticks: int, streams: int) -> None:
         """Ticks whose batch died with a stage: expected, never delivered, blamed on `cause`."""
         self.ticks += ticks

@@ -18,6 +18,7 @@ from collector.batch import HeldBlock, RawBatch
 
 FRAME_FIELD = "frame"  # per-sample handle: block * BLOCK_ROWS + row within the block
 FRAME_BEFORE = "frame_before"  # handle of the frame the camera delivered before (-1: none)
+FRAME_INDEX = "frame_index"  # video cameras: the frame's number this episode (-1: not encoded)
 BLOCK_ROWS = 1 << 24  # more frames than one read of one camera can hold
 
 

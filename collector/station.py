@@ -16,7 +16,7 @@ from collector.batch import EpisodeClock
 from collector.config import dump_station
 from collector.derive import derived_fields
 from collector.engines import start_engine
-from collector.engines.base import Engine, EngineStats, camera_checks
+from collector.engines.base import Engine, EngineStats, camera_checks, image_encodings
 from collector.errors import DiskFullError
 from collector.quality import quality_datasets
 from collector.stages.execution import EpisodePlan, EpisodeSummary
@@ -25,7 +25,7 @@ from collector.storage.disk import check_free_space, disk_low
 from collector.storage.layout import REJECTED_DIR, StreamLayout
 from collector.task import episode_seconds, task_name, task_seconds
 from collector.tuning import tune_process
-from core.codec import IMAGE_FIELD
+from core.codec import IMAGE_FIELD, stored_shape
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import DerivedSignals, StationConfig
@@ -103,13 +103,10 @@ def stream_layouts(infos: list[StreamInfo],
 
 
 def image_shapes(config: StationConfig, infos: list[StreamInfo]) -> dict:
-    resize = config.pipeline.images.resize
-    shapes = {}
-    for info in infos:
-        if info.kind == "camera":
-            h, w, c = info.fields[IMAGE_FIELD].shape
-            shapes[info.name] = (resize[1], resize[0], c) if resize else (h, w, c)
-    return shapes
+    """Each camera's frame shape as stored (after its own resize)."""
+    encodings = image_encodings(config, infos)
+    return {i.name: stored_shape(encodings[i.name], i.fields[IMAGE_FIELD].shape) for i in infos
+            if i.kind == "camera"}
 
 
 class Station:
@@ -235,7 +232,7 @@ class Station:
         self.engine.begin_episode(EpisodePlan(
             episode_id=episode_id, final_dir=day, rejected_dir=self.output / REJECTED_DIR,
             streams=self.layouts, image_shapes=image_shapes(self.config, self.infos),
-            image_encoding=self.config.pipeline.images,
+            image_encoding=image_encodings(self.config, self.infos),
             storage=self.config.storage, start_metadata=known,
             camera_checks=camera_checks(self.config, self.infos),
         ))

@@ -39,14 +39,28 @@ def encoding_params(spec: ImageEncoding) -> dict[str, str | int]:
     }
 
 
+def stored_shape(spec: ImageEncoding, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A camera's frame shape (H, W, C) as stored: after `resize`, if the camera has one."""
+    h, w, c = shape
+    return (spec.resize[1], spec.resize[0], c) if spec.resize else (h, w, c)
+
+
+def resize_frames(frames: np.ndarray | Sequence[np.ndarray],
+                  spec: ImageEncoding) -> np.ndarray | Sequence[np.ndarray]:
+    """The frames at the stored size (`resize`), or as they are when it is not set."""
+    if spec.resize is None:
+        return frames
+    width, height = spec.resize
+    if not len(frames):
+        return np.zeros((0, height, width, 3), np.uint8)
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                     for f in frames])
+
+
 def encode_frames(frames: np.ndarray | Sequence[np.ndarray], spec: ImageEncoding) -> np.ndarray:
     """m RGB uint8 (H, W, 3) frames -> object array of m encoded byte arrays (uint8), or the
     raw frames stacked."""
-    if spec.resize is not None:
-        width, height = spec.resize
-        frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
-                           for f in frames]) if len(frames) else \
-            np.zeros((0, height, width, 3), np.uint8)
+    frames = resize_frames(frames, spec)
     if spec.encoding == "raw":
         return np.asarray(frames)
     ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, spec.quality]) if spec.encoding == "jpeg" \

@@ -165,7 +165,8 @@ def test_perception_flags_do_not_depend_on_chunk_boundaries(delivered):
     # perception aligns and flags drops; computation runs the pixel checks on the chosen frames;
     # execution judges blur against the camera's recent frames, batches in order
     checks = {"cam": CameraChecks()}
-    computation = Computation(ImageEncoding(encoding="raw"), {"cam": frames.shape[1:]}, checks)
+    computation = Computation({"cam": ImageEncoding(encoding="raw")}, {"cam": frames.shape[1:]},
+                              checks)
     whole = computation.process(Perception(plan()).process(
         RawBatch(clock, 0, 0, True, {"cam": chunk(slice(None))})))
     BlurJudge().apply(whole, checks)

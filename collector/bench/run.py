@@ -230,8 +230,12 @@ def _read_back(station: Station, summaries: list[EpisodeSummary], wall_s: float,
             for layout in station.layouts:
                 if layout.is_camera:
                     ds = f[layout.grid_path("image")]
-                    image_bytes += _image_bytes(ds)
-                    image_rows += ds.shape[0]
+                    # a video camera's frames are its packets, once each; the grid only
+                    # points into them
+                    frames_ds = f[str(ds.attrs["frames"]) + "/packets"] \
+                        if "frames" in ds.attrs else ds
+                    image_bytes += _image_bytes(frames_ds)
+                    image_rows += frames_ds.shape[0]
                     raw_frame = int(ds.attrs["height"]) * int(ds.attrs["width"]) * 3
                 elif layout.kind == "sensor" and config.storage.keep_raw:
                     samples += f[f"{RAW}/{layout.name}/arrival_ns"].shape[0]

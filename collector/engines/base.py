@@ -7,18 +7,37 @@ from dataclasses import dataclass
 
 from collector.batch import EpisodeClock
 from collector.stages.computation import Computation
+from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
 from collector.stages.perception import Perception, plan_streams
 from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
-from schemas.station import CameraChecks, StationConfig
+from schemas.station import VIDEO_ENCODINGS, CameraChecks, ImageEncoding, StationConfig
 
 
 def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perception:
     specs = {d.name: d.align for d in config.devices}
     return Perception(plan_streams(infos, specs, config.episode.control_hz, config.quality,
-                                   config.pipeline.derived))
+                                   config.pipeline.derived, config.pipeline.images))
+
+
+def image_encodings(config: StationConfig, infos: list[StreamInfo]) -> dict[str, ImageEncoding]:
+    """How each camera's frames are stored: pipeline.images with the camera's overrides."""
+    return {i.name: config.pipeline.images.for_camera(i.name) for i in infos
+            if i.kind == "camera"}
+
+
+def video_cameras(config: StationConfig, infos: list[StreamInfo]) -> list[str]:
+    """The cameras stored as video (each with its own encoder), in stream order."""
+    return [name for name, spec in image_encodings(config, infos).items()
+            if spec.encoding in VIDEO_ENCODINGS]
+
+
+def make_encoder(config: StationConfig, infos: list[StreamInfo], camera: str) -> CameraEncoder:
+    info = next(i for i in infos if i.name == camera)
+    return CameraEncoder(camera, image_encodings(config, infos)[camera],
+                         info.fields[IMAGE_FIELD].shape, info.rate_hz)
 
 
 def camera_checks(config: StationConfig, infos: list[StreamInfo]) -> dict[str, CameraChecks]:
@@ -30,7 +49,7 @@ def camera_checks(config: StationConfig, infos: list[StreamInfo]) -> dict[str, C
 
 def make_computation(config: StationConfig, infos: list[StreamInfo]) -> Computation:
     cameras = {i.name: i.fields[IMAGE_FIELD].shape for i in infos if i.kind == "camera"}
-    return Computation(config.pipeline.images, cameras, camera_checks(config, infos))
+    return Computation(image_encodings(config, infos), cameras, camera_checks(config, infos))
 
 
 def make_execution() -> Execution:

@@ -7,7 +7,14 @@ import time
 
 from collector.batch import EpisodeClock
 from collector.capture import Capture
-from collector.engines.base import Engine, make_computation, make_execution, make_perception
+from collector.engines.base import (
+    Engine,
+    make_computation,
+    make_encoder,
+    make_execution,
+    make_perception,
+    video_cameras,
+)
 from collector.errors import StartupInterrupted
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from drivers.base import StreamInfo
@@ -27,6 +34,8 @@ class InlineEngine(Engine):
         self.perception = make_perception(config, infos)
         self.computation = make_computation(config, infos)
         self.execution = make_execution()
+        self.encoders = {name: make_encoder(config, infos, name)
+                         for name in video_cameras(config, infos)}
         self.startup_s = time.perf_counter() - started
 
     def describe(self) -> list[StreamInfo]:
@@ -46,10 +55,17 @@ class InlineEngine(Engine):
 
     def submit(self, clock: EpisodeClock, index: int, final: bool) -> None:
         raw = self.capture.read_batch(clock, index, final)
-        self.execution.append(self.computation.process(self.perception.process(raw)))
+        grid = self.perception.process(raw)
+        # the frames are encoded from the read's block before computation empties it
+        videos = {name: encoder.encode(raw, grid.jobs.get(name))
+                  for name, encoder in self.encoders.items()}
+        grid = self.computation.process(grid)
+        grid.videos = videos
+        self.execution.append(grid)
 
     def finish_episode(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
-        return self.execution.finish(metadata, recording_s)
+        tails = {name: encoder.finish() for name, encoder in self.encoders.items()}
+        return self.execution.finish(metadata, recording_s, tails)
 
     def health(self) -> dict[str, dict]:
         return self.capture.health()

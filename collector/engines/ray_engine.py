@@ -1,4 +1,5 @@
-"""The Ray engine: capture, perception and execution as actors, computation as a pool.
+"""The Ray engine: capture, perception and execution as actors, computation as a pool, and
+one encoder actor per video-coded camera.
 
 Batches pass between actors as object refs; the driver process only holds refs. At most
 `engine.max_inflight_batches` batches are in flight, so a slow stage pushes back on the loop
@@ -10,6 +11,13 @@ after the one before it is given up as stalled. Stepped devices (a stepped repla
 episode time on demand, so nothing is lost by waiting and a batch's fate must not depend on how
 loaded the host is: there a batch is lost only when its stage crashes, and a stage that hangs
 ends the command with an error after `STEPPED_HANG_S` instead of recording missing ticks.
+
+Encoding is stateful, so each video camera's reads must reach its encoder in order: the driver
+calls the camera's actor once per read, and Ray runs one caller's calls to one actor in the
+order they were made; the cameras' actors run side by side. The read's block reaches the
+encoder by reference (zero-copy on the same node). An encoder that dies loses the frames of
+the calls it had not answered (their ticks are missing); its restarted actor starts a new
+video at a keyframe.
 """
 
 from __future__ import annotations
@@ -24,18 +32,21 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from collector.batch import EpisodeClock, GridBatch, HeldBlock, RawBatch
+from collector.batch import CameraPackets, EncodeJob, EpisodeClock, GridBatch, HeldBlock, RawBatch
 from collector.capture import Capture, read_limit
 from collector.engines.base import (
     Engine,
     EngineStats,
     make_computation,
+    make_encoder,
     make_execution,
     make_perception,
+    video_cameras,
 )
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.errors import PipelineError, StartupInterrupted
 from collector.stages.computation import Computation
+from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
 from collector.stages.perception import Perception
 from collector.tuning import tune_process
@@ -100,10 +111,24 @@ class _CaptureActor(_Hosted):
 class _PerceptionActor(_Hosted):
     stage: Perception
 
-    def perceive(self, boxed: list) -> GridBatch:
+    @ray.method(num_returns=2)
+    def perceive(self, boxed: list) -> tuple[GridBatch, dict[str, EncodeJob]]:
         """The raw batch comes boxed, so that its reference can travel on as the block its
-        frames stay in (collector/frames.py) while only handles move."""
-        return self.stage.process(ray.get(boxed[0]), HeldBlock(boxed[0]))
+        frames stay in (collector/frames.py) while only handles move. The encode jobs come
+        back on their own, so the encoders fetch only them, not the grid."""
+        grid = self.stage.process(ray.get(boxed[0]), HeldBlock(boxed[0]))
+        return grid, grid.jobs
+
+
+@ray.remote(num_cpus=0)
+class _EncoderActor(_Hosted):
+    stage: CameraEncoder
+
+    def encode(self, batch: RawBatch, jobs: dict[str, EncodeJob]) -> CameraPackets:
+        return self.stage.encode(batch, jobs.get(self.stage.camera))
+
+    def finish(self) -> CameraPackets:
+        return self.stage.finish()
 
 
 @ray.remote(num_cpus=0)
@@ -132,30 +157,46 @@ class _ExecutionActor(_Hosted):
     def begin(self, plan: EpisodePlan) -> str:
         return self.stage.begin(plan)
 
-    def finish(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
-        return self.stage.finish(metadata, recording_s)
+    def finish(self, metadata: EpisodeMetadata, recording_s: float,
+               tails: dict[str, list]) -> EpisodeSummary:
+        return self.stage.finish(metadata, recording_s, _packets(tails))
 
     def close(self) -> None:
         self.stage.close()
 
     def append_from(self, clock: EpisodeClock, index: int, boxed: list, worker: str,
-                    wait_s: float | None, roles: dict[str, str]) -> int:
-        """Execution side: resolve the batch and append it, or account for its loss.
+                    wait_s: float | None, roles: dict[str, str], videos: dict[str, list]) -> int:
+        """Execution side: resolve the batch and append it, or account for its loss; with
+        the packets of its video cameras either way (`videos`: camera -> boxed ref).
 
         The ref comes boxed in a list so that a crashed stage reaches us as an exception
         instead of failing this call. Batches are appended in order, so this call starts once
         the batch before is written: a batch still not computed `wait_s` later is given up (its
         worker is stuck or restarting), while a pipeline that is merely slow keeps its batches.
         `wait_s` None (stepped devices): wait as long as it takes; only a crash loses it.
+        Packets are never given up while their encoder lives: the next ones build on them.
         """
+        packets = _packets(videos)
         ready, _ = ray.wait(boxed, timeout=wait_s)
         if not ready:  # still not computed: its worker is stuck or restarting
-            return self.stage.lose(index, f"stalled:{worker}", clock)
+            return self.stage.lose(index, f"stalled:{worker}", clock, packets)
         try:
             batch = ray.get(ready[0])
         except (RayActorError, RayTaskError) as exc:
-            return self.stage.lose(index, _crash_cause(exc, roles), clock)
+            return self.stage.lose(index, _crash_cause(exc, roles), clock, packets)
+        batch.videos = packets
         return self.stage.append(batch)
+
+
+def _packets(videos: dict[str, list]) -> dict[str, CameraPackets]:
+    """Each camera's packets, resolved; a camera whose encoder died with them (or whose read
+    was lost before it) is left out: its frames were never stored, and execution marks the
+    ticks that show them missing."""
+    out = {}
+    for camera, boxed in videos.items():
+        with contextlib.suppress(RayActorError, RayTaskError):
+            out[camera] = ray.get(boxed[0])
+    return out
 
 
 def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
@@ -228,11 +269,17 @@ class RayEngine(Engine):
             ).remote(make_computation, config, infos))
             for _ in range(workers)
         ]
+        # one per video camera, each called in order by this driver alone (see the module)
+        self.encoders = {
+            name: self._started(_EncoderActor.options(**restartable).remote(  # type: ignore[attr-defined]
+                make_encoder, config, infos, name))
+            for name in video_cameras(config, infos)}
         # owns the open file: never restarted
         self.execution = self._started(
             _ExecutionActor.remote(make_execution))  # type: ignore[attr-defined]
         named = {"capture": self.capture, "perception": self.perception,
-                 **{f"computation-{i}": w for i, w in enumerate(self.pool)}}
+                 **{f"computation-{i}": w for i, w in enumerate(self.pool)},
+                 **{f"encoder-{name}": e for name, e in self.encoders.items()}}
         # every actor up (a loaded host can take many seconds); actor id -> stage, for crashes
         *ids, _ = self._get([a.actor_id.remote() for a in (*named.values(), self.execution)])
         self.roles = dict(zip(ids, named, strict=True))
@@ -293,12 +340,14 @@ class RayEngine(Engine):
     def submit(self, clock: EpisodeClock, index: int, final: bool) -> None:
         size = self._read_bytes()
         raw = self.capture.read_batch.remote(clock, index, final)
-        grid = self.perception.perceive.remote([raw])
+        grid, jobs = self.perception.perceive.remote([raw])
         worker = self._least_busy_worker()
         encoded = self.pool[worker].compute.remote(grid)
         self._busy[worker].append(encoded)
+        videos = {name: [e.encode.remote(raw, jobs)] for name, e in self.encoders.items()}
         self.inflight.append(self.execution.append_from.remote(
-            clock, index, [encoded], f"computation-{worker}", self.batch_deadline_s, self.roles))
+            clock, index, [encoded], f"computation-{worker}", self.batch_deadline_s, self.roles,
+            videos))
         self._sizes.append(size)
         while self.inflight and ray.wait([self.inflight[0]], timeout=0)[0]:
             self._written()  # written already (raises what execution raised)
@@ -347,7 +396,8 @@ class RayEngine(Engine):
         while self.inflight:
             self._written()
         self._last_read = None
-        return ray.get(self.execution.finish.remote(metadata, recording_s))
+        tails = {name: [e.finish.remote()] for name, e in self.encoders.items()}
+        return ray.get(self.execution.finish.remote(metadata, recording_s, tails))
 
     def health(self) -> dict[str, dict]:
         return ray.get(self.capture.health.remote())

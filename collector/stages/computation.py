@@ -1,4 +1,6 @@
-"""Computation: encode images (JPEG by default) and resize. The expensive stage, run as a pool."""
+"""Computation: pixel checks, and per-tick images (JPEG...) encoded and resized. The expensive
+stage, run as a pool. Video-coded cameras are encoded by their own encoders (stages/encoding.py):
+here their ticks keep the index of the frame they show."""
 
 from __future__ import annotations
 
@@ -7,19 +9,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from collector.batch import GridBatch
-from collector.frames import FRAME_BEFORE, FRAME_FIELD, frame_at, pick_frames
+from collector.frames import FRAME_BEFORE, FRAME_FIELD, FRAME_INDEX, frame_at, pick_frames
 from collector.quality import PIXEL_CHECKS, SCORE, frame_scores, small_gray
 from core.codec import IMAGE_FIELD, encode_frames, encoding_params
-from schemas.station import CameraChecks, ImageEncoding
+from schemas.layout import NO_FRAME
+from schemas.station import VIDEO_ENCODINGS, CameraChecks, ImageEncoding
 
 
 class Computation:
     """Fetches the frames the grid chose, runs their pixel checks and encodes them; other
     streams pass through. The only stage that touches pixels (so it is the parallel one)."""
 
-    def __init__(self, images: ImageEncoding, camera_shapes: dict[str, tuple[int, ...]],
+    def __init__(self, images: dict[str, ImageEncoding],
+                 camera_shapes: dict[str, tuple[int, ...]],
                  camera_checks: dict[str, CameraChecks] | None = None):
-        self.images = images
+        self.images = images  # camera stream -> how its frames are stored
         self.cameras = camera_shapes  # camera stream -> frame shape (H, W, 3)
         self.checks = camera_checks or {}  # camera stream -> its checks (none: not checked)
 
@@ -40,8 +44,14 @@ class Computation:
                 for check in PIXEL_CHECKS:
                     stream.flags[check] = scores[check][shown]
                     stream.scores[check + SCORE] = scores[check + SCORE][shown]
-            stream.values[IMAGE_FIELD] = encode_frames(frames, self.images)[shown]
-            batch.encoding[name] = encoding_params(self.images)
+            spec = self.images[name]
+            if spec.encoding in VIDEO_ENCODINGS:  # stored once by its encoder: point at it
+                index = stream.values.pop(FRAME_INDEX)
+                stream.values[IMAGE_FIELD] = np.where(stream.capture_ns < 0, NO_FRAME,
+                                                      index).astype(np.int64)
+            else:
+                stream.values[IMAGE_FIELD] = encode_frames(frames, spec)[shown]
+                batch.encoding[name] = encoding_params(spec)
         batch.frames = {}  # done with the pixels: what travels on is small
         return batch
 

@@ -7,15 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from collector.batch import EpisodeClock, GridBatch, StreamOnGrid
+from collector.batch import CameraPackets, EpisodeClock, GridBatch, StreamOnGrid
 from collector.efficiency import EpisodeTally
 from collector.quality import BlurJudge
+from collector.stages.frame_rows import FrameRows
 from collector.storage.commit_log import CommitLog
 from collector.storage.layout import StreamLayout, partial_path
 from collector.storage.writer import EpisodeWriter
-from core.codec import IMAGE_FIELD, encode_frames, encoding_params
+from core.codec import IMAGE_FIELD, encode_frames
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
-from schemas.station import CameraChecks, ImageEncoding, StorageConfig
+from schemas.layout import NO_FRAME
+from schemas.station import VIDEO_ENCODINGS, CameraChecks, ImageEncoding, StorageConfig
 
 HOLD_S = 2.0  # at most this much of an episode's start waits for its cameras' blur judgement
 
@@ -28,13 +30,22 @@ class EpisodePlan:
     final_dir: Path  # <output>/<station>/<yyyy-mm-dd>
     rejected_dir: Path
     streams: list[StreamLayout]
-    image_shapes: dict[str, tuple[int, int, int]]
-    image_encoding: ImageEncoding
+    image_shapes: dict[str, tuple[int, int, int]]  # per camera, as stored (after resize)
+    image_encoding: dict[str, ImageEncoding]  # per camera (pipeline.images.for_camera)
     storage: StorageConfig
     # Root attributes known at the start (id, station, task, rig_config, ...): written into the
     # partial file before the first sample, so `collector recover` can rebuild the episode.
     start_metadata: dict = field(default_factory=dict)
     camera_checks: dict[str, CameraChecks] = field(default_factory=dict)  # none: not checked
+
+
+@dataclass
+class LostBatch:
+    """A batch that will never come (a stage crashed with it): why, and the packets its video
+    cameras' encoders made all the same (later packets build on them: they must be stored)."""
+
+    cause: str
+    videos: dict[str, CameraPackets] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,11 +68,12 @@ class Execution:
         self._plan: EpisodePlan | None = None
         self._writer: EpisodeWriter | None = None
         self._tally = EpisodeTally()
-        self._waiting: dict[int, GridBatch | str] = {}  # index -> batch, or cause of its loss
+        self._waiting: dict[int, GridBatch | LostBatch] = {}  # index -> batch, or its loss
         self._next_index = 0
         self._clock: EpisodeClock | None = None
         self._lost_cause: str | None = None
         self._last_frames: dict[str, np.ndarray] = {}  # camera -> last encoded frame written
+        self._frame_rows: dict[str, FrameRows] = {}  # video camera -> its frames' rows
         self._blur = BlurJudge()  # kept across episodes: each camera's recent sharpness
 
     def begin(self, plan: EpisodePlan) -> str:
@@ -74,10 +86,11 @@ class Execution:
         self._clock = None
         self._lost_cause = None
         self._last_frames = {}
+        self._frame_rows = {name: FrameRows() for name, spec in plan.image_encoding.items()
+                            if spec.encoding in VIDEO_ENCODINGS}
         partial = partial_path(plan.final_dir, plan.episode_id)
         self._writer = EpisodeWriter(partial, plan.streams, plan.image_shapes,
-                                     encoding_params(plan.image_encoding), plan.storage,
-                                     plan.start_metadata)
+                                     plan.image_encoding, plan.storage, plan.start_metadata)
         return str(partial)
 
     def _open(self) -> tuple[EpisodePlan, EpisodeWriter]:
@@ -91,13 +104,15 @@ class Execution:
         self._drain()
         return self._open()[1].rows
 
-    def lose(self, index: int, cause: str, clock: EpisodeClock) -> int:
+    def lose(self, index: int, cause: str, clock: EpisodeClock,
+             videos: dict[str, CameraPackets] | None = None) -> int:
         """Batch `index` will never come (a stage crashed with it): account for it, move on.
 
-        Its ticks are filled as missing when the next batch shows where the grid resumes.
+        Its ticks are filled as missing when the next batch shows where the grid resumes;
+        `videos`: the packets its encoders made (stored all the same).
         """
         self._clock = self._clock or clock
-        self._waiting[index] = cause
+        self._waiting[index] = LostBatch(cause, videos or {})
         self._drain()
         return self._open()[1].rows
 
@@ -109,16 +124,21 @@ class Execution:
                 return  # a camera's first frames wait for frames to be judged against
             ready = self._waiting.pop(self._next_index)
             self._next_index += 1
-            if isinstance(ready, str):
-                self._lost_cause = ready
+            if isinstance(ready, LostBatch):
+                self._lost_cause = ready.cause
+                self._store_videos(ready.videos)
                 continue
             self._clock = ready.clock
+            self._store_videos(ready.videos)  # before the ticks that point into them
             self._fill_gap(ready.first_tick)
             if len(ready) and ready.first_tick < writer.rows:
                 continue  # a restarted stage re-sent ticks already written
+            lost = self._point_at_rows(ready)
             self._blur.apply(ready, plan.camera_checks, (ahead or [])[1:])
             writer.append(ready)
             self._tally.add(ready)
+            for name, ticks in lost.items():
+                self._tally.blame(name, f"crash:encoder-{name}", ticks)
             self._remember_last_frames(ready)
 
     def _blur_ahead(self) -> list[GridBatch] | None:
@@ -144,6 +164,24 @@ class Execution:
             * ahead[0].clock.period_ns / 1e9
         return held_s < HOLD_S and self._blur.waiting(ahead, self._open()[0].camera_checks)
 
+    def _store_videos(self, videos: dict[str, CameraPackets]) -> None:
+        for name, packets in videos.items():
+            self._frame_rows[name].stored(packets)
+        self._open()[1].append_videos(videos)
+
+    def _point_at_rows(self, batch: GridBatch) -> dict[str, int]:
+        """Video cameras: each tick's frame number becomes the row its packet is stored in; a
+        tick whose frame was never stored (its encoder died with it) shows the last stored
+        frame before it and is missing, like any tick without a sample. Returns per camera
+        how many ticks that made missing."""
+        made_missing = {}
+        for name, rows in self._frame_rows.items():
+            stream = batch.streams[name]
+            stream.values[IMAGE_FIELD], lost = rows.rows_of(stream.values[IMAGE_FIELD])
+            made_missing[name] = int((lost & ~stream.missing).sum())
+            stream.missing = stream.missing | lost
+        return made_missing
+
     def _remember_last_frames(self, batch: GridBatch) -> None:
         for s in self._open()[0].streams:
             if s.is_camera and len(batch):
@@ -163,12 +201,15 @@ class Execution:
         self._tally.add_lost(cause, gap, len(plan.streams))
         self._lost_cause = None
 
-    def finish(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
+    def finish(self, metadata: EpisodeMetadata, recording_s: float,
+               videos: dict[str, CameraPackets] | None = None) -> EpisodeSummary:
+        """`videos`: the packets the encoders still held at the episode's end."""
         self._drain(flush=True)  # batches held for a camera's first blur judgement
         if self._waiting:
             raise RuntimeError(f"batches {sorted(self._waiting)} arrived after a gap in order")
         if self._clock is not None:
             self._fill_gap(self._clock.ticks)  # the last batches may have been lost
+        self._store_videos(videos or {})
         plan, writer = self._open()
         accounts = self._tally.accounts(recording_s, metadata.outcome)
         keep = metadata.outcome not in ("rejected", "aborted")
@@ -192,21 +233,25 @@ class Execution:
 
 
 def gap_batch(clock: EpisodeClock, first: int, stop: int, streams: list[StreamLayout],
-              image_shapes: dict, image_encoding: ImageEncoding,
+              image_shapes: dict, image_encoding: dict[str, ImageEncoding],
               last_frames: dict[str, np.ndarray]) -> GridBatch:
     """Rows for ticks whose batch was lost: flagged missing, arrays kept rectangular.
 
-    Cameras repeat the last frame written (or a black frame), as missing ticks do elsewhere.
+    Cameras repeat the last frame written (or a black frame; a video camera: its last frame
+    index, or NO_FRAME), as missing ticks do elsewhere.
     """
     m = stop - first
     aligned = {}
     for s in streams:
         if s.is_camera:
             frame = last_frames.get(s.name)
-            if frame is None:
+            if frame is None and image_encoding[s.name].encoding in VIDEO_ENCODINGS:
+                frame = np.full(1, NO_FRAME, np.int64)
+            elif frame is None:
                 black = np.zeros((1, *image_shapes[s.name]), np.uint8)
                 # already at the stored size: encoded as it is
-                frame = encode_frames(black, image_encoding.model_copy(update={"resize": None}))
+                frame = encode_frames(black, image_encoding[s.name].model_copy(
+                    update={"resize": None}))
             values = {IMAGE_FIELD: np.repeat(frame, m, axis=0)}
         else:
             values = {k: np.zeros((m, *shape), dtype) for k, (shape, dtype) in s.fields.items()}

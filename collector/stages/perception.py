@@ -6,10 +6,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from collector.batch import GridBatch, HeldBlock, RawBatch, StreamCounters
+from collector.batch import EncodeJob, GridBatch, HeldBlock, RawBatch, StreamCounters
 from collector.derive import Deriver, derived_fields
 from collector.errors import ConfigError
-from collector.frames import BLOCK_ROWS, FRAME_BEFORE, FRAME_FIELD, FrameBlocks, frame_handles
+from collector.frames import (
+    BLOCK_ROWS,
+    FRAME_BEFORE,
+    FRAME_FIELD,
+    FRAME_INDEX,
+    FrameBlocks,
+    frame_handles,
+)
 from collector.quality import (
     PIXEL_CHECKS,
     SCORE,
@@ -23,7 +30,7 @@ from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo
 from drivers.chunk import Chunk
 from schemas.devices import AlignSpec
-from schemas.station import DerivedSignals, QualityConfig
+from schemas.station import VIDEO_ENCODINGS, DerivedSignals, ImagesConfig, QualityConfig
 
 LATE_NS = 150_000_000  # a tick is final once the devices were read this long after it
 
@@ -39,11 +46,13 @@ class StreamPlan:
     sample_ns: int = 0  # nominal sample spacing (1 / rate)
     checker: StreamChecker | None = None  # per-sample quality checks (None: sync only)
     deriver: Deriver | None = None  # derived fields (None: none)
+    video: bool = False  # a video-coded camera: its frames are numbered and encoded once
 
 
 def plan_streams(infos: list[StreamInfo], specs: dict[str, AlignSpec | None],
                  control_hz: float, quality: QualityConfig | None = None,
-                 derived: DerivedSignals | None = None) -> list[StreamPlan]:
+                 derived: DerivedSignals | None = None,
+                 images: ImagesConfig | None = None) -> list[StreamPlan]:
     """Defaults: cameras and actions take the nearest sample, high-rate signals interpolate."""
     plans = []
     for info in infos:
@@ -68,8 +77,10 @@ def plan_streams(infos: list[StreamInfo], specs: dict[str, AlignSpec | None],
         if derived is not None:
             fields = derived_fields(info, derived)
             deriver = Deriver(fields, derived.lowpass_hz) if fields else None
+        video = (info.kind == "camera" and images is not None
+                 and images.for_camera(info.name).encoding in VIDEO_ENCODINGS)
         plans.append(StreamPlan(info.name, info.kind, spec.method, int(tolerance_s * 1e9),
-                                int(1e9 / info.rate_hz), checker, deriver))
+                                int(1e9 / info.rate_hz), checker, deriver, video))
     return plans
 
 
@@ -90,6 +101,7 @@ class Perception:
         self._episode: str | None = None
         self._frames = FrameBlocks()
         self._last_frame: dict[str, int] = {}  # camera -> handle of its last frame this episode
+        self._numbered: dict[str, int] = {}  # video camera -> frames numbered this episode
 
     def process(self, batch: RawBatch, held: HeldBlock | None = None) -> GridBatch:
         """`held`: where later stages find this batch's frames, when not in the batch itself
@@ -99,6 +111,7 @@ class Perception:
             self._reset(clock.episode_id)
         counters = {p.name: self._count(batch.chunks[p.name]) for p in self.plans}
         raw = {}
+        jobs = {}
         block = self._frames.add(batch if held is None else held)
         for plan in self.plans:
             chunk = batch.chunks[plan.name]
@@ -106,9 +119,12 @@ class Perception:
             inside = keep & (chunk.capture_ns < clock.end_ns + plan.tolerance_ns)
             if plan.kind == "camera":  # from here on a frame is its handle
                 chunk = self._frames_by_handle(chunk, block)
+            if plan.video:
+                chunk, jobs[plan.name] = self._number_frames(chunk, inside)
             annotated = self._annotate(plan, chunk, clock)
             # raw: data only; a camera's full-rate frames are not kept (their timing is)
-            raw[plan.name] = annotated.take(inside, without=(FRAME_FIELD, FRAME_BEFORE))
+            raw[plan.name] = annotated.take(inside,
+                                            without=(FRAME_FIELD, FRAME_BEFORE, FRAME_INDEX))
             raw[plan.name].fields = split_checks(raw[plan.name].fields)[0]
             # samples past the last tick's reach change nothing; one is kept to settle the
             # ticks, the rest not at all (a loop running late would pile them up otherwise)
@@ -127,7 +143,8 @@ class Perception:
                    if k in s.values]
         out = GridBatch(clock=clock, index=batch.index, final=batch.final,
                         first_tick=self._next_tick, timestamps=grid, streams=streams, raw=raw,
-                        counters=counters, frames=self._frames.needed(handles))
+                        counters=counters, frames=self._frames.needed(handles),
+                        jobs={k: j for k, j in jobs.items() if len(j.rows)})
         self._next_tick = stop
         self._forget_used(clock)
         return out
@@ -144,6 +161,18 @@ class Perception:
         fields = {k: v for k, v in chunk.fields.items() if k != IMAGE_FIELD}
         fields[FRAME_FIELD], fields[FRAME_BEFORE] = handles, before
         return replace(chunk, fields=fields)
+
+    def _number_frames(self, chunk: Chunk, inside: np.ndarray) -> tuple[Chunk, EncodeJob]:
+        """A video camera's frames inside the episode window get the next numbers of the
+        episode (the frame index the grid will point at), in capture order, and go to its
+        encoder: every frame the grid may show is stored once, and only those."""
+        rows = np.flatnonzero(inside)
+        first = self._numbered.get(chunk.stream, 0)
+        numbers = np.full(len(chunk), -1, np.int64)
+        numbers[rows] = first + np.arange(len(rows), dtype=np.int64)
+        self._numbered[chunk.stream] = first + len(rows)
+        return (replace(chunk, fields={**chunk.fields, FRAME_INDEX: numbers}),
+                EncodeJob(chunk.stream, rows, first))
 
     def _annotate(self, plan: StreamPlan, chunk: Chunk, clock) -> Chunk:
         """The chunk with its per-sample quality checks and derived fields added as fields."""
@@ -192,6 +221,7 @@ class Perception:
         self._pending.clear()
         self._frames.clear()
         self._last_frame.clear()
+        self._numbered.clear()
         self._drops.clear()
         for plan in self.plans:
             for state in (plan.checker, plan.deriver):

@@ -108,15 +108,14 @@ class StreamLayout:
 
 
 def episode_layout(streams: list[StreamLayout], image_shapes: dict[str, tuple[int, int, int]],
-                   image_encoding: dict[str, Any],
-                   keep_raw: bool) -> EpisodeLayout:
-    """The file layout of an episode of these streams."""
+                   encodings: Mapping[str, str], keep_raw: bool) -> EpisodeLayout:
+    """The file layout of an episode of these streams; `encodings`: per camera (jpeg, h264...)."""
     specs = []
     for s in streams:
         image = None
         if s.is_camera:
             h, w, c = image_shapes[s.name]
-            image = ImageSpec(height=h, width=w, channels=c, encoding=image_encoding["encoding"])
+            image = ImageSpec(height=h, width=w, channels=c, encoding=encodings[s.name])
         fields = {} if s.is_camera else {name: s.field_spec(name) for name in s.fields}
         quality = {k: np.dtype(v).name for k, v in s.quality.items()}
         specs.append(StreamSpec(name=s.name, kind=s.kind, rate_hz=s.rate_hz, fields=fields,

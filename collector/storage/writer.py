@@ -19,7 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from collector.batch import GridBatch
+from collector.batch import CameraPackets, GridBatch
 from collector.errors import DiskFullError
 from collector.storage.commit_log import CommitLog
 from collector.storage.disk import free_gb
@@ -38,6 +38,8 @@ from collector.storage.layout import (
     StreamLayout,
     episode_layout,
 )
+from core.codec import encoding_params
+from core.video import video_attrs
 from schemas.episode import (
     FORMAT,
     FORMAT_VERSION,
@@ -45,8 +47,16 @@ from schemas.episode import (
     EpisodeMetadata,
     flatten_accounts,
 )
-from schemas.layout import FILL_RULE, FILL_RULE_ATTR, DatasetSpec, EpisodeLayout, FieldSpec
-from schemas.station import StorageConfig
+from schemas.layout import (
+    FILL_RULE,
+    FILL_RULE_ATTR,
+    NO_FRAME,
+    DatasetSpec,
+    EpisodeLayout,
+    FieldSpec,
+    video_path,
+)
+from schemas.station import ImageEncoding, StorageConfig
 
 
 def compression_options(name: str) -> dict[str, Any]:
@@ -100,6 +110,11 @@ def batch_bytes(batch: GridBatch) -> int:
     return grid + sum(c.nbytes + 32 * len(c) for c in batch.raw.values())
 
 
+def videos_bytes(videos: dict[str, CameraPackets]) -> int:
+    """Packets and their times (one row of /videos/<camera>/* is 33 bytes besides the packet)."""
+    return sum(sum(len(x) for x in p.frames.packets) + 33 * len(p) for p in videos.values())
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """HDF5 reports a failed write as OSError or RuntimeError, with errno 28 in its message."""
     text = str(exc)
@@ -109,18 +124,23 @@ def is_disk_full(exc: BaseException) -> bool:
 
 class EpisodeWriter:
     def __init__(self, partial_path: Path, streams: list[StreamLayout],
-                 image_shapes: dict[str, tuple[int, int, int]], image_encoding: dict[str, Any],
-                 storage: StorageConfig, start_metadata: dict[str, Any] | None = None):
+                 image_shapes: dict[str, tuple[int, int, int]],
+                 image_encoding: dict[str, ImageEncoding], storage: StorageConfig,
+                 start_metadata: dict[str, Any] | None = None):
+        """`image_shapes`, `image_encoding`: per camera, as stored (after resize)."""
         self.partial_path = Path(partial_path)
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         self.streams = {s.name: s for s in streams}
         self.storage = storage
-        self.layout: EpisodeLayout = episode_layout(streams, image_shapes, image_encoding,
+        encodings = {s.name: image_encoding[s.name].encoding for s in streams if s.is_camera}
+        self.layout: EpisodeLayout = episode_layout(streams, image_shapes, encodings,
                                                     storage.keep_raw)
         self.rows = 0  # grid rows accepted (written, or waiting for the next flush)
         self._written_rows = 0
         self.flushed_rows = 0  # grid rows a reader (or `recover`) is guaranteed to see
-        self._raw_rows = {s.name: 0 for s in streams}
+        self._raw_rows = {s.name: 0 for s in self.layout.streams if self.layout.raw_datasets(s)}
+        self._video_rows = {s.name: 0 for s in self.layout.streams if s.is_video}
+        self._videos: list[dict[str, CameraPackets]] = []  # accepted packets, not yet written
         self._lock = threading.Lock()  # appends and timer flushes never interleave
         self._dirty = False
         self._unflushed_bytes = 0
@@ -153,14 +173,23 @@ class EpisodeWriter:
 
     # -- layout ---------------------------------------------------------------------------
 
-    def _create(self, image_encoding: dict[str, Any]) -> None:
+    def _create(self, image_encoding: dict[str, ImageEncoding]) -> None:
         f = self._file
         for spec in self.layout.datasets():
             create_dataset(f, spec, self.storage.compression)
         for s in self.layout.streams:
             if s.image is not None:
                 ds = f[IMAGES + "/" + s.name]
-                ds.attrs.update(image_encoding)
+                camera = image_encoding[s.name]
+                if s.is_video:
+                    # the video's own attributes say how to decode its packets; the grid
+                    # dataset says where they are and what a tick without a frame holds
+                    f[video_path(s.name)].attrs.update(
+                        video_attrs(camera, s.image.width, s.image.height, s.rate_hz))
+                    ds.attrs.update({"encoding": camera.encoding, "frames": video_path(s.name),
+                                     "no_frame": NO_FRAME})
+                else:
+                    ds.attrs.update(encoding_params(camera))
                 ds.attrs["height"], ds.attrs["width"] = s.image.height, s.image.width
                 ds.attrs["fps"] = s.rate_hz
             else:
@@ -168,7 +197,7 @@ class EpisodeWriter:
                     describe_field(f[self.streams[s.name].grid_path(name)], field)
                     if self.layout.keep_raw:
                         describe_field(f[f"{RAW}/{s.name}/{name}"], field)
-            if self.layout.keep_raw:
+            if s.name in self._raw_rows:
                 f[f"{RAW}/{s.name}"].attrs["rate_hz"] = s.rate_hz
         self._link_aloha_names()
         f.create_group(EFFICIENCY)
@@ -214,9 +243,27 @@ class EpisodeWriter:
                 self._raise_if_disk_full(exc)
                 raise
 
+    def append_videos(self, videos: dict[str, CameraPackets]) -> None:
+        """Packets of video cameras (a batch's `videos`, or those of a batch whose ticks were
+        lost), written with the next rows and before them: a flushed tick never points past
+        the flushed packets."""
+        if not any(len(p) for p in videos.values()):
+            return
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            self._videos.append(videos)
+            size = videos_bytes(videos)
+            self._buffered_bytes += size
+            self._unflushed_bytes += size
+            self._dirty = True
+
     def _write_buffered(self) -> None:
         """Write the batches accepted since the last write: one append per dataset."""
         batches, self._buffer, self._buffered_bytes = self._buffer, [], 0
+        videos, self._videos = self._videos, []
+        if videos:
+            self._append_videos(videos)
         grid = [b for b in batches if len(b)]
         if grid:
             self._append_grid(grid)
@@ -242,8 +289,21 @@ class EpisodeWriter:
         _append(f[TIMESTAMPS], timestamps, start)
         self._written_rows = start + len(timestamps)
 
+    def _append_videos(self, runs: list[dict[str, CameraPackets]]) -> None:
+        for name in self._video_rows:
+            parts = [r[name] for r in runs if len(r.get(name, ()))]
+            if not parts:
+                continue
+            g = self._file[video_path(name)]
+            start = self._video_rows[name]
+            frames = [p.frames for p in parts]
+            for key in ("packets", "keyframe", "capture_ns", "device_ns", "arrival_ns"):
+                _append(g[key], _joined([getattr(x, key) for x in frames]), start)
+            _append(g["seq"], _joined([p.seq for p in parts]), start)
+            self._video_rows[name] = start + sum(len(p) for p in parts)
+
     def _append_raw(self, batches: list[GridBatch]) -> None:
-        for name in self.streams:
+        for name in self._raw_rows:
             chunks = [b.raw[name] for b in batches if len(b.raw.get(name, ()))]
             if not chunks:
                 continue

@@ -1,0 +1,194 @@
+"""Video-coded cameras recorded by the real pipeline, read back with plain h5py and PyAV.
+
+Each frame is stored once, as one packet, at the camera's own rate; the grid holds per tick the
+index of the frame it shows. These tests record real sim episodes (both engines, both codecs)
+and check the file against itself: the tick's capture time is its frame's, keyframes come every
+`gop`, every packet decodes, and decoding from a keyframe gives the same frames as decoding all.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from conftest import (
+    SIM_CONFIG,
+    partials,
+    record_one,
+    start_recorder,
+    wait_for_partial,
+    wait_until,
+)
+
+from collector.config import load_station
+from collector.station import Station
+from core.video import decode_run, keyframe_before
+from schemas.layout import NO_FRAME, VIDEO_FIELDS
+
+CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+GOP = 8
+
+
+def check_video_camera(f: h5py.File, camera: str, gop: int = GOP) -> np.ndarray:
+    """Everything one video camera's datasets must hold; returns its per-tick frame index."""
+    g = f[f"videos/{camera}"]
+    n = g["packets"].shape[0]
+    assert n > 0 and {g[k].shape[0] for k in VIDEO_FIELDS} == {n}  # one row per frame
+    assert f"raw/{camera}" not in f  # its frame times are its video's
+    capture = g["capture_ns"][:]
+    assert (np.diff(capture) > 0).all() and (np.diff(g["seq"][:]) > 0).all()  # each frame once
+    # every frame stored lies in the episode window the grid may show
+    ts = f["timestamps"][:]
+    fps = float(g.attrs["fps"])
+    reach = int((0.5 / fps + 0.005) * 1e9)
+    period = int(ts[1] - ts[0])
+    assert capture[0] >= ts[0] - reach and capture[-1] < ts[-1] + period + reach
+
+    # each tick points at the frame whose capture time the grid chose
+    index = f[f"observations/images/{camera}"][:]
+    assert index.dtype == np.int64 and len(index) == len(ts)
+    shown = index != NO_FRAME
+    assert (index[shown] < n).all()
+    np.testing.assert_array_equal(capture[index[shown]],
+                                  f[f"quality/{camera}/capture_ns"][:][shown])
+
+    keys = np.flatnonzero(g["keyframe"][:])
+    np.testing.assert_array_equal(keys, np.arange(0, n, gop))
+    packets = list(g["packets"][:])
+    frames = decode_run(g.attrs, packets)  # every packet decodes, with PyAV alone
+    height, width = int(g.attrs["height"]), int(g.attrs["width"])
+    assert len(frames) == n and frames[0].shape == (height, width, 3)
+    # random access: from the keyframe before the last frame, the same pixels
+    start = keyframe_before(g["keyframe"][:], n - 1)
+    np.testing.assert_array_equal(decode_run(g.attrs, packets[start:])[-1], frames[-1])
+    return index
+
+
+@pytest.mark.parametrize("codec", ["h264", "av1"])
+def test_inline_video_episode_stores_each_frame_once(tmp_path, codec):
+    summary = record_one(tmp_path, 1.0, f"pipeline.images.encoding={codec}",
+                         f"pipeline.images.gop={GOP}")
+    with h5py.File(summary.path, "r") as f:
+        assert f.attrs["format_version"] == 2
+        for camera in CAMERAS:
+            check_video_camera(f, camera)
+            assert f[f"videos/{camera}"].attrs["codec"] == codec
+
+
+@pytest.mark.parametrize("codec", ["h264", pytest.param("av1", marks=pytest.mark.slow)])
+def test_ray_video_episode_encodes_each_camera_in_order(tmp_path, ray_session, codec):
+    summary = record_one(tmp_path, 1.5, f"pipeline.images.encoding={codec}",
+                         f"pipeline.images.gop={GOP}", engine="ray")
+    with h5py.File(summary.path, "r") as f:
+        for camera in CAMERAS:
+            check_video_camera(f, camera)
+
+
+def test_a_camera_slower_than_the_grid_is_stored_once_per_frame(tmp_path):
+    """10 fps under a 30 Hz grid: a third as many packets as ticks, each shown by several."""
+    summary = record_one(tmp_path, 1.5, "pipeline.images.encoding=h264",
+                         f"pipeline.images.gop={GOP}", "devices.cam_high.fps=10",
+                         "pipeline.images.resize=[320, 240]")
+    with h5py.File(summary.path, "r") as f:
+        index = check_video_camera(f, "cam_high")
+        n = f["videos/cam_high/packets"].shape[0]
+        ticks = f["timestamps"].shape[0]
+        assert n <= ticks // 3 + 2
+        assert np.bincount(index[index >= 0]).max() >= 3  # ticks share a frame, not a copy
+        assert (f["videos/cam_high"].attrs["width"], f["videos/cam_high"].attrs["height"]) \
+            == (320, 240)
+
+
+def test_one_camera_jpeg_the_others_h264(tmp_path):
+    summary = record_one(tmp_path, 1.0, "pipeline.images.encoding=h264",
+                         f"pipeline.images.gop={GOP}",
+                         "pipeline.images.cameras={cam_high: {encoding: jpeg, quality: 80}}")
+    with h5py.File(summary.path, "r") as f:
+        jpeg = f["observations/images/cam_high"]
+        assert "videos/cam_high" not in f and jpeg.attrs["encoding"] == "jpeg"
+        assert jpeg.attrs["quality"] == 80 and len(jpeg) == f["timestamps"].shape[0]
+        frame = cv2.imdecode(np.asarray(jpeg[len(jpeg) // 2], np.uint8), cv2.IMREAD_COLOR)
+        assert frame.shape == (480, 640, 3)
+        assert f["raw/cam_high/capture_ns"].shape[0] > 0  # a per-tick camera keeps its times
+        for camera in CAMERAS[1:]:
+            check_video_camera(f, camera)
+
+
+def _flushed_packets(root) -> int:
+    """Packets a SWMR reader sees in the newest partial file now (0 while it is created)."""
+    try:
+        with h5py.File(partials(root)[-1], "r", swmr=True, libver="latest") as f:
+            return int(f["videos/cam_high/packets"].shape[0])
+    except (OSError, KeyError, IndexError):
+        return 0
+
+
+def test_sigkill_leaves_packets_that_decode_and_ticks_that_point_at_them(tmp_path):
+    proc = start_recorder(tmp_path, 1, 6.0, "--set", "pipeline.images.encoding=h264",
+                          "--set", f"pipeline.images.gop={GOP}")
+    try:
+        wait_for_partial(proc, tmp_path)
+
+        def flushed_a_gop() -> bool:
+            assert proc.poll() is None, proc.communicate()
+            return _flushed_packets(tmp_path) > 2 * GOP
+
+        wait_until(flushed_a_gop, "the recorder flushes two groups of pictures")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    [partial] = partials(tmp_path)
+    # a killed SWMR writer leaves its consistency flags set: readers open it as SWMR readers
+    with h5py.File(partial, "r", swmr=True, libver="latest") as f:
+        for camera in CAMERAS:
+            g = f[f"videos/{camera}"]
+            n = min(g[k].shape[0] for k in VIDEO_FIELDS)
+            assert n > GOP
+            assert len(decode_run(g.attrs, list(g["packets"][:n]))) == n
+            # packets are written before the ticks of the same flush: no tick points past them
+            ticks = f["timestamps"].shape[0]
+            index = f[f"observations/images/{camera}"][:ticks]
+            assert index.max() < n
+
+
+def test_a_killed_encoder_actor_loses_only_its_frames_and_restarts_at_a_keyframe(
+        tmp_path, ray_session):
+    config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=ray",
+                                       "episode.duration_s=6", "pipeline.images.encoding=h264",
+                                       "pipeline.images.gop=30"])
+    station = Station(config)
+    try:
+        victim = station.engine.encoders["cam_high"]
+
+        def kill_mid_episode(run) -> None:
+            if run.index == 12:  # read 12 of ~32, frame ~40 of 90: off the cadence 0, 30, 60
+                ray_session.kill(victim, no_restart=False)  # a crash: Ray restarts it
+
+        summary = station.run_episode(station.begin_episode(), station.asked_to_end,
+                                      kill_mid_episode)
+        [after] = station.record(1)  # the restarted encoder serves the next episode
+    finally:
+        station.close()
+    with h5py.File(summary.path, "r") as f:
+        g = f["videos/cam_high"]
+        n = g["packets"].shape[0]
+        keys = np.flatnonzero(g["keyframe"][:])
+        # the new encoder began a new video: a keyframe off the old cadence
+        assert (keys % 30).any(), keys
+        assert len(decode_run(g.attrs, list(g["packets"][:]))) == n  # every packet decodes
+        index = f["observations/images/cam_high"][:]
+        shown = index >= 0
+        same = g["capture_ns"][:][index[shown]] == f["quality/cam_high/capture_ns"][:][shown]
+        # a tick whose frame died with the encoder shows the frame before and is missing
+        assert f["quality/cam_high/missing"][:][shown][~same].all()
+        # those ticks are blamed on the encoder's crash, not on sync
+        blamed = summary.accounts.loss_samples.get("crash:encoder-cam_high", 0)
+        assert (blamed > 0) == bool((~same).any())
+        assert blamed <= f["quality/cam_high/missing"][:].sum()
+        for camera in CAMERAS[1:]:  # the other cameras' encoders never noticed
+            check_video_camera(f, camera, gop=30)
+    with h5py.File(after.path, "r") as f:
+        check_video_camera(f, "cam_high", gop=30)
