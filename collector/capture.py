@@ -32,7 +32,8 @@ class StreamHealth:
         self.samples = 0
         self.lost_s = 0.0
         self.last_sample_ns: int | None = None
-        self.reads: deque = deque(maxlen=256)  # (read ns, samples): bounded
+        # (read ns, samples, arrival ns of the newest sample so far): bounded
+        self.reads: deque = deque(maxlen=256)
 
     def add(self, read_ns: int, samples: int, newest_arrival_ns: int | None,
             lost_s: float) -> None:
@@ -40,12 +41,24 @@ class StreamHealth:
         self.lost_s += lost_s
         if newest_arrival_ns is not None:
             self.last_sample_ns = newest_arrival_ns
-        self.reads.append((read_ns, samples))
+        self.reads.append((read_ns, samples, self.last_sample_ns))
+
+    def rate_hz(self, now_ns: int) -> float:
+        """Samples that arrived per second over the last reads, timed by their arrival stamps.
+
+        The samples read after the window's first read are exactly those that arrived after its
+        newest sample, up to the last read's newest; dividing by the span of those two arrivals
+        (not of the reads) keeps a station that reads late, on a loaded host, from
+        understating its device's rate."""
+        recent = [(n, newest) for t, n, newest in self.reads
+                  if now_ns - t <= HEALTH_WINDOW_NS and newest is not None]
+        if len(recent) < 2:
+            return 0.0
+        span = (recent[-1][1] - recent[0][1]) / 1e9
+        return sum(n for n, _ in recent[1:]) / span if span > 0 else 0.0
 
     def report(self, now_ns: int, connected: bool) -> dict:
-        recent = [(t, n) for t, n in self.reads if now_ns - t <= HEALTH_WINDOW_NS]
-        span = (recent[-1][0] - recent[0][0]) / 1e9 if len(recent) > 1 else 0.0
-        rate = sum(n for _, n in recent[1:]) / span if span > 0 else 0.0
+        rate = self.rate_hz(now_ns)
         age = (now_ns - self.last_sample_ns) / 1e9 if self.last_sample_ns else None
         # `ok` is the driver's word (connected): the age of the last sample read also grows
         # while the pipeline lags, which is the station's lag, not the device's fault.

@@ -86,3 +86,27 @@ def test_no_ray_process_outlives_a_killed_station():
         if proc.poll() is None:
             proc.kill()
         shutil.rmtree(out, ignore_errors=True)
+
+
+RAY_NODE_TIMEOUT = ("The current node timed out during startup. This could happen because some "
+                    "of the raylet failed to startup or the GCS has become overloaded.")
+
+
+def test_ray_timing_out_at_start_up_is_one_line_not_a_traceback(tmp_path):
+    """On a loaded host Ray's node can give up registering with a plain `Exception`; the real
+    `record` command, with Ray raising exactly that, says so in one line and exits non-zero."""
+    script = (
+        "import sys, ray\n"
+        "def init(*args, **kwargs):\n"
+        f"    raise Exception({RAY_NODE_TIMEOUT!r})\n"
+        "ray.init = init\n"
+        "from collector.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    r = subprocess.run([sys.executable, "-c", script, "record", str(SIM_CONFIG), "--episodes",
+                        "1", "--engine", "ray", *short_run(tmp_path, 1.0)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert "could not start Ray" in line and "timed out during startup" in line
+    assert not list(tmp_path.rglob("*.h5"))  # nothing recorded, nothing half-written

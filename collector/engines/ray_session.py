@@ -87,7 +87,9 @@ def ensure_ray(engine: EngineConfig, station_id: str, output_dir: str | Path = "
             kwargs["_temp_dir"] = str(temp_dir)
     try:
         _init_beside_signals(kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:
+        if not _is_startup_failure(exc):
+            raise  # a bug: its traceback says where
         where = engine.address or "a local Ray instance"
         raise PipelineError(f"could not start Ray at {where}: {exc}; check engine.address, or "
                             "use --engine inline") from None
@@ -95,6 +97,14 @@ def ensure_ray(engine: EngineConfig, station_id: str, output_dir: str | Path = "
     if not engine.address:
         _start_watchdog()
     return _startup_s
+
+
+def _is_startup_failure(exc: Exception) -> bool:
+    """Ray failing to come up, as opposed to a bug: the errors it raises for an unreachable
+    address or a bad setting, and the plain `Exception` its node raises when the raylet or the
+    GCS does not register in time ("The current node timed out during startup"), which a
+    loaded host provokes."""
+    return isinstance(exc, (ConnectionError, RuntimeError, ValueError)) or type(exc) is Exception
 
 
 class _NoSigtermNotice(logging.Filter):
