@@ -165,7 +165,8 @@ class _ExecutionActor(_Hosted):
         self.stage.close()
 
     def append_from(self, clock: EpisodeClock, index: int, boxed: list, worker: str,
-                    wait_s: float | None, roles: dict[str, str], videos: dict[str, list]) -> int:
+                    wait_s: float | None, roles: dict[str, str], videos: dict[str, list],
+                    upstream: list) -> int:
         """Execution side: resolve the batch and append it, or account for its loss; with
         the packets of its video cameras either way (`videos`: camera -> boxed ref).
 
@@ -175,8 +176,12 @@ class _ExecutionActor(_Hosted):
         worker is stuck or restarting), while a pipeline that is merely slow keeps its batches.
         `wait_s` None (stepped devices): wait as long as it takes; only a crash loses it.
         Packets are never given up while their encoder lives: the next ones build on them.
+        The deadline starts once the batch's computation could start (`upstream`: its
+        perception result, boxed): capture and perception are single actors every batch
+        passes, so their pace (a cold first read on a loaded host) is no worker's stall.
         """
         packets = _packets(videos)
+        ray.wait(upstream)  # a crash there reaches us below, through the computed ref
         ready, _ = ray.wait(boxed, timeout=wait_s)
         if not ready:  # still not computed: its worker is stuck or restarting
             return self.stage.lose(index, f"stalled:{worker}", clock, packets)
@@ -347,7 +352,7 @@ class RayEngine(Engine):
         videos = {name: [e.encode.remote(raw, jobs)] for name, e in self.encoders.items()}
         self.inflight.append(self.execution.append_from.remote(
             clock, index, [encoded], f"computation-{worker}", self.batch_deadline_s, self.roles,
-            videos))
+            videos, [grid]))
         self._sizes.append(size)
         while self.inflight and ray.wait([self.inflight[0]], timeout=0)[0]:
             self._written()  # written already (raises what execution raised)
