@@ -60,7 +60,7 @@ def write_camera_video(episode: Episode, camera: str, ticks: TickRange,
     out = Path(out)
     if camera not in episode.cameras:
         raise UnknownCamera(f"--camera {camera}: no such camera in {episode.path}; it has "
-                          f"{', '.join(episode.cameras) or 'none'}")
+                            f"{', '.join(episode.cameras) or 'none'}")
     if out.suffix.lower() not in CONTAINERS:
         raise ReplayError(f"{out}: a camera's video is written as .mp4 or .mkv; name it so")
     if not out.parent.is_dir():
