@@ -25,8 +25,9 @@ def register(sub) -> None:
         "replay", help="replay an episode to the robot, to video or through the pipeline",
         description="--to robot: send the recorded actions to the arm and report the tracking "
                     "error; --to video OUT.mp4: camera mosaic with a timeline (--frames N: "
-                    "contact sheet PNG); --to pipeline [CONFIG]: re-record the episode "
-                    "through the pipeline from replay devices.")
+                    "contact sheet PNG; --camera NAME: that camera's own video, remuxed "
+                    "without re-encoding where it is stored as h264/av1); --to pipeline "
+                    "[CONFIG]: re-record the episode through the pipeline from replay devices.")
     parser.add_argument("episode", help="a recorded episode .h5")
     parser.add_argument("--to", required=True, nargs="+", metavar=("MODE", "TARGET"),
                         help="robot | video OUT.mp4 (OUT.png with --frames) | pipeline [CONFIG]"
@@ -45,6 +46,10 @@ def register(sub) -> None:
                        help="RMS tracking error bound in rad (default %(default)s)")
     robot.add_argument("--save", help="write the replayed joint trajectory to this .npz")
     video = parser.add_argument_group("--to video")
+    video.add_argument("--camera", metavar="NAME",
+                       help="one camera's own video instead of the mosaic: an h264/av1 camera's "
+                            "stored packets remuxed (no re-encode), a jpeg/png/raw camera's "
+                            "images re-encoded with h264; OUT: .mp4 or .mkv")
     video.add_argument("--fields", help="fields to plot under the video, e.g. "
                                         "ft.value[2],arm.qpos[0] (default: first of each)")
     video.add_argument("--frames", type=int, default=None,
@@ -96,6 +101,8 @@ def _video(args, episode: Episode, ticks) -> int:
 
     if not args.target:
         raise ReplayError("--to video needs an output file, e.g. --to video out.mp4")
+    if args.camera is not None:
+        return _camera_video(args, episode, ticks)
     fields = parse_fields(args.fields, episode)
     if args.frames is not None:
         picked = write_contact_sheet(episode, ticks, fields, args.target, args.frames,
@@ -104,7 +111,20 @@ def _video(args, episode: Episode, ticks) -> int:
               f"{', '.join(map(str, picked))})")
         return 0
     frames, fps = write_video(episode, ticks, fields, args.target, args.tile_width)
-    print(f"wrote {args.target}: {frames} frames at {fps:g} fps = {frames / fps:.2f} s")
+    print(f"wrote {args.target}: re-encoded {frames} frames (a mosaic of every camera with the "
+          f"timeline) at {fps:g} fps = {frames / fps:.2f} s")
+    return 0
+
+
+def _camera_video(args, episode: Episode, ticks) -> int:
+    from collector.replay.camera_video import write_camera_video
+
+    for given, option in ((args.frames, "--frames"), (args.fields, "--fields")):
+        if given is not None:
+            raise ReplayError(f"{option} draws on the mosaic; --camera {args.camera} writes the "
+                              f"camera's own video: leave out one of them")
+    written = write_camera_video(episode, args.camera, ticks, args.target)
+    print(f"wrote {args.target}: {args.camera}: {written.describe()}")
     return 0
 
 
