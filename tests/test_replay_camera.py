@@ -59,7 +59,8 @@ def test_a_video_camera_is_remuxed_frame_for_frame(episode, tmp_path, cam, codec
     assert f"remuxed {len(stored)} packets (no re-encode)" in result.stdout
     frames, times, keys, stream, name = decoded(out)
     assert codec in name  # h264, or libdav1d for av1
-    assert len(frames) == len(stored) > 2 * 10  # more than two groups of pictures
+    # two groups of pictures or more (a 10 fps camera for 2 s under load can give exactly 20)
+    assert len(frames) == len(stored) and sum(keyframe) >= 2
     for i, (got, want) in enumerate(zip(frames, stored, strict=True)):
         assert np.array_equal(got, want), f"frame {i} differs from the reader's"
     assert keys == keyframe
