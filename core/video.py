@@ -96,6 +96,15 @@ def _encoder_options(codec: str, crf: int, preset: str, gop: int) -> dict[str, s
             "svtav1-params": f"pred-struct=1:lookahead=0:keyint={gop}:scd=0"}
 
 
+def _check_size(spec: ImageEncoding, width: int, height: int) -> None:
+    """x264 refuses 4:2:0 frames of odd size (a chroma sample covers 2x2 pixels) with a generic
+    library error; say what to change instead. SVT-AV1 pads odd sizes itself."""
+    if spec.encoding == "h264" and spec.pix_fmt == "yuv420p" and (width % 2 or height % 2):
+        raise ConfigError(f"{width}x{height} frames: h264 with pix_fmt yuv420p needs an even "
+                          "width and height; set pipeline.images.resize to an even size, or "
+                          "pix_fmt yuv444p, or encoding av1")
+
+
 class VideoEncoder:
     """One camera's frames of one episode -> one packet per frame.
 
@@ -109,6 +118,7 @@ class VideoEncoder:
         self.crf, self.preset, self.gop = settings_of(spec)
         self.width, self.height = width, height
         self.fps = Fraction(fps).limit_denominator(1001)
+        _check_size(spec, width, height)
         ctx = av.CodecContext.create(ENCODER[self.codec], "w")
         assert isinstance(ctx, VideoCodecContext)
         ctx.width, ctx.height, ctx.pix_fmt = width, height, spec.pix_fmt
@@ -121,8 +131,8 @@ class VideoEncoder:
             ctx.open()
         except av.error.FFmpegError as exc:
             raise ConfigError(f"the {self.codec} encoder refused its settings (crf {self.crf}, "
-                              f"preset {self.preset!r}, gop {self.gop}, {spec.pix_fmt}): {exc}; "
-                              "fix pipeline.images") from None
+                              f"preset {self.preset!r}, gop {self.gop}, {spec.pix_fmt}, "
+                              f"{width}x{height}): {exc.strerror}; fix pipeline.images") from None
         self._ctx = ctx
         self._next_pts = 0
         self._emitted = 0
@@ -201,17 +211,34 @@ class VideoDecoder:
         ctx = av.CodecContext.create(DECODER[codec], "r")
         assert isinstance(ctx, VideoCodecContext)
         ctx.thread_count = 1  # frame threads delay every frame: one packet in, one frame out
+        # h264 conceals a damaged packet and decodes garbage without a word; explode makes it
+        # an error, so a corrupted packet is reported instead of shown
+        ctx.options = {"err_detect": "explode"}
+        extradata = attrs.get("extradata")
+        if extradata is not None and len(extradata):
+            # Collector's own streams carry their headers in-band; an imported stream (an mp4's
+            # avcC, length-prefixed packets) needs its container's extradata to decode
+            ctx.extradata = (bytes(extradata) if isinstance(extradata, bytes | bytearray)
+                             else np.asarray(extradata, np.uint8).tobytes())
         self._ctx = ctx
 
     def decode(self, packets: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Every frame of the run, in presentation order; frames a decoder holds back (another
+        encoder's B-frames) come out at the end of the run."""
+        at = -1
         try:
-            for data in packets:
+            for at, data in enumerate(packets):
+                if not len(data):  # PyAV reads an empty packet as end of stream
+                    raise EpisodeFileError(f"video packet {at} of this run is empty")
                 for frame in self._ctx.decode(av.Packet(np.asarray(data, np.uint8).tobytes())):
                     yield frame.to_ndarray(format="rgb24")
             for frame in self._ctx.decode(None):
                 yield frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as exc:
-            raise EpisodeFileError(f"a video packet does not decode: {exc}") from exc
+            # a decoder may report a bad packet when it is given the next one: "at or before"
+            raise EpisodeFileError(f"a video packet at or before packet {at} of this run does "
+                                   f"not decode ({exc.strerror}): the file is damaged there"
+                                   ) from exc
 
 
 def decode_run(attrs: Mapping[str, Any], packets: Iterable[np.ndarray]) -> list[np.ndarray]:

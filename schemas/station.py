@@ -82,6 +82,12 @@ class EpisodeConfig(StrictModel):
 
 
 VIDEO_ENCODINGS = ("h264", "av1")  # stored once per camera frame, as a video (core/video.py)
+# the speed presets each video encoder knows, fastest last for av1 (SVT-AV1), first for h264
+VIDEO_PRESETS = {
+    "h264": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+             "veryslow", "placebo"),
+    "av1": tuple(str(p) for p in range(14)),
+}
 
 
 class ImageEncoding(StrictModel):
@@ -108,6 +114,11 @@ class ImageEncoding(StrictModel):
             raise ValueError("pix_fmt yuv444p needs encoding h264 (SVT-AV1 encodes yuv420p)")
         if self.crf is not None and self.encoding == "h264" and self.crf > 51:
             raise ValueError(f"crf {self.crf} is past h264's range 0..51")
+        presets = VIDEO_PRESETS.get(self.encoding)
+        if presets and self.preset is not None and self.preset not in presets:
+            # caught here, at load, not when the first episode opens its encoder
+            raise ValueError(f"preset {self.preset!r} is not an {self.encoding} preset: use "
+                             f"one of {', '.join(presets)}")
         return self
 
 
