@@ -107,6 +107,9 @@ class ImageEncoding(StrictModel):
                             "the next; random access decodes up to this many (null: default)")
     pix_fmt: Literal["yuv420p", "yuv444p"] = Field(
         "yuv420p", description="video: chroma sampling (yuv444p: h264 only)")
+    color_range: Literal["full", "limited"] = Field(
+        "full", description="video: YUV levels; full (0..255, as JPEG) keeps more of the RGB "
+        "frame than limited (16..235, broadcast TV) at the same bytes")
 
     @model_validator(mode="after")
     def _video_settings_fit(self) -> ImageEncoding:

@@ -1,6 +1,7 @@
 """Moving scenes for the video codecs, RGB uint8 (n, H, W, 3): the sim station's own render,
-and a camera panning and zooming over real photographs. A codec's bytes depend on how the
-picture moves, so neither scene is a still image."""
+a wrist camera (panning and zooming over real photographs) and a fixed camera (a still
+photograph with photographed objects moving across it), both with a sensor's noise. A codec's
+bytes depend on how the picture moves, so no scene is a still image."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _mosaic(height: int) -> np.ndarray:
     return np.ascontiguousarray(np.hstack(tiles))
 
 
-def natural_scene(n: int, width: int = 640, height: int = 480, seed: int = 0,
+def wrist_scene(n: int, width: int = 640, height: int = 480, seed: int = 0,
                   noise: bool = True) -> np.ndarray:
     """A camera moving over real photographs: a steady pan (about 8 px a frame at 640 wide)
     with a slow zoom and a vertical bob, and a real sensor's noise on every frame."""
@@ -61,5 +62,39 @@ def natural_scene(n: int, width: int = 640, height: int = 480, seed: int = 0,
         y = int((ch_max - ch) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t)))
         window = canvas[y:y + ch, x:x + cw]
         frame = cv2.resize(window, (width, height), interpolation=cv2.INTER_AREA)
+        frames[i] = sensor_noise(frame, rng) if noise else frame
+    return frames
+
+
+def _cutout(name: str, width: int, height: int) -> np.ndarray:
+    """A photograph scaled to cover width x height, centre-cropped: a solid object's texture."""
+    image = photograph(name)[..., ::-1]
+    scale = max(width / image.shape[1], height / image.shape[0])
+    size = (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale)))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    y, x = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
+    return np.ascontiguousarray(image[y:y + height, x:x + width])
+
+
+def fixed_scene(n: int, width: int = 640, height: int = 480, seed: int = 0,
+                noise: bool = True) -> np.ndarray:
+    """A fixed camera over a still photograph (coffee on a table), as a station's overhead
+    camera sees its workspace: an "arm" (a band cut from one photograph) reaches in from the
+    top and sweeps across while holding an object (a patch of another), up to about 8 px a
+    frame at 640 wide, and a real sensor's noise on every frame."""
+    background = _cutout("coffee", width, height)
+    arm_w, arm_h = width // 8, height * 5 // 8
+    arm = _cutout("rocket", arm_w, arm_h)
+    held = _cutout("chelsea", width // 5, width // 5)
+    rng = np.random.default_rng(seed)
+    frames = np.empty((n, height, width, 3), np.uint8)
+    for i in range(n):
+        t = i / 150  # one sweep out and back per 5 s at 30 fps
+        x = int((width - held.shape[1]) * (0.5 + 0.45 * np.sin(2 * np.pi * t)))
+        reach = int(arm_h * (0.75 + 0.25 * np.sin(2 * np.pi * 0.6 * t)))
+        frame = background.copy()
+        ax = x + (held.shape[1] - arm_w) // 2
+        frame[:reach, ax:ax + arm_w] = arm[arm_h - reach:]
+        frame[reach:reach + held.shape[0], x:x + held.shape[1]] = held[:height - reach]
         frames[i] = sensor_noise(frame, rng) if noise else frame
     return frames
