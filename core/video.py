@@ -56,7 +56,7 @@ class VideoDefaults:
 
 
 VIDEO_DEFAULTS = {
-    "h264": VideoDefaults(crf=20, preset="veryfast", gop=30),
+    "h264": VideoDefaults(crf=20, preset="veryfast", gop=15),
     "av1": VideoDefaults(crf=32, preset="10", gop=30),
 }
 
