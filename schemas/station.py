@@ -95,7 +95,7 @@ class ImageEncoding(StrictModel):
     tick shows, per tick; `h264` and `av1` store every frame once, at the camera's rate, as a
     video the grid points into."""
 
-    encoding: Literal["jpeg", "png", "raw", "h264", "av1"] = "jpeg"
+    encoding: Literal["jpeg", "png", "raw", "h264", "av1"] = "h264"
     quality: int = Field(90, ge=1, le=100, description="JPEG quality")
     png_compression: int = Field(1, ge=0, le=9)
     resize: tuple[int, int] | None = Field(None, description="[width, height] after capture")
