@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -31,9 +31,20 @@ os.environ.setdefault("SVT_LOG", "1")
 
 import av  # after SVT_LOG: the library reads it when it loads
 from av.video.codeccontext import VideoCodecContext
+from av.video.reformatter import ColorRange, Interpolation
 
 ENCODER = {"h264": "libx264", "av1": "libsvtav1"}
 DECODER = {"h264": "h264", "av1": "libdav1d"}
+COLOR_RANGE = {"full": ColorRange.JPEG, "limited": ColorRange.MPEG}
+# x264's tunes: zerolatency (no frame threads, look-ahead or B-frames: a packet per frame at
+# once) and psnr (no psy-rd or psy AQ, which spend bits on how texture looks, not on fidelity)
+H264_TUNE = "psnr,zerolatency"
+# RGB <-> 4:2:0 through swscale: its defaults (bilinear, fast rounding, chroma taken from every
+# other pixel) lose the frame down to 39.5 dB before any coding; exact rounding, chroma averaged
+# from every pixel on the way in and bicubic chroma up-sampling on the way out give 42.6 dB
+# (tests/scenes.py, clean frames), for about 2.5 ms more CPU per frame decoded
+TO_YUV = Interpolation.AREA | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INP
+TO_RGB = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,7 @@ class VideoDefaults:
 
 
 VIDEO_DEFAULTS = {
-    "h264": VideoDefaults(crf=20, preset="veryfast", gop=30),
+    "h264": VideoDefaults(crf=20, preset="veryfast", gop=15),
     "av1": VideoDefaults(crf=32, preset="10", gop=30),
 }
 
@@ -86,15 +97,25 @@ def settings_of(spec: ImageEncoding) -> tuple[int, str, int]:
             defaults.gop if spec.gop is None else spec.gop)
 
 
-def _encoder_options(codec: str, crf: int, preset: str, gop: int) -> dict[str, str]:
+def _encoder_options(codec: str, crf: int, preset: str, gop: int,
+                     tune: str = H264_TUNE) -> dict[str, str]:
     if codec == "h264":
-        # zerolatency: no frame threads, no look-ahead, no B-frames; a fixed keyframe interval
-        # (no scene-cut keyframes) so random access costs at most one group of pictures
-        return {"preset": preset, "tune": "zerolatency", "crf": str(crf),
+        # a fixed keyframe interval (no scene-cut keyframes) so random access costs at most one
+        # group of pictures
+        return {"preset": preset, "tune": tune, "crf": str(crf),
                 "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"}
     # pred-struct=1: low delay (no reordered frames); lookahead=0: a packet per frame added
     return {"preset": preset, "crf": str(crf),
             "svtav1-params": f"pred-struct=1:lookahead=0:keyint={gop}:scd=0"}
+
+
+def _check_size(spec: ImageEncoding, width: int, height: int) -> None:
+    """x264 refuses 4:2:0 frames of odd size (a chroma sample covers 2x2 pixels) with a generic
+    library error; say what to change instead. SVT-AV1 pads odd sizes itself."""
+    if spec.encoding == "h264" and spec.pix_fmt == "yuv420p" and (width % 2 or height % 2):
+        raise ConfigError(f"{width}x{height} frames: h264 with pix_fmt yuv420p needs an even "
+                          "width and height; set pipeline.images.resize to an even size, or "
+                          "pix_fmt yuv444p, or encoding av1")
 
 
 class VideoEncoder:
@@ -104,12 +125,16 @@ class VideoEncoder:
     encoder gave out for them; `finish` returns any it still held. Frame times travel with the
     frames, so each packet carries the times of its own frame."""
 
-    def __init__(self, spec: ImageEncoding, width: int, height: int, fps: float):
+    def __init__(self, spec: ImageEncoding, width: int, height: int, fps: float, *,
+                 tune: str = H264_TUNE):
+        """`tune` (h264 only) is for the codec benchmark to compare x264's tunes; it must keep
+        zerolatency."""
         self.spec = spec
         self.codec = spec.encoding
         self.crf, self.preset, self.gop = settings_of(spec)
         self.width, self.height = width, height
         self.fps = Fraction(fps).limit_denominator(1001)
+        _check_size(spec, width, height)
         ctx = av.CodecContext.create(ENCODER[self.codec], "w")
         assert isinstance(ctx, VideoCodecContext)
         ctx.width, ctx.height, ctx.pix_fmt = width, height, spec.pix_fmt
@@ -117,13 +142,16 @@ class VideoEncoder:
         ctx.framerate = self.fps
         ctx.gop_size = self.gop
         ctx.max_b_frames = 0
-        ctx.options = _encoder_options(self.codec, self.crf, self.preset, self.gop)
+        # the encoder signals the range in the stream (x264's VUI, SVT-AV1's sequence header)
+        self._range = COLOR_RANGE[spec.color_range]
+        ctx.color_range = self._range
+        ctx.options = _encoder_options(self.codec, self.crf, self.preset, self.gop, tune)
         try:
             ctx.open()
         except av.error.FFmpegError as exc:
             raise ConfigError(f"the {self.codec} encoder refused its settings (crf {self.crf}, "
-                              f"preset {self.preset!r}, gop {self.gop}, {spec.pix_fmt}): {exc}; "
-                              "fix pipeline.images") from None
+                              f"preset {self.preset!r}, gop {self.gop}, {spec.pix_fmt}, "
+                              f"{width}x{height}): {exc.strerror}; fix pipeline.images") from None
         self._ctx = ctx
         self._next_pts = 0
         self._emitted = 0
@@ -134,7 +162,9 @@ class VideoEncoder:
         packets: list[av.Packet[Any]] = []
         for i, frame in enumerate(frames):  # one C call per frame: the codec is the work
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            picture = picture.reformat(format=self.spec.pix_fmt)
+            picture = picture.reformat(format=self.spec.pix_fmt, src_color_range=ColorRange.JPEG,
+                                       dst_color_range=self._range, interpolation=TO_YUV,
+                                       threads=1)
             picture.pts = self._next_pts
             self._next_pts += 1
             self._times.append((int(capture_ns[i]), int(device_ns[i]), int(arrival_ns[i])))
@@ -192,6 +222,7 @@ def video_attrs(spec: ImageEncoding, width: int, height: int, fps: float) -> dic
         "gop": gop,
         "b_frames": 0,
         "bitstream": "annexb" if spec.encoding == "h264" else "obu",
+        "color_range": spec.color_range,  # YUV levels: decode back to RGB from these
         "color_order": "rgb (decoded with to_ndarray(format='rgb24'); the packets hold YUV)",
     }
 
@@ -214,24 +245,68 @@ class VideoDecoder:
         ctx = av.CodecContext.create(DECODER[codec], "r")
         assert isinstance(ctx, VideoCodecContext)
         ctx.thread_count = 1  # frame threads delay every frame: one packet in, one frame out
-        if strict:
-            ctx.options = {"err_detect": "crccheck+bitstream+buffer+explode"}
+        # h264 conceals a damaged packet and decodes garbage without a word; explode makes it
+        # an error, so a corrupted packet is reported instead of shown; strict (validate,
+        # recover) also checks what the bitstream can: a zeroed or cut-short packet
+        ctx.options = {"err_detect": "crccheck+bitstream+buffer+explode" if strict
+                       else "explode"}
+        extradata = attrs.get("extradata")
+        if extradata is not None and len(extradata):
+            # Collector's own streams carry their headers in-band; an imported stream (an mp4's
+            # avcC, length-prefixed packets) needs its container's extradata to decode
+            ctx.extradata = (bytes(extradata) if isinstance(extradata, bytes | bytearray)
+                             else np.asarray(extradata, np.uint8).tobytes())
         self._ctx = ctx
+        # Collector's streams name their range; another encoder's stream says it in its own
+        # headers, which the decoder puts on each frame (unspecified: limited, as swscale reads it)
+        named = attrs.get("color_range")
+        self._range = None if named is None else COLOR_RANGE[str(named)]
 
-    def decode(self, packets: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def decode(self, packets: Iterable[np.ndarray],
+               wanted: Container[int] | None = None) -> Iterator[np.ndarray]:
+        """The run's frames, in presentation order; frames a decoder holds back (another
+        encoder's B-frames) come out at the end of the run. With `wanted` (positions in the
+        run), only those frames are converted to RGB and given out: a seek decodes every frame
+        from its keyframe but needs only the last."""
+        at, shown = -1, 0
         try:
-            for data in packets:
+            for at, data in enumerate(packets):
+                if not len(data):  # PyAV reads an empty packet as end of stream
+                    raise EpisodeFileError(f"video packet {at} of this run is empty")
                 for frame in self._ctx.decode(av.Packet(np.asarray(data, np.uint8).tobytes())):
-                    yield frame.to_ndarray(format="rgb24")
+                    if wanted is None or shown in wanted:
+                        yield self._rgb(frame)
+                    shown += 1
             for frame in self._ctx.decode(None):
-                yield frame.to_ndarray(format="rgb24")
+                if wanted is None or shown in wanted:
+                    yield self._rgb(frame)
+                shown += 1
         except av.error.FFmpegError as exc:
-            raise EpisodeFileError(f"a video packet does not decode: {exc}") from exc
+            # a decoder may report a bad packet when it is given the next one: "at or before"
+            raise EpisodeFileError(f"a video packet at or before packet {at} of this run does "
+                                   f"not decode ({exc.strerror}): the file is damaged there"
+                                   ) from exc
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        source = frame.color_range if self._range is None else self._range
+        return frame.to_ndarray(format="rgb24", src_color_range=source,
+                                dst_color_range=ColorRange.JPEG, interpolation=TO_RGB,
+                                threads=1)
 
 
 def decode_run(attrs: Mapping[str, Any], packets: Iterable[np.ndarray]) -> list[np.ndarray]:
     """Decode packets that start at a keyframe: every frame, in order."""
     return list(VideoDecoder(attrs).decode(packets))
+
+
+def decode_last(attrs: Mapping[str, Any], packets: Sequence[np.ndarray]) -> np.ndarray:
+    """The last frame of a run that starts at a keyframe (a seek: packets from
+    `keyframe_before(keyframe, i)` to i), converted to RGB alone."""
+    frames = list(VideoDecoder(attrs).decode(packets, wanted=(len(packets) - 1,)))
+    if not frames:
+        raise EpisodeFileError(f"a run of {len(packets)} video packets gave fewer frames: the "
+                               "file is damaged there")
+    return frames[0]
 
 
 def keyframe_before(keyframe: np.ndarray, index: int) -> int:

@@ -84,6 +84,12 @@ class EpisodeConfig(StrictModel):
 
 
 VIDEO_ENCODINGS = ("h264", "av1")  # stored once per camera frame, as a video (core/video.py)
+# the speed presets each video encoder knows, fastest last for av1 (SVT-AV1), first for h264
+VIDEO_PRESETS = {
+    "h264": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+             "veryslow", "placebo"),
+    "av1": tuple(str(p) for p in range(14)),
+}
 
 
 class ImageEncoding(StrictModel):
@@ -91,7 +97,7 @@ class ImageEncoding(StrictModel):
     tick shows, per tick; `h264` and `av1` store every frame once, at the camera's rate, as a
     video the grid points into."""
 
-    encoding: Literal["jpeg", "png", "raw", "h264", "av1"] = "jpeg"
+    encoding: Literal["jpeg", "png", "raw", "h264", "av1"] = "h264"
     quality: int = Field(90, ge=1, le=100, description="JPEG quality")
     png_compression: int = Field(1, ge=0, le=9)
     resize: tuple[int, int] | None = Field(None, description="[width, height] after capture")
@@ -103,6 +109,9 @@ class ImageEncoding(StrictModel):
                             "the next; random access decodes up to this many (null: default)")
     pix_fmt: Literal["yuv420p", "yuv444p"] = Field(
         "yuv420p", description="video: chroma sampling (yuv444p: h264 only)")
+    color_range: Literal["full", "limited"] = Field(
+        "full", description="video: YUV levels; full (0..255, as JPEG) keeps more of the RGB "
+        "frame than limited (16..235, broadcast TV) at the same bytes")
 
     @model_validator(mode="after")
     def _video_settings_fit(self) -> ImageEncoding:
@@ -110,6 +119,11 @@ class ImageEncoding(StrictModel):
             raise ValueError("pix_fmt yuv444p needs encoding h264 (SVT-AV1 encodes yuv420p)")
         if self.crf is not None and self.encoding == "h264" and self.crf > 51:
             raise ValueError(f"crf {self.crf} is past h264's range 0..51")
+        presets = VIDEO_PRESETS.get(self.encoding)
+        if presets and self.preset is not None and self.preset not in presets:
+            # caught here, at load, not when the first episode opens its encoder
+            raise ValueError(f"preset {self.preset!r} is not an {self.encoding} preset: use "
+                             f"one of {', '.join(presets)}")
         return self
 
 
