@@ -1,8 +1,10 @@
 """How fast a station fills its disk: an estimate from its cameras, streams and encoding.
 
-Rough but honest. Frames dominate: each camera stores one encoded frame per grid tick, and a
-JPEG's size depends on the scene, so JPEG and PNG use the bits per pixel measured on the
-simulator's scenes (a textured, noisy render: busier than many real ones, calmer than some).
+Rough but honest. Frames dominate. A JPEG/PNG/raw camera stores one frame per grid tick; a
+video camera (h264, av1) stores each of its own frames once, plus a frame index per tick. An
+encoded frame's size depends on the scene (and a video's on its motion), so JPEG, PNG and the
+video codecs use the bits per pixel measured on the simulator's scenes (a textured, noisy
+render: busier than many real ones, calmer than some; benchmarks/test_video_codecs.py).
 Signals are sized from their declared fields, in /raw at their own rate and on the grid.
 """
 
@@ -20,12 +22,20 @@ from schemas.devices import (
     SerialSensorConfig,
     SimSensorConfig,
 )
-from schemas.station import StationConfig
+from schemas.station import VIDEO_ENCODINGS, ImageEncoding, StationConfig
 
 # JPEG bits per pixel by quality, measured with cv2.imencode on frames of the simulated station
 # (640x480, the shipped config); between the points it is interpolated.
 JPEG_BPP = ((1, 0.2), (50, 0.88), (75, 1.48), (85, 2.77), (90, 3.05), (95, 4.30), (100, 7.07))
 PNG_SHARE = 0.55  # PNG bytes / raw bytes on the same frames, at every compression level
+# Video bits per pixel by crf at gop 15 on the sim scene (benchmarks/test_video_codecs.py: h264
+# veryfast psnr tune, av1 preset 12; h264 scaled to the shipped station's three views, which
+# recorded 14.2 kB/frame at crf 20, 640x480), and how the group of pictures scales them (a
+# keyframe costs several P-frames).
+H264_BPP = ((12, 0.563), (16, 0.447), (20, 0.370), (24, 0.301))
+AV1_BPP = ((20, 0.312), (28, 0.266))
+GOP_SCALE = ((10, 1.36), (15, 1.0), (30, 0.56))
+VIDEO_FRAME_OVERHEAD = 5 * 8 + 1  # per frame: capture, device, arrival times, seq, keyframe
 TIMES_BYTES = 4 * 8  # seq, device, capture and arrival times (int64) of every raw sample
 CAMERA_CHECKS_BYTES = 48  # per grid tick: sync times, flags and scores of a camera
 SIGNAL_CHECKS_BYTES = 40  # per grid tick: the same for a sensor, arm or the action
@@ -53,9 +63,15 @@ def write_rate(config: StationConfig) -> WriteRate:
     names, skipped = [], []
     for device in config.devices:
         if isinstance(device, CAMERA_TYPES):
-            width, height = config.pipeline.images.resize or (device.width, device.height)
-            cameras += hz * (frame_bytes(width, height, config) + CAMERA_CHECKS_BYTES)
-            cameras += device.fps * TIMES_BYTES if keep_raw else 0.0
+            spec = config.pipeline.images.for_camera(device.name)
+            width, height = spec.resize or (device.width, device.height)
+            frame = frame_bytes(width, height, spec)
+            if is_video_spec(spec):  # each camera frame once, an index per tick
+                cameras += device.fps * (frame + VIDEO_FRAME_OVERHEAD)
+                cameras += hz * (8 + CAMERA_CHECKS_BYTES)
+            else:
+                cameras += hz * (frame + CAMERA_CHECKS_BYTES)
+                cameras += device.fps * TIMES_BYTES if keep_raw else 0.0
             names.append(device.name)
             continue
         per_sample, rate = _signal_bytes(device, config)
@@ -73,15 +89,36 @@ def write_rate(config: StationConfig) -> WriteRate:
     return WriteRate(cameras, signals, tuple(names), tuple(skipped))
 
 
-def frame_bytes(width: int, height: int, config: StationConfig) -> float:
-    images = config.pipeline.images
+def is_video_spec(spec: ImageEncoding) -> bool:
+    return spec.encoding in VIDEO_ENCODINGS
+
+
+def frame_bytes(width: int, height: int, spec: ImageEncoding) -> float:
+    """Bytes of one stored frame of this camera."""
     raw = width * height * 3
-    if images.encoding == "raw":
+    if spec.encoding == "raw":
         return float(raw)
-    if images.encoding == "png":
+    if spec.encoding == "png":
         return raw * PNG_SHARE
-    quality, bpp = zip(*JPEG_BPP, strict=True)
-    return width * height * float(np.interp(images.quality, quality, bpp)) / 8
+    if spec.encoding == "jpeg":
+        return width * height * _interp(JPEG_BPP, spec.quality) / 8
+    crf, gop = _video_settings(spec)
+    table = H264_BPP if spec.encoding == "h264" else AV1_BPP
+    return width * height * _interp(table, crf) * _interp(GOP_SCALE, gop) / 8
+
+
+def _video_settings(spec: ImageEncoding) -> tuple[int, int]:
+    """The crf and gop the encoder will use (the codec's defaults where the YAML is silent).
+    Read from core.video's defaults table by name, so this estimate cannot drift from them."""
+    from core.video import settings_of  # the codec module loads PyAV: only when asked
+
+    crf, _, gop = settings_of(spec)
+    return crf, gop
+
+
+def _interp(points: tuple[tuple[float, float], ...], x: float) -> float:
+    xs, ys = zip(*points, strict=True)
+    return float(np.interp(x, xs, ys))
 
 
 def _signal_bytes(device, config: StationConfig) -> tuple[float, float | None]:
@@ -109,14 +146,24 @@ def describe(rate: WriteRate, config: StationConfig) -> str:
     """`estimated write rate: 10.7 MB/s ...`, with what it rests on."""
     mb_s = rate.total / 1e6
     episode_mb = rate.total * config.episode.duration_s / 1e6
-    images = config.pipeline.images
-    encoding = f"jpeg q{images.quality}" if images.encoding == "jpeg" else images.encoding
+    specs = [config.pipeline.images.for_camera(name) for name in rate.camera_names]
+    kinds = sorted({_encoding_label(spec) for spec in specs})
     line = (f"estimated write rate: {mb_s:.1f} MB/s, {mb_s * 3.6:.1f} GB per hour of recording, "
             f"{episode_mb:.0f} MB per {config.episode.duration_s:g} s episode "
-            f"({len(rate.camera_names)} camera(s) {encoding}: {rate.cameras / 1e6:.1f} MB/s; "
-            f"signals {rate.signals / 1e6:.2f} MB/s)")
-    if images.encoding != "raw":
-        line += f"; an estimate: {images.encoding.upper()} size depends on the scene"
+            f"({len(rate.camera_names)} camera(s) {', '.join(kinds)}: "
+            f"{rate.cameras / 1e6:.2f} MB/s; signals {rate.signals / 1e6:.2f} MB/s)")
+    guessed = sorted({s.encoding.upper() for s in specs if s.encoding != "raw"})
+    if guessed:
+        line += f"; an estimate: {'/'.join(guessed)} size depends on the scene"
     if rate.not_counted:
         line += f"; not counted: {', '.join(rate.not_counted)} (replay: the recording's size)"
     return line
+
+
+def _encoding_label(spec: ImageEncoding) -> str:
+    if spec.encoding == "jpeg":
+        return f"jpeg q{spec.quality}"
+    if is_video_spec(spec):
+        crf, gop = _video_settings(spec)
+        return f"{spec.encoding} crf {crf} gop {gop}"
+    return spec.encoding

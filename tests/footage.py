@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from collector.config import validate_station
+from collector.storage.reader import open_episode
 from tests.conftest import record_config
 
 WIDTH, HEIGHT, FPS = 320, 240, 30.0
@@ -151,7 +152,9 @@ def score(path: str, truth: dict[str, np.ndarray]) -> dict[str, Figures]:
     how many it flagged all the same. Read back with plain h5py."""
     with h5py.File(path, "r") as f:
         q = {k: v[:] for k, v in f["quality/cam"].items()}
-        raw_capture, raw_seq = f["raw/cam/capture_ns"][:], f["raw/cam/seq"][:]
+    with open_episode(path) as ep:  # a video camera's frame times are its video's, not /raw's
+        raw = ep.raw("cam")
+        raw_capture, raw_seq = raw["capture_ns"], raw["seq"]
     delivered = ~q["missing"]
     at = np.searchsorted(raw_capture, q["capture_ns"]).clip(0, len(raw_seq) - 1)
     assert (raw_capture[at] == q["capture_ns"])[delivered].all()

@@ -8,7 +8,6 @@ camera captured the frame (its clock is the host clock when no offset or drift i
 
 from __future__ import annotations
 
-import cv2
 import h5py
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import yaml
 
 from collector.config import validate_station
 from collector.stages.perception import plan_streams
+from collector.storage.reader import open_episode
 from drivers.base import FieldInfo, StreamInfo
 from drivers.sim.camera import injected_faults, read_counter
 from schemas.devices import Faults
@@ -37,15 +37,16 @@ def record(tmp_path, duration_s: float, faults: dict) -> str:
 
 
 def load(path: str) -> dict:
+    """The episode as the checks need it, whatever the camera's encoding (the shipped video
+    codec, or JPEG per tick): through the reader, which decodes both."""
     with h5py.File(path, "r") as f:
         out = {"ts": f["timestamps"][:], "eff": dict(f["efficiency"].attrs),
                "config": yaml.safe_load(f.attrs["rig_config"])}
         out |= {f"q.{k}": v[:] for k, v in f["quality/cam"].items()}
-        out |= {f"raw.{k}": v[:] for k, v in f["raw/cam"].items()}
-        images = f["observations/images/cam"]
-        out["counters"] = np.array([read_counter(cv2.cvtColor(
-            cv2.imdecode(images[i], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-            for i in range(images.shape[0])])
+    with open_episode(path) as ep:
+        out |= {f"raw.{k}": v for k, v in ep.raw("cam").items()}
+        images = ep.images("cam")
+        out["counters"] = np.array([read_counter(images[i]) for i in range(len(images))])
     return out
 
 

@@ -155,8 +155,9 @@ SMALL_FRAMES = [f"devices.{cam}.{k}={v}" for cam in ("cam_high", "cam_left_wrist
 def record_until_full(disk: Path, min_free_gb: float, duration_s: float = 1.0,
                       episodes: int = 200) -> subprocess.CompletedProcess:
     sets = []
+    # JPEG per tick: a write rate that fills a small disk in seconds
     for item in [*SMALL_FRAMES, f"storage.min_free_gb={min_free_gb}",
-                 "storage.flush_interval_s=0.3"]:
+                 "storage.flush_interval_s=0.3", "pipeline.images.encoding=jpeg"]:
         sets += ["--set", item]
     proc = start_recorder(disk, episodes, duration_s, *sets)
     out, err = proc.communicate(timeout=300)

@@ -44,7 +44,9 @@ def recorded(tmp_path_factory) -> Path:
     config_path.write_text(yaml.safe_dump(rig))
     config = load_station(config_path, [f"station.output_dir={folder / 'episodes'}",
                                         "engine.kind=inline", "episode.duration_s=1.5",
-                                        "episode.reset_s=0"])
+                                        "episode.reset_s=0",
+                                        # JPEG per tick: the colour attributes under test
+                                        "pipeline.images.encoding=jpeg"])
     return Path(record_config(config).path)
 
 

@@ -15,7 +15,9 @@ from tests.conftest import record_one, run_cli
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("episodes")
-    summary = record_one(out, 1.0)
+    # JPEG per tick: the damage tests write into its image bytes (video damage:
+    # tests/test_video_read.py)
+    summary = record_one(out, 1.0, "pipeline.images.encoding=jpeg")
     return Path(summary.path)
 
 

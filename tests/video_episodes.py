@@ -50,7 +50,7 @@ SMALL = [f"devices.{cam}.{k}={v}" for cam in ("cam_high", "cam_left_wrist", "cam
 
 def record_format1(out: Path, duration_s: float = 2.0) -> Path:
     """A format-1-style episode (every camera JPEG per tick), recorded by the real pipeline."""
-    return Path(record_one(out, duration_s, *SMALL).path)
+    return Path(record_one(out, duration_s, *SMALL, "pipeline.images.encoding=jpeg").path)
 
 
 def pan(n: int, photo: str = "astronaut") -> np.ndarray:
