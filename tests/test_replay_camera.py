@@ -65,11 +65,6 @@ def reader_decoded(attrs: dict) -> list[np.ndarray]:
         [np.frombuffer(p, np.uint8) for p in demuxed]))
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
-
-
 @pytest.mark.parametrize("cam, codec", [("cam_high", "h264"), ("cam_left_wrist", "av1")])
 def test_a_video_camera_is_remuxed_frame_for_frame(episode, tmp_path, cam, codec):
     out = tmp_path / f"{cam}.mp4"
