@@ -262,32 +262,34 @@ class VideoDecoder:
         named = attrs.get("color_range")
         self._range = None if named is None else COLOR_RANGE[str(named)]
 
-    def decode(self, packets: Iterable[np.ndarray],
-               wanted: Container[int] | None = None) -> Iterator[np.ndarray]:
-        """The run's frames, in presentation order; frames a decoder holds back (another
-        encoder's B-frames) come out at the end of the run. With `wanted` (positions in the
-        run), only those frames are converted to RGB and given out: a seek decodes every frame
-        from its keyframe but needs only the last."""
-        at, shown = -1, 0
+    def pictures(self, packets: Iterable[np.ndarray]) -> Iterator[av.VideoFrame]:
+        """The run's decoded pictures (YUV), in presentation order, not yet converted: a seek
+        decodes every picture from its keyframe but converts only the one it wants
+        (`to_rgb`). Frames a decoder holds back (another encoder's B-frames) come out at the
+        end of the run."""
+        at = -1
         try:
             for at, data in enumerate(packets):
                 if not len(data):  # PyAV reads an empty packet as end of stream
                     raise EpisodeFileError(f"video packet {at} of this run is empty")
-                for frame in self._ctx.decode(av.Packet(np.asarray(data, np.uint8).tobytes())):
-                    if wanted is None or shown in wanted:
-                        yield self._rgb(frame)
-                    shown += 1
-            for frame in self._ctx.decode(None):
-                if wanted is None or shown in wanted:
-                    yield self._rgb(frame)
-                shown += 1
+                yield from self._ctx.decode(av.Packet(np.asarray(data, np.uint8).tobytes()))
+            yield from self._ctx.decode(None)
         except av.error.FFmpegError as exc:
             # a decoder may report a bad packet when it is given the next one: "at or before"
             raise EpisodeFileError(f"a video packet at or before packet {at} of this run does "
                                    f"not decode ({exc.strerror}): the file is damaged there"
                                    ) from exc
 
-    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+    def decode(self, packets: Iterable[np.ndarray],
+               wanted: Container[int] | None = None) -> Iterator[np.ndarray]:
+        """The run's frames as RGB, in presentation order; with `wanted` (positions in the
+        run), only those frames are converted and given out."""
+        for shown, picture in enumerate(self.pictures(packets)):
+            if wanted is None or shown in wanted:
+                yield self.to_rgb(picture)
+
+    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """One decoded picture as RGB uint8 (H, W, 3), in the stream's colour range."""
         source = frame.color_range if self._range is None else self._range
         return frame.to_ndarray(format="rgb24", src_color_range=source,
                                 dst_color_range=ColorRange.JPEG, interpolation=TO_RGB,

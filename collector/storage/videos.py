@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import av
 import h5py
 import numpy as np
 
@@ -49,8 +50,9 @@ class VideoFrames:
         self.shape = (int(self.attrs["height"]), int(self.attrs["width"]), 3)
         self._n = video_length(group) if frames is None else min(frames, video_length(group))
         self.keyframe: np.ndarray = group["keyframe"][: self._n]
-        self._cursor: tuple[int, Iterator[np.ndarray]] | None = None  # next frame, its run
+        self._cursor: tuple[int, Iterator[av.VideoFrame]] | None = None  # next frame, its run
         self._last: tuple[int, np.ndarray] | None = None
+        self._rgb = VideoDecoder(self.attrs).to_rgb  # the stream's colour conversion
 
     def __len__(self) -> int:
         return self._n
@@ -66,25 +68,27 @@ class VideoFrames:
             self._cursor = (start, self._run(start))
         position, run = self._cursor
         self._cursor = None  # until the run reached frame i: a failed read leaves no cursor
-        frame = next(run)
-        for _ in range(i - position):  # the frames between: decoded, not kept
-            frame = next(run)
+        picture = next(run)
+        for _ in range(i - position):  # the pictures between: decoded, never converted
+            picture = next(run)
         self._cursor = (i + 1, run)
-        self._last = (i, read_only(frame))
+        frame = read_only(self._rgb(picture))
+        self._last = (i, frame)
         return frame
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for i, frame in enumerate(self._run(0)):
+        for i, picture in enumerate(self._run(0)):
             if i >= self._n:
                 return
-            yield read_only(frame)
+            yield read_only(self._rgb(picture))
 
-    def _run(self, start: int) -> Iterator[np.ndarray]:
-        """Decode from keyframe `start` to the end; an error names the camera and the frame."""
+    def _run(self, start: int) -> Iterator[av.VideoFrame]:
+        """Decode from keyframe `start` to the end, a new decoder per run (a run must start
+        at a keyframe); an error names the camera and the frame."""
         i = start
         try:
-            for frame in VideoDecoder(self.attrs).decode(self.packets(start)):
-                yield frame
+            for picture in VideoDecoder(self.attrs).pictures(self.packets(start)):
+                yield picture
                 i += 1
         except EpisodeFileError as exc:
             raise EpisodeFileError(f"camera {self.camera!r}, frame {i}: {exc}") from None
