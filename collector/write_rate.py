@@ -22,7 +22,7 @@ from schemas.devices import (
     SerialSensorConfig,
     SimSensorConfig,
 )
-from schemas.station import VIDEO_ENCODINGS, ImageEncoding, StationConfig
+from schemas.station import ImageEncoding, StationConfig
 
 # JPEG bits per pixel by quality, measured with cv2.imencode on frames of the simulated station
 # (640x480, the shipped config); between the points it is interpolated.
@@ -66,7 +66,7 @@ def write_rate(config: StationConfig) -> WriteRate:
             spec = config.pipeline.images.for_camera(device.name)
             width, height = spec.resize or (device.width, device.height)
             frame = frame_bytes(width, height, spec)
-            if is_video_spec(spec):  # each camera frame once, an index per tick
+            if spec.is_video:  # each camera frame once, an index per tick
                 cameras += device.fps * (frame + VIDEO_FRAME_OVERHEAD)
                 cameras += hz * (8 + CAMERA_CHECKS_BYTES)
             else:
@@ -87,10 +87,6 @@ def write_rate(config: StationConfig) -> WriteRate:
                                                          if keep_raw else 0.0)
     signals += hz * 8  # the grid's own timestamps
     return WriteRate(cameras, signals, tuple(names), tuple(skipped))
-
-
-def is_video_spec(spec: ImageEncoding) -> bool:
-    return spec.encoding in VIDEO_ENCODINGS
 
 
 def frame_bytes(width: int, height: int, spec: ImageEncoding) -> float:
@@ -163,7 +159,7 @@ def describe(rate: WriteRate, config: StationConfig) -> str:
 def _encoding_label(spec: ImageEncoding) -> str:
     if spec.encoding == "jpeg":
         return f"jpeg q{spec.quality}"
-    if is_video_spec(spec):
+    if spec.is_video:
         crf, gop = _video_settings(spec)
         return f"{spec.encoding} crf {crf} gop {gop}"
     return spec.encoding

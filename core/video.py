@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError, EpisodeFileError
-from schemas.station import VIDEO_ENCODINGS, ImageEncoding
+from schemas.station import ImageEncoding
 
 # SVT-AV1 prints a banner and its settings to stderr for every encoder it opens; errors only.
 os.environ.setdefault("SVT_LOG", "1")
@@ -60,10 +60,6 @@ VIDEO_DEFAULTS = {
     "h264": VideoDefaults(crf=20, preset="veryfast", gop=15),
     "av1": VideoDefaults(crf=32, preset="10", gop=30),
 }
-
-
-def is_video(spec: ImageEncoding) -> bool:
-    return spec.encoding in VIDEO_ENCODINGS
 
 
 @dataclass

@@ -113,6 +113,11 @@ class ImageEncoding(StrictModel):
         "full", description="video: YUV levels; full (0..255, as JPEG) keeps more of the RGB "
         "frame than limited (16..235, broadcast TV) at the same bytes")
 
+    @property
+    def is_video(self) -> bool:
+        """Stored once per camera frame, as a video (not one image per grid tick)."""
+        return self.encoding in VIDEO_ENCODINGS
+
     @model_validator(mode="after")
     def _video_settings_fit(self) -> ImageEncoding:
         if self.pix_fmt == "yuv444p" and self.encoding == "av1":

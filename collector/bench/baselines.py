@@ -25,7 +25,7 @@ import numpy as np
 from collector.storage.writer import _append
 from collector.tuning import tune_process
 from core.codec import encode_frames
-from core.video import VideoEncoder, is_video
+from core.video import VideoEncoder
 from drivers.sim.camera import SimCamera
 from drivers.sim.world import SimWorld
 from schemas.devices import SimCameraConfig
@@ -49,7 +49,7 @@ class _CameraCodec:
     def __init__(self, camera: SimCamera, spec: ImageEncoding):
         self.spec = spec
         self.video: VideoEncoder | None = None
-        if is_video(spec):
+        if spec.is_video:
             cfg = camera.config
             width, height = spec.resize or (cfg.width, cfg.height)
             self.video = VideoEncoder(spec, width, height, cfg.fps)

@@ -13,7 +13,7 @@ from collector.stages.perception import Perception, plan_streams
 from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
-from schemas.station import VIDEO_ENCODINGS, CameraChecks, ImageEncoding, StationConfig
+from schemas.station import CameraChecks, ImageEncoding, StationConfig
 
 
 def make_perception(config: StationConfig, infos: list[StreamInfo]) -> Perception:
@@ -31,7 +31,7 @@ def image_encodings(config: StationConfig, infos: list[StreamInfo]) -> dict[str,
 def video_cameras(config: StationConfig, infos: list[StreamInfo]) -> list[str]:
     """The cameras stored as video (each with its own encoder), in stream order."""
     return [name for name, spec in image_encodings(config, infos).items()
-            if spec.encoding in VIDEO_ENCODINGS]
+            if spec.is_video]
 
 
 def make_encoder(config: StationConfig, infos: list[StreamInfo], camera: str) -> CameraEncoder:

@@ -13,7 +13,7 @@ from collector.frames import FRAME_BEFORE, FRAME_FIELD, FRAME_INDEX, frame_at, p
 from collector.quality import PIXEL_CHECKS, SCORE, frame_scores, small_gray
 from core.codec import IMAGE_FIELD, encode_frames, encoding_params
 from schemas.layout import NO_FRAME
-from schemas.station import VIDEO_ENCODINGS, CameraChecks, ImageEncoding
+from schemas.station import CameraChecks, ImageEncoding
 
 
 class Computation:
@@ -45,7 +45,7 @@ class Computation:
                     stream.flags[check] = scores[check][shown]
                     stream.scores[check + SCORE] = scores[check + SCORE][shown]
             spec = self.images[name]
-            if spec.encoding in VIDEO_ENCODINGS:  # stored once by its encoder: point at it
+            if spec.is_video:  # stored once by its encoder: point at it
                 index = stream.values.pop(FRAME_INDEX)
                 stream.values[IMAGE_FIELD] = np.where(stream.capture_ns < 0, NO_FRAME,
                                                       index).astype(np.int64)

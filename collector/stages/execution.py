@@ -17,7 +17,7 @@ from collector.storage.writer import EpisodeWriter
 from core.codec import IMAGE_FIELD, encode_frames
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata
 from schemas.layout import NO_FRAME
-from schemas.station import VIDEO_ENCODINGS, CameraChecks, ImageEncoding, StorageConfig
+from schemas.station import CameraChecks, ImageEncoding, StorageConfig
 
 HOLD_S = 2.0  # at most this much of an episode's start waits for its cameras' blur judgement
 
@@ -87,7 +87,7 @@ class Execution:
         self._lost_cause = None
         self._last_frames = {}
         self._frame_rows = {name: FrameRows() for name, spec in plan.image_encoding.items()
-                            if spec.encoding in VIDEO_ENCODINGS}
+                            if spec.is_video}
         partial = partial_path(plan.final_dir, plan.episode_id)
         self._writer = EpisodeWriter(partial, plan.streams, plan.image_shapes,
                                      plan.image_encoding, plan.storage, plan.start_metadata)
@@ -245,7 +245,7 @@ def gap_batch(clock: EpisodeClock, first: int, stop: int, streams: list[StreamLa
     for s in streams:
         if s.is_camera:
             frame = last_frames.get(s.name)
-            if frame is None and image_encoding[s.name].encoding in VIDEO_ENCODINGS:
+            if frame is None and image_encoding[s.name].is_video:
                 frame = np.full(1, NO_FRAME, np.int64)
             elif frame is None:
                 black = np.zeros((1, *image_shapes[s.name]), np.uint8)

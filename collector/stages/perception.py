@@ -30,7 +30,7 @@ from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo
 from drivers.chunk import Chunk
 from schemas.devices import AlignSpec
-from schemas.station import VIDEO_ENCODINGS, DerivedSignals, ImagesConfig, QualityConfig
+from schemas.station import DerivedSignals, ImagesConfig, QualityConfig
 
 LATE_NS = 150_000_000  # a tick is final once the devices were read this long after it
 
@@ -78,7 +78,7 @@ def plan_streams(infos: list[StreamInfo], specs: dict[str, AlignSpec | None],
             fields = derived_fields(info, derived)
             deriver = Deriver(fields, derived.lowpass_hz) if fields else None
         video = (info.kind == "camera" and images is not None
-                 and images.for_camera(info.name).encoding in VIDEO_ENCODINGS)
+                 and images.for_camera(info.name).is_video)
         plans.append(StreamPlan(info.name, info.kind, spec.method, int(tolerance_s * 1e9),
                                 int(1e9 / info.rate_hz), checker, deriver, video))
     return plans
