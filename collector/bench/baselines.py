@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from collector.storage.writer import _append
+from collector.storage.writer import Column
 from collector.tuning import tune_process
 from core.codec import encode_frames
 from core.video import VideoEncoder
@@ -91,15 +91,16 @@ def bare_loop(config: StationConfig, workdir: Path, seconds: float, start=None) 
         start.wait()
     frames = 0
     with h5py.File(path, "w", libver="latest") as f:
-        sets = [f.create_dataset(c.config.name, (0,), h5py.vlen_dtype(np.uint8),
-                                 maxshape=(None,), chunks=(IMAGE_CHUNK,)) for c in cameras]
+        sets = [Column(f.create_dataset(c.config.name, (0,), h5py.vlen_dtype(np.uint8),
+                                        maxshape=(None,), chunks=(IMAGE_CHUNK,)))
+                for c in cameras]  # written as the station's writer writes
         started = last_flush = time.perf_counter()
         cpu_started = time.process_time()
         index = 0
         while time.perf_counter() - started < seconds:
             for camera, codec, ds in zip(cameras, codecs, sets, strict=True):
                 batch = np.stack([camera.render(index + k) for k in range(ticks)])
-                _append(ds, codec.encode(batch), ds.shape[0])
+                ds.append(codec.encode(batch), ds.rows)
                 frames += ticks
             index += ticks
             if time.perf_counter() - last_flush >= config.storage.flush_interval_s:
