@@ -55,6 +55,9 @@ class CapturedSamples:
     seq: np.ndarray
     values: dict[str, np.ndarray]
     arrival_ns: np.ndarray | None = None  # None: stamp all with the arrival time of the block
+    # One sample already written into the slot the ring lent (`ThreadedDevice._reserve`):
+    # committed there, not copied in
+    in_ring: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ class ThreadedDevice(Device):
             try:
                 block = self._capture()
             except DeviceError:
+                self._ring.release()  # a slot reserved for a frame that never came
                 with self._lost_lock:
                     self._down_since_ns = time.monotonic_ns()
                 self._reconnect_with_backoff(backoff)
@@ -227,6 +231,8 @@ class ThreadedDevice(Device):
             except Exception as exc:  # a bug in a driver: surface it on the next read
                 self._error = exc
                 return
+            if block is None or not block.in_ring:
+                self._ring.release()  # a frame reserved for, then dropped (or none reserved)
             if block is None:
                 continue
             n = block.seq.shape[0]
@@ -235,7 +241,20 @@ class ThreadedDevice(Device):
             arrival = block.arrival_ns
             if arrival is None:
                 arrival = np.full(n, time.monotonic_ns(), np.int64)
-            self._ring.push(arrival, block.device_ns, block.seq, block.values)
+            if block.in_ring:
+                self._ring.commit(int(arrival[0]), int(block.device_ns[0]), int(block.seq[0]))
+            else:
+                self._ring.push(arrival, block.device_ns, block.seq, block.values)
+
+    def _reserve(self, seq: int) -> dict[str, np.ndarray] | None:
+        """The ring slot the next sample's fields go straight into (a camera's frame: rendered
+        or converted there, never copied); None when the ring is full: the sample (`seq`) is
+        counted as overflow, and should not even be made. `_capture` then returns one sample
+        with `in_ring=True`."""
+        slot = self._ring.reserve()
+        if slot is None:
+            self._ring.refuse(np.array([seq]))
+        return slot
 
     def _reconnect_with_backoff(self, backoff: float) -> None:
         self._disconnect()

@@ -87,6 +87,7 @@ def bare_loop(config: StationConfig, workdir: Path, seconds: float, start=None) 
     codecs = [_CameraCodec(c, config.pipeline.images.for_camera(c.config.name)) for c in cameras]
     ticks = max(1, round(config.episode.chunk_ms / 1000 * config.episode.control_hz))
     path = workdir / "bare_loop.h5"
+    batches = [np.empty((ticks, c.config.height, c.config.width, 3), np.uint8) for c in cameras]
     if start is not None:
         start.wait()
     frames = 0
@@ -98,8 +99,9 @@ def bare_loop(config: StationConfig, workdir: Path, seconds: float, start=None) 
         cpu_started = time.process_time()
         index = 0
         while time.perf_counter() - started < seconds:
-            for camera, codec, ds in zip(cameras, codecs, sets, strict=True):
-                batch = np.stack([camera.render(index + k) for k in range(ticks)])
+            for camera, codec, ds, batch in zip(cameras, codecs, sets, batches, strict=True):
+                for k in range(ticks):  # drawn in place, as a camera draws into its ring
+                    camera.render(index + k, out=batch[k])
                 ds.append(codec.encode(batch), ds.rows)
                 frames += ticks
             index += ticks
