@@ -87,7 +87,7 @@ class OpenCVCamera(ThreadedDevice):
         self.convert(frame, out=slot["image"])
         return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
                                values={"image": slot["image"][None]},
-                               arrival_ns=np.array([arrival], np.int64), in_ring=True)
+                               arrival_ns=np.array([arrival], np.int64))
 
     def convert(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """BGR from OpenCV -> the pipeline's frame: size, color order, rotation; the last

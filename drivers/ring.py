@@ -78,6 +78,10 @@ class SampleRing:
             self._size += 1
             self._reserved = False
 
+    @property
+    def reserved(self) -> bool:
+        return self._reserved
+
     def release(self) -> None:
         """Give the reserved slot back unused."""
         with self._lock:

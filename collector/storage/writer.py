@@ -102,6 +102,12 @@ RESERVE_MB = 1.0
 # an HDF5 append costs ~0.3 ms whatever its size, and a station writes ~100 datasets per batch.
 # Past this many bytes they are written early (still flushed on time).
 BUFFER_BYTES = 64 * 2**20
+# A batch flushes at once when the last flush is this share of the interval old: batches come
+# about once an interval (episode.chunk_ms), and one that came just before the interval was up
+# would otherwise wait in memory for the timer's next look (which then becomes the rhythm, and
+# adds to every row's capture-to-disk time). A crash still loses at most one interval; flushes
+# stay at most two per interval.
+FLUSH_EARLY = 0.5
 
 
 def batch_bytes(batch: GridBatch) -> int:
@@ -236,7 +242,8 @@ class EpisodeWriter:
                 self.rows += len(batch)
                 self._dirty = True
                 self._unflushed_bytes += size
-                if time.monotonic() - self._last_flush >= self.storage.flush_interval_s:
+                since = time.monotonic() - self._last_flush
+                if since >= FLUSH_EARLY * self.storage.flush_interval_s:
                     self._flush_locked()
                 elif self._buffered_bytes >= BUFFER_BYTES:
                     self._write_buffered()

@@ -161,7 +161,6 @@ class SimCamera(ThreadedDevice):
             seq=np.array([index]),
             values={"image": image[None]},
             arrival_ns=np.array([max(time.monotonic_ns(), captured_ns + delay)]),
-            in_ring=True,
         )
 
     def _drawn(self, index: int) -> dict[str, bool]:
