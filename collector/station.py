@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from collector import __version__
 from collector.batch import EpisodeClock
 from collector.config import dump_station
+from collector.daemon.previews import Preview
 from collector.derive import derived_fields
 from collector.engines import start_engine
 from collector.engines.base import Engine, EngineStats, camera_checks, image_encodings
@@ -313,6 +314,9 @@ class Station:
 
     def health(self) -> dict[str, dict]:
         return self.engine.health()
+
+    def previews(self) -> dict[str, Preview]:
+        return self.engine.previews()
 
     def close(self) -> None:
         self.engine.close()

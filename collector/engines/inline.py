@@ -7,6 +7,7 @@ import time
 
 from collector.batch import EpisodeClock
 from collector.capture import Capture
+from collector.daemon.previews import Preview
 from collector.engines.base import (
     Engine,
     make_computation,
@@ -69,6 +70,9 @@ class InlineEngine(Engine):
 
     def health(self) -> dict[str, dict]:
         return self.capture.health()
+
+    def previews(self) -> dict[str, Preview]:
+        return self.capture.collect_previews()
 
     def close(self) -> None:
         self.execution.close()

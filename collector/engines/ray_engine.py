@@ -34,6 +34,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from collector.batch import CameraPackets, EncodeJob, EpisodeClock, GridBatch, HeldBlock, RawBatch
 from collector.capture import Capture, read_limit
+from collector.daemon.previews import Preview
 from collector.engines.base import (
     Engine,
     EngineStats,
@@ -102,6 +103,9 @@ class _CaptureActor(_Hosted):
 
     def health(self) -> dict[str, dict]:
         return self.stage.health()
+
+    def collect_previews(self) -> dict[str, Preview]:
+        return self.stage.collect_previews()
 
     def close(self) -> None:
         self.stage.close()
@@ -406,6 +410,9 @@ class RayEngine(Engine):
 
     def health(self) -> dict[str, dict]:
         return ray.get(self.capture.health.remote())
+
+    def previews(self) -> dict[str, Preview]:
+        return ray.get(self.capture.collect_previews.remote())
 
     def close(self) -> None:
         for actor in (self.execution, self.capture):
