@@ -74,7 +74,10 @@ def build_app(ctx: ApiContext) -> ASGIApp:
         return _json(HTTPStatus.OK, await run_in_threadpool(ctx.status))
 
     async def metrics_text(request: Request) -> Response:
-        text = await run_in_threadpool(lambda: metrics.render(ctx.status()))
+        console = ctx.console
+        text = await run_in_threadpool(lambda: metrics.render(
+            ctx.status(), console.free_gb() if console else None,
+            console.guard_gb if console else None))
         return Response(text, media_type=METRICS_TYPE)
 
     async def openapi(request: Request) -> Response:

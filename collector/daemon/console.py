@@ -66,12 +66,14 @@ class EventHub:
         self.pages: set[_Page] = set()
         self.dropped = 0  # pages cut off for falling behind, for the log and tests
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def join(self) -> _Page:
         if len(self.pages) >= MAX_PAGES:
             raise ApiFault(HTTPStatus.SERVICE_UNAVAILABLE, f"{MAX_PAGES} operator pages are "
                            f"open already; close one and reload")
         page = _Page()
+        self._loop = asyncio.get_running_loop()
         self.pages.add(page)
         self.source.previews.watch(+1)
         if self._task is None or self._task.done():
@@ -93,9 +95,23 @@ class EventHub:
                     self._drop(page)
             await asyncio.sleep(1 / EVENTS_HZ)
 
+    def close(self) -> None:
+        """From any thread (the daemon stopping): every page's stream ends now, so the server
+        stops without cutting responses off."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._end_all)
+
+    def _end_all(self) -> None:
+        for page in list(self.pages):
+            self._end(page)
+
     def _drop(self, page: _Page) -> None:
-        self.leave(page)
+        self._end(page)
         self.dropped += 1
+
+    def _end(self, page: _Page) -> None:
+        self.leave(page)
         while not page.queue.empty():
             page.queue.get_nowait()
         page.queue.put_nowait(None)  # its stream ends; the browser's EventSource reconnects

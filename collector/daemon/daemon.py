@@ -71,6 +71,7 @@ class Daemon:
         self.station: Station | None = None
         self.book: SessionBook | None = None
         self.api: ApiServer | None = None
+        self._api_ctx: ApiContext | None = None
         self.run_: EpisodeRun | None = None
         self.number = 0
         self.last: LastEpisode | None = None
@@ -140,8 +141,9 @@ class Daemon:
                 raise ConfigError(f"api.token_env: environment variable {api.token_env} is not "
                                   f"set or empty; export the API token there")
         try:
-            app = build_app(ApiContext(token, self.control, self.status, self.log, api.timeout_s,
-                                       console=self._console()))
+            self._api_ctx = ApiContext(token, self.control, self.status, self.log,
+                                       api.timeout_s, console=self._console())
+            app = build_app(self._api_ctx)
             self.api = ApiServer(app, api.host, api.port, api.timeout_s)
         except OSError as exc:
             raise ApiBindError(f"api: cannot listen on {api.host}:{api.port} ({exc.strerror}); "
@@ -322,6 +324,8 @@ class Daemon:
         return code
 
     def _close(self) -> None:
+        if self._api_ctx is not None and self._api_ctx.hub is not None:
+            self._api_ctx.hub.close()  # the pages' streams end before the server stops
         if self.api is not None:
             self.api.stop()
             self.api = None
