@@ -7,6 +7,12 @@ preview. The station records in auto mode throughout.
 
     python -m benchmarks.console_cpu [--pages N] [--window-s S] [--set key=value ...]
 
+Beside the windows (which a busy host makes noisy: other load moves the station's own CPU by
+more than a page costs), it times the page's own work in this process, per item, and scales it
+to the page's rates: one snapshot (`EventHub.snapshot_text`, from the station's real status)
+4 times a second, and one preview (`PreviewTap.take` on a frame of the station's size) per
+camera 4 times a second. The HTTP serving of those is not in that figure.
+
 Writes benchmarks/results/console_cpu.json. The goal: under 5 % of one core.
 """
 
@@ -25,7 +31,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import psutil
+import skimage.data
+import skimage.transform
+
+from collector.daemon.console import EVENTS_HZ, ConsoleSource, EventHub
+from collector.daemon.previews import PREVIEW_HZ, PreviewStore, PreviewTap
+from schemas.api import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "console_cpu.json"
@@ -98,6 +111,31 @@ def measure(root: psutil.Process, seconds: float) -> float:
     return 100 * (tree_cpu_s(root) - c0) / (time.monotonic() - t0)
 
 
+def cpu_ms(work, repeat: int) -> float:
+    """CPU milliseconds of one call of `work`, over `repeat` calls."""
+    work()
+    t0 = time.process_time()
+    for _ in range(repeat):
+        work()
+    return 1000 * (time.process_time() - t0) / repeat
+
+
+def work_costs(status: Status, frame_shape: tuple[int, int]) -> dict:
+    """The page's own work per item, and per second at its rates, in this process."""
+    hub = EventHub(ConsoleSource(lambda: status, PreviewStore(), list, lambda: 40.0, 2.0,
+                                 "pick_place"))
+    snapshot_ms = cpu_ms(hub.snapshot_text, 400)
+    photo = skimage.transform.resize(skimage.data.astronaut(), frame_shape,
+                                     preserve_range=True).astype(np.uint8)
+    tap = PreviewTap()
+    preview_ms = cpu_ms(lambda: tap.take("cam", photo, 0, 0), 200)
+    cameras = sum(1 for h in status.devices.values() if h.get("kind") == "camera")
+    per_s = EVENTS_HZ * snapshot_ms + PREVIEW_HZ * cameras * preview_ms
+    return {"snapshot_cpu_ms": round(snapshot_ms, 3), "preview_cpu_ms": round(preview_ms, 3),
+            "frame_shape": list(frame_shape), "cameras": cameras,
+            "work_percent_of_one_core": round(per_s / 10, 2)}
+
+
 def wait_for_line(proc: subprocess.Popen, event: str, timeout_s: float = 180) -> dict:
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None
@@ -119,6 +157,8 @@ def main() -> int:
     parser.add_argument("--warmup-s", type=float, default=10.0)
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--out", default=str(RESULT))
+    parser.add_argument("--frame-width", type=int, default=640, help="the cameras' width")
+    parser.add_argument("--frame-height", type=int, default=480)
     args = parser.parse_args()
 
     out_dir = tempfile.mkdtemp(prefix="console-cpu-")
@@ -151,6 +191,8 @@ def main() -> int:
                             "preview_kb_per_s": round(got[2] / 1e3 / args.window_s, 1),
                             "stream_kb_per_s": round(got[3] / 1e3 / args.window_s, 1)})
             time.sleep(4.0)  # previews stop WANTED_FOR_S after the last page left
+        with urllib.request.urlopen(base + "/status", timeout=30) as r:
+            status = Status.model_validate_json(r.read())
     finally:
         proc.terminate()
         proc.wait(timeout=120)
@@ -167,6 +209,7 @@ def main() -> int:
         "open_cpu_percent": round(sum(opened) / len(opened), 2),
         "page_cost_percent_of_one_core": round(delta, 2),
         "goal_percent": GOAL_PERCENT, "within_goal": delta < GOAL_PERCENT,
+        "work": work_costs(status, (args.frame_height, args.frame_width)),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -9,14 +9,19 @@ import asyncio
 
 import cv2
 import numpy as np
+import pytest
 import skimage.data
 
+from collector.config import load_station
 from collector.daemon.alarms import FLAGGED_ALARM, LAG_ALARM_S, AlarmBook, judge
 from collector.daemon.console import QUEUE_SNAPSHOTS, ConsoleSource, EventHub
 from collector.daemon.previews import PREVIEW_HZ, PREVIEW_WIDTH, PreviewStore, PreviewTap
 from collector.efficiency import combine
+from collector.station import Station
 from schemas.api import LastEpisode, Status
 from schemas.episode import EfficiencyAccounts
+from tests.conftest import SIM_CONFIG
+from tests.daemon_helpers import CAMERAS, small_cameras
 
 SECOND = 1_000_000_000
 
@@ -58,6 +63,41 @@ def test_preview_tap_only_when_asked_and_at_its_rate():
     assert np.abs(picture.astype(int) - small).mean() < 6  # the photograph, in its colours
     assert tap.collect(t0 + 2) == {}  # each preview is handed out once
     assert not tap.due("cam", t0 + 10 * SECOND)  # nobody asked for 10 s: stopped
+
+
+@pytest.mark.parametrize("engine", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
+def test_station_previews_between_and_during_episodes(tmp_path, engine, request):
+    """The tap in Capture, through either engine: nothing until asked; then each camera's
+    newest frame between episodes (the discard path) and while recording (the read path)."""
+    if engine == "ray":
+        request.getfixturevalue("ray_session")
+    station = Station(load_station(SIM_CONFIG, [
+        f"station.output_dir={tmp_path}", f"engine.kind={engine}", "episode.duration_s=2",
+        *small_cameras()]))
+    try:
+        station.discard()
+        assert station.previews() == {}  # nobody had asked: no preview was taken
+        idle: dict = {}
+        for _ in range(200):  # the cameras deliver 30 frames a second; a few reads suffice
+            if set(idle) == set(CAMERAS):
+                break
+            station.discard()
+            idle.update(station.previews())
+        assert set(idle) == set(CAMERAS)
+        run = station.begin_episode()
+        recording: dict = {}
+        while not station.step_episode(run):
+            recording.update(station.previews())
+        station.end_episode(run)
+        assert set(recording) == set(CAMERAS)
+        for camera in CAMERAS:
+            assert recording[camera].seq > idle[camera].seq
+            assert (recording[camera].width, recording[camera].height) == (320, 80)  # 384x96
+            picture = cv2.imdecode(np.frombuffer(recording[camera].jpeg, np.uint8),
+                                   cv2.IMREAD_COLOR)
+            assert picture.shape == (80, 320, 3) and picture.std() > 5  # a scene, not blank
+    finally:
+        station.close()
 
 
 def test_alarms_from_status():

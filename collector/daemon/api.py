@@ -126,12 +126,15 @@ class _RequireToken:
         self.token = token.encode() if token is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] != "http" or self._carried(scope):
+        if self.token is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
         page = scope["path"].rstrip("/") in ("", "/static/console.css", "/static/console.js")
-        if page and "token" in query:
+        if not (page and "token" in query) and self._carried(scope):
+            await self.app(scope, receive, send)
+            return
+        if page and "token" in query:  # even with the cookie: the token leaves the address
             if hmac.compare_digest(query["token"][-1].encode(), self.token):
                 response: Response = RedirectResponse("/", status_code=HTTPStatus.SEE_OTHER)
                 response.set_cookie(TOKEN_COOKIE, self.token.decode(), httponly=True,

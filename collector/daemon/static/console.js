@@ -60,7 +60,7 @@ function renderAlarms(a) {
     const li = document.createElement("li");
     li.className = "alarm " + alarm.kind;
     li.dataset.key = alarm.key;
-    li.textContent = `${new Date(alarm.raised_at * 1000).toLocaleTimeString()}  ${alarm.message}`;
+    li.textContent = `raised ${new Date(alarm.raised_at * 1000).toLocaleTimeString()}: ${alarm.message}`;
     active.appendChild(li);
   }
   if (!a.active.length) active.innerHTML = '<li class="none">none</li>';
@@ -71,7 +71,7 @@ function renderAlarms(a) {
     const li = document.createElement("li");
     li.dataset.key = alarm.key;
     const at = (t) => new Date(t * 1000).toLocaleTimeString();
-    li.textContent = `${at(alarm.raised_at)} to ${at(alarm.cleared_at)}  ${alarm.message}`;
+    li.textContent = `raised ${at(alarm.raised_at)}, cleared ${at(alarm.cleared_at)}: ${alarm.message}`;
     cleared.appendChild(li);
   }
 }
