@@ -37,7 +37,8 @@ import skimage.data
 import skimage.transform
 
 from collector.daemon.console import EVENTS_HZ, ConsoleSource, EventHub
-from collector.daemon.previews import PREVIEW_HZ, PreviewStore, PreviewTap
+from collector.daemon.previews import PreviewStore
+from collector.previews import PREVIEW_HZ, PreviewTap
 from schemas.api import Status
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 from collector.batch import EpisodeClock, RawBatch
-from collector.daemon.previews import Preview, PreviewTap
+from collector.previews import Preview, PreviewTap
 from collector.rig import build_rig
 from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo, ThreadedDevice

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Protocol
 from collector import __version__
 from collector.batch import EpisodeClock
 from collector.config import dump_station
-from collector.daemon.previews import Preview
 from collector.derive import derived_fields
 from collector.engines import start_engine
 from collector.engines.base import Engine, EngineStats, camera_checks, image_encodings
 from collector.errors import DiskFullError
+from collector.previews import Preview
 from collector.quality import quality_datasets
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS

@@ -6,6 +6,7 @@ keep their stream. (The page itself, in Chromium against `collector run`: test_c
 from __future__ import annotations
 
 import asyncio
+import time
 
 import cv2
 import numpy as np
@@ -15,8 +16,9 @@ import skimage.data
 from collector.config import load_station
 from collector.daemon.alarms import FLAGGED_ALARM, LAG_ALARM_S, AlarmBook, judge
 from collector.daemon.console import QUEUE_SNAPSHOTS, ConsoleSource, EventHub
-from collector.daemon.previews import PREVIEW_HZ, PREVIEW_WIDTH, PreviewStore, PreviewTap
+from collector.daemon.previews import PreviewStore
 from collector.efficiency import combine
+from collector.previews import PREVIEW_HZ, PREVIEW_WIDTH, PreviewTap
 from collector.station import Station
 from schemas.api import LastEpisode, Status
 from schemas.episode import EfficiencyAccounts
@@ -72,17 +74,17 @@ def test_station_previews_between_and_during_episodes(tmp_path, engine, request)
     if engine == "ray":
         request.getfixturevalue("ray_session")
     station = Station(load_station(SIM_CONFIG, [
-        f"station.output_dir={tmp_path}", f"engine.kind={engine}", "episode.duration_s=2",
+        f"station.output_dir={tmp_path}", f"engine.kind={engine}", "episode.duration_s=3",
         *small_cameras()]))
     try:
         station.discard()
         assert station.previews() == {}  # nobody had asked: no preview was taken
         idle: dict = {}
-        for _ in range(200):  # the cameras deliver 30 frames a second; a few reads suffice
-            if set(idle) == set(CAMERAS):
-                break
+        deadline = time.monotonic() + 60  # a guard: the cameras deliver 30 frames a second
+        while set(idle) != set(CAMERAS) and time.monotonic() < deadline:
             station.discard()
             idle.update(station.previews())
+            time.sleep(0.05)  # poll as the daemon's idle loop does, between discards
         assert set(idle) == set(CAMERAS)
         run = station.begin_episode()
         recording: dict = {}

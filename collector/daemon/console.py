@@ -5,7 +5,7 @@ One producer task serves every open page: a few times a second it builds one sna
 streams, efficiency, recent episodes, alarms, preview numbers) in the thread pool and offers the
 same text to each page's queue. The queues are short; a page that does not keep up is dropped
 (its browser reconnects), so no page can hold the station or the other pages. Nothing is built
-while no page is open, and previews are taken only then (collector/daemon/previews.py).
+while no page is open, and previews are taken only then (collector/previews.py).
 """
 
 from __future__ import annotations

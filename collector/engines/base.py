@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from collector.batch import EpisodeClock
-from collector.daemon.previews import Preview
+from collector.previews import Preview
 from collector.stages.computation import Computation
 from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
@@ -106,7 +106,7 @@ class Engine(ABC):
 
     def previews(self) -> dict[str, Preview]:
         """Camera previews taken since the last call; asking keeps them coming (see
-        collector/daemon/previews.py)."""
+        collector/previews.py)."""
         return {}
 
     @abstractmethod

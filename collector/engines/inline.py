@@ -7,7 +7,6 @@ import time
 
 from collector.batch import EpisodeClock
 from collector.capture import Capture
-from collector.daemon.previews import Preview
 from collector.engines.base import (
     Engine,
     make_computation,
@@ -17,6 +16,7 @@ from collector.engines.base import (
     video_cameras,
 )
 from collector.errors import StartupInterrupted
+from collector.previews import Preview
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata

@@ -34,7 +34,6 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from collector.batch import CameraPackets, EncodeJob, EpisodeClock, GridBatch, HeldBlock, RawBatch
 from collector.capture import Capture, read_limit
-from collector.daemon.previews import Preview
 from collector.engines.base import (
     Engine,
     EngineStats,
@@ -46,6 +45,7 @@ from collector.engines.base import (
 )
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.errors import PipelineError, StartupInterrupted
+from collector.previews import Preview
 from collector.stages.computation import Computation
 from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
