@@ -138,7 +138,7 @@ def test_export_refuses_what_selects_nothing_in_one_line(marked, tmp_path):
     out = tmp_path / "demos.hdf5"
     typo = run_cli("export", "--out", str(out), folder, "--require-clean", "blured")
     assert typo.returncode == 1 and "--require-clean blured: no such flag" in typo.stderr
-    none = run_cli("export", "--out", str(out), folder, "--max-missing", "0")
+    none = run_cli("export", "--out", str(out), folder, "--outcomes", "recovered")
     errors = [x for x in none.stderr.splitlines() if x.startswith("collector: error:")]
     assert none.returncode == 1 and len(errors) == 1 and "nothing exported" in errors[0]
     bad = run_cli("export", "--out", str(out), folder, "--max-missing", "2")
