@@ -24,6 +24,7 @@ def main(folder: str) -> None:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:24].tolist()
     _ = data[order[0]]  # the parent opens a file before the workers fork
     loader = DataLoader(Subset(data, order), batch_size=4, num_workers=2, shuffle=False)
+    mismatched, batches, shapes = 0, 0, {}
     for b, batch in enumerate(loader):
         batches += 1
         shapes = {k: list(v.shape) for k, v in batch.items()}
