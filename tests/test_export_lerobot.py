@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import av
+import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -64,7 +65,10 @@ def test_layout_and_info_are_lerobot_v3(dataset, episodes):
                               f"file-{i:03d}.mp4").is_file()
     stats = json.loads((dataset / "meta/stats.json").read_text())
     assert np.array(stats[f"observation.images.{STEPPED}"]["mean"]).shape == (3, 1, 1)
-    assert len(stats["observation.state"]["mean"]) == 7
+    state = stats["observation.state"]
+    assert len(state["mean"]) == 7 and state["count"] == [info["total_frames"]]
+    assert set(state) >= {"min", "max", "mean", "std", "q01", "q50", "q99"}
+    assert all(a <= b for a, b in zip(state["q01"], state["q99"], strict=True))
     assert not list(dataset.parent.glob(".*exporting"))
 
 
@@ -160,3 +164,21 @@ def test_other_rates_or_rigs_are_refused_in_one_dataset(episodes, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "one set of features" in result.stderr or "fps" in result.stderr
     assert not (tmp_path / "ds").exists() and not list(tmp_path.glob(".*"))
+
+
+def test_a_format1_file_exports_to_every_format(tmp_path):
+    source = ROOT / "tests/data/format1_episode.h5"
+    with open_episode(source) as ep:
+        n, shape = len(ep), ep.images("cam_high").shape
+        middle = ep.images("cam_high")[n // 2]
+    for fmt in ("lerobot", "aloha", "robomimic"):
+        out = tmp_path / fmt
+        result = run_cli("export", "--format", fmt, "--out", str(out), str(source))
+        assert result.returncode == 0, (fmt, result.stderr)
+    frames, _ = _decode(tmp_path / "lerobot/videos/observation.images.cam_high/chunk-000/"
+                                   "file-000.mp4")
+    assert len(frames) == n and psnr(frames[n // 2], middle[:shape[0] // 2 * 2,
+                                                               :shape[1] // 2 * 2]) > MIN_PSNR
+    with h5py.File(tmp_path / "aloha/episode_0.hdf5", "r") as f:
+        assert f["/observations/images/cam_high"].shape == (n, *shape)
+        assert f["/observations/qpos"].shape[0] == n == f["/action"].shape[0]

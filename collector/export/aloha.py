@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from collector.derive import VELOCITY_OF
-from collector.export.arrays import action_parts, grid_field, state_parts, vector
+from collector.export.arrays import action_parts, grid_field, grid_quality, state_parts, vector
 from collector.export.episodes import check_valid
 from collector.export.robomimic import ROWS, Exported
 from collector.export.staging import staged
@@ -78,10 +78,8 @@ def _write_episode(f: h5py.File, ep: Episode, images: bool, compression: str | N
             stop = min(start + ROWS, n)
             ds[start:stop] = np.stack([frames[t] for t in range(start, stop)])
     for stream in ep.streams():
-        if stream in ep.file[QUALITY]:
-            marks = f.require_group(f"{QUALITY}/{stream}")
-            for name, values in ep.quality(stream).items():
-                marks.create_dataset(name, data=values[:n])
+        for name, values in grid_quality(ep, stream).items():
+            f.create_dataset(f"{QUALITY}/{stream}/{name}", data=values)
     return n
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from collector.derive import VELOCITY_OF
 from collector.export.staging import ExportError
+from collector.storage.layout import QUALITY
 from collector.storage.reader import Episode
 
 VELOCITIES = frozenset(VELOCITY_OF.values())  # derived arm fields, kept out of the state vector
@@ -42,6 +43,21 @@ def grid_field(ep: Episode, stream: str, field: str) -> np.ndarray:
         raise ExportError(f"{where} is {values.shape[1:]} per tick, its layout says "
                           f"{tuple(spec.shape)}; the file is damaged")
     return values.reshape(n, -1)
+
+
+def grid_quality(ep: Episode, stream: str) -> dict[str, np.ndarray]:
+    """Everything `/quality/<stream>` holds per tick (flags, scores, capture_ns, dt_ns),
+    each checked to hold one value per grid tick. {} for a stream without quality."""
+    if stream not in ep.file[QUALITY]:
+        return {}
+    n = len(ep)
+    out = ep.quality(stream)
+    for name, values in out.items():
+        if values.shape != (n,):
+            raise ExportError(f"{ep.path}: /{QUALITY}/{stream}/{name} has shape "
+                              f"{values.shape}, the grid {n} ticks; `collector validate` the "
+                              f"file, or leave it out")
+    return out
 
 
 @dataclass

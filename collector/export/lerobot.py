@@ -36,13 +36,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from collector.export.arrays import Vector, action_parts, other_parts, state_parts, vector
+from collector.export.arrays import (
+    Vector,
+    action_parts,
+    grid_quality,
+    other_parts,
+    state_parts,
+    vector,
+)
 from collector.export.episodes import check_valid
 from collector.export.robomimic import Exported
 from collector.export.staging import ExportError, staged
 from collector.replay.camera_video import TIME_BASE, frame_pts, mux_packets, reencode_ticks
 from collector.replay.source import TickRange
-from collector.storage.layout import QUALITY
 from collector.storage.reader import Episode, open_episode
 from collector.storage.videos import VideoTicks
 from schemas.layout import FILL_RULE, NO_FRAME
@@ -54,7 +60,7 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 TOLERANCE_S = 1e-4  # LeRobot's default: a frame is looked up by timestamp within this
 STAT_FRAMES = 16  # frames decoded per camera and episode for the image statistics
-INDEX_COLUMNS = ("frame_index", "episode_index", "index", "task_index")
+QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)  # LeRobot's DEFAULT_QUANTILES: q01 ... q99
 
 
 @dataclass
@@ -75,16 +81,21 @@ class Feature:
 @dataclass
 class Stats:
     """Running min, max, sum and sum of squares of one feature, per value (images: per
-    channel), so the dataset's stats are exact over every episode without keeping them."""
+    channel), so mean, std, min and max are exact over every episode without keeping them.
+    Quantiles are each episode's own, averaged weighted by ticks: LeRobot's aggregation."""
 
     count: int = 0
     total: np.ndarray | None = None
     squares: np.ndarray | None = None
     low: np.ndarray | None = None
     high: np.ndarray | None = None
+    quantiles: np.ndarray | None = None  # per quantile, per value: sum of q * ticks
 
     def add(self, values: np.ndarray) -> None:
+        """One episode's values, (ticks, values)."""
         x = values.astype(np.float64)
+        q = np.quantile(x, QUANTILES, axis=0) * x.shape[0]
+        self.quantiles = q if self.quantiles is None else self.quantiles + q
         if self.total is None or self.squares is None or self.low is None or self.high is None:
             self.total, self.squares = x.sum(0), (x * x).sum(0)
             self.low, self.high = x.min(0), x.max(0)
@@ -97,9 +108,12 @@ class Stats:
         assert self.total is not None and self.squares is not None
         mean = self.total / self.count
         std = np.sqrt(np.maximum(self.squares / self.count - mean * mean, 0.0))
-        return {"min": _shaped(self.low, shape), "max": _shaped(self.high, shape),
-                "mean": _shaped(mean, shape), "std": _shaped(std, shape),
-                "count": [self.count]}
+        assert self.quantiles is not None
+        out = {"min": _shaped(self.low, shape), "max": _shaped(self.high, shape),
+               "mean": _shaped(mean, shape), "std": _shaped(std, shape), "count": [self.count]}
+        for q, weighted in zip(QUANTILES, self.quantiles, strict=True):
+            out[f"q{round(q * 100):02d}"] = _shaped(weighted / self.count, shape)
+        return out
 
 
 def _shaped(values: np.ndarray | None, shape: tuple[int, ...]) -> list[Any]:
@@ -159,7 +173,7 @@ class LeRobotWriter:
         fps = self._fps(ep)
         task = str(ep.metadata.get("task", "")) or "unnamed task"
         task_index = self.tasks.setdefault(task, len(self.tasks))
-        table = _table(ep, fps)
+        table = _table(ep)
         chunk, file = divmod(index, CHUNKS_SIZE)
         table.add("frame_index", np.arange(n, dtype=np.int64))
         table.add("episode_index", np.full(n, index, np.int64))
@@ -286,10 +300,9 @@ def _write_tasks(path: Path, tasks: dict[str, int]) -> None:
     pq.write_table(table.replace_schema_metadata({"pandas": json.dumps(pandas_meta)}), path)
 
 
-def _table(ep: Episode, fps: int) -> Table:
+def _table(ep: Episode) -> Table:
     """Every per-tick column of one episode except the index columns."""
     table = Table()
-    n = len(ep)
     table.add_vector("observation.state", vector(ep, state_parts(ep)))
     table.add_vector("action", vector(ep, action_parts(ep)))
     for stream, name in other_parts(ep):
@@ -297,10 +310,7 @@ def _table(ep: Episode, fps: int) -> Table:
     ts = ep.timestamps.astype(np.int64)
     table.add("timestamp", ((ts - ts[0]) / 1e9).astype(np.float32))
     for stream in ep.streams():
-        for name, values in ep.quality(stream).items() if stream in ep.file[QUALITY] else ():
-            if values.shape[0] != n or values.ndim != 1:
-                raise ExportError(f"{ep.path}: /quality/{stream}/{name} has shape "
-                                  f"{values.shape}, the grid {n} ticks; the file is damaged")
+        for name, values in grid_quality(ep, stream).items():
             table.add(f"quality.{stream}.{name}", values)
     return table
 

@@ -24,7 +24,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from collector.export.arrays import action_parts, field_order, grid_field, vector
+from collector.export.arrays import (
+    action_parts,
+    field_order,
+    grid_field,
+    grid_quality,
+    vector,
+)
 from collector.export.episodes import check_valid
 from collector.export.staging import ExportError, staged
 from collector.storage.reader import Episode, Images, open_episode
@@ -78,8 +84,9 @@ def _write_demo(demo: h5py.Group, ep: Episode, images: bool, compression: str | 
     obs = demo.create_group("obs")
     for name, kind in ep.streams().items():
         # held samples must stay marked in training data: every flag travels with the demo
-        for flag, on in ep.flags(name).items():
-            obs.create_dataset(f"{name}_{flag}", data=on[:n], compression=compression)
+        for flag, on in grid_quality(ep, name).items():
+            if on.dtype == np.bool_:
+                obs.create_dataset(f"{name}_{flag}", data=on, compression=compression)
         if kind == "camera":
             if images:
                 _write_frames(obs, f"{name}_image", ep.images(name), compression)
