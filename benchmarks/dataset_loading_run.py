@@ -1,12 +1,14 @@
-"""The timed part of benchmarks/test_dataset_loading.py, run by the LeRobot venv's Python:
+"""One timed round of benchmarks/test_dataset_loading.py, for one reader:
 
-    PYTHONPATH=<checkout> python benchmarks/dataset_loading_run.py EPISODES_DIR LEROBOT_DIR
+    PYTHONPATH=<checkout>:<torch folder> .venv/bin/python benchmarks/dataset_loading_run.py \
+        collector EPISODES_DIR SEED
+    <LeRobot venv>/bin/python benchmarks/dataset_loading_run.py lerobot LEROBOT_DIR SEED
 
-Random-sample throughput of `collector.dataset.EpisodeDataset` (over the episodes) and of
-LeRobot's `LeRobotDataset` (over their LeRobot export), the same windows (state and every
-camera at ticks -1 and 0, actions at 0..CHUNK-1), the same DataLoader (WORKERS workers,
-BATCH samples a batch, one seeded random order of samples). LeRobot with each video backend
-it has. Rounds alternate between the readers, so a load on the machine hits both alike.
+Random-sample throughput through torch's DataLoader (WORKERS workers, BATCH samples a batch,
+the samples of one seeded random order), with the same windows for both readers: the state and
+every camera at ticks -1 and 0, the actions at 0..CHUNK-1. `collector.dataset.EpisodeDataset`
+reads the episodes; LeRobot's `LeRobotDataset` (video backend pyav) their LeRobot export. Two
+interpreters because LeRobot 0.4.4 pins av<16 and Collector's video code needs a newer PyAV.
 Prints one JSON line.
 """
 
@@ -18,18 +20,17 @@ import time
 from pathlib import Path
 
 import torch
-from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from torch.utils.data import DataLoader, Subset
 
-from collector.dataset import EpisodeDataset
-
-WORKERS, BATCH, BATCHES, WARMUP, ROUNDS, CHUNK = 2, 8, 24, 2, 3, 50
+WORKERS, BATCH, BATCHES, WARMUP, CHUNK, FPS = 2, 8, 24, 2, 50, 30
 
 
-def throughput(dataset, order: list[int]) -> float:
+def throughput(dataset, seed: int) -> float:
     """Samples per second over BATCHES batches, after WARMUP batches that start the workers."""
-    loader = DataLoader(Subset(dataset, order), batch_size=BATCH, num_workers=WORKERS,
-                        shuffle=False, persistent_workers=False)
+    n = BATCH * (BATCHES + WARMUP)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    loader = DataLoader(Subset(dataset, order.tolist()), batch_size=BATCH, num_workers=WORKERS,
+                        shuffle=False)
     batches = iter(loader)
     for _ in range(WARMUP):
         next(batches)
@@ -39,38 +40,32 @@ def throughput(dataset, order: list[int]) -> float:
     return BATCHES * BATCH / (time.perf_counter() - began)
 
 
-def main(episodes: Path, exported: Path) -> None:
-    ours = EpisodeDataset(episodes, observation_offsets=[-1, 0], action_offsets=range(CHUNK))
-    fps = 30
-    meta_probe = LeRobotDataset("collector/export", root=exported, video_backend="pyav")
-    cameras = [k for k, f in meta_probe.meta.features.items() if f["dtype"] == "video"]
-    deltas = {"observation.state": [-1 / fps, 0.0], "action": [k / fps for k in range(CHUNK)],
-              **{k: [-1 / fps, 0.0] for k in cameras}}
-    backends = ["pyav"]
-    try:
-        import torchcodec.decoders  # noqa: F401  (LeRobot's default where it imports)
+def collector_dataset(folder: Path):
+    from collector.dataset import EpisodeDataset
 
-        backends.insert(0, "torchcodec")
-    except Exception:  # torchcodec needs FFmpeg's shared libraries: absent, pyav only
-        pass
-    theirs = {b: LeRobotDataset("collector/export", root=exported, delta_timestamps=deltas,
-                                video_backend=b) for b in backends}
-    assert len(ours) == len(next(iter(theirs.values()))), "the two hold different samples"
-    n = BATCH * (BATCHES + WARMUP)
-    results: dict[str, list[float]] = {"collector": [], **{f"lerobot_{b}": [] for b in backends}}
-    for r in range(ROUNDS):
-        order = torch.randperm(len(ours), generator=torch.Generator().manual_seed(r))[:n].tolist()
-        results["collector"].append(throughput(ours, order))
-        for b, dataset in theirs.items():
-            results[f"lerobot_{b}"].append(throughput(dataset, order))
-    sample = ours[0]
-    print(json.dumps({
-        "samples": len(ours), "episodes": len(ours.episodes), "cameras": len(cameras),
-        "frame_shape": list(sample[cameras[0]].shape[1:]), "workers": WORKERS,
-        "batch": BATCH, "batches_timed": BATCHES, "rounds": ROUNDS,
-        "windows": {"observation": [-1, 0], "images": [-1, 0], "action": f"0..{CHUNK - 1}"},
-        "samples_per_s": results, "torch_threads": torch.get_num_threads()}))
+    return EpisodeDataset(folder, observation_offsets=[-1, 0], action_offsets=range(CHUNK))
+
+
+def lerobot_dataset(root: Path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    probe = LeRobotDataset("collector/export", root=root, video_backend="pyav")
+    cameras = [k for k, f in probe.meta.features.items() if f["dtype"] == "video"]
+    deltas = {"observation.state": [-1 / FPS, 0.0], "action": [k / FPS for k in range(CHUNK)],
+              **{k: [-1 / FPS, 0.0] for k in cameras}}
+    return LeRobotDataset("collector/export", root=root, delta_timestamps=deltas,
+                          video_backend="pyav")
+
+
+def main(which: str, path: Path, seed: int) -> None:
+    dataset = collector_dataset(path) if which == "collector" else lerobot_dataset(path)
+    sample = dataset[0]
+    print(json.dumps({"reader": which, "samples": len(dataset),
+                      "samples_per_s": throughput(dataset, seed),
+                      "shapes": {k: list(getattr(v, "shape", ())) for k, v in sample.items()
+                                 if k.startswith(("observation", "action"))
+                                 and not k.endswith(("_is_pad", "_missing"))}}))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]))

@@ -1,6 +1,7 @@
-"""`collector.dataset` under torch's DataLoader with worker processes; run by the LeRobot venv.
+"""`collector.dataset` under torch's DataLoader with worker processes, run by the project's
+Python with torch beside it (.ci/torch-path):
 
-    PYTHONPATH=<checkout> python tests/torch_loader.py EPISODES_DIR
+    PYTHONPATH=<checkout>:<torch folder> .venv/bin/python tests/torch_loader.py EPISODES_DIR
 
 Reads 24 samples in a shuffled order through `DataLoader(num_workers=2, batch_size=4)` and
 holds every array against the same sample read in this process; prints one JSON line.
