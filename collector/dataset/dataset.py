@@ -31,6 +31,7 @@ import numpy as np
 from collector.dataset.windows import Window
 from collector.export.arrays import action_parts, state_parts, streams_of, vector
 from collector.export.episodes import Selection, select, sources
+from collector.export.staging import ExportError
 from collector.storage.reader import Episode, Images, open_episode
 
 MISSING = "missing"
@@ -48,6 +49,19 @@ class _Signals:
     action_missing: np.ndarray
     camera_missing: dict[str, np.ndarray]
     timestamp: np.ndarray
+
+    def check_like(self, first: _Signals, cameras: list[str]) -> None:
+        """A batch stacks samples of every episode: the same widths and cameras in each."""
+        for what, mine, theirs in (("state", self.state, first.state),
+                                   ("action", self.action, first.action)):
+            if mine.shape[1] != theirs.shape[1]:
+                raise ExportError(f"{self.path}: {what} has {mine.shape[1]} values, "
+                                  f"{first.path.name} {theirs.shape[1]}; read episodes of one "
+                                  f"rig together")
+        lacking = sorted(set(cameras) - set(self.camera_missing))
+        if lacking:
+            raise ExportError(f"{self.path}: no camera {', '.join(lacking)}; name the cameras "
+                              f"every episode has with cameras=[...]")
 
 
 class EpisodeDataset:
@@ -73,6 +87,8 @@ class EpisodeDataset:
             self.cameras = list(first.cameras if cameras is None else cameras)
             state, action = vector(first, state_parts(first)), vector(first, action_parts(first))
             self.state_names, self.action_names = state.names, action.names
+        for e in self._episodes:
+            e.check_like(self._episodes[0], self.cameras)
         lengths = np.array([e.length for e in self._episodes], np.int64)
         self._starts = np.concatenate([[0], np.cumsum(lengths)])
         self._pid = -1
