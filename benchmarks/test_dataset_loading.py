@@ -40,6 +40,7 @@ def _round(python: str, which: str, path: Path, seed: int, env: dict[str, str]) 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.timeout(3600)  # six rounds of two interpreters starting workers: past the default
 @pytest.mark.skipif(not (LEROBOT_PYTHON and TORCH_PATH), reason="COLLECTOR_LEROBOT_PYTHON or "
                     "COLLECTOR_TORCH_PATH not set: .ci/lerobot-venv and .ci/torch-path make them")
 def test_random_sample_throughput_collector_vs_lerobot(benchmark, tmp_path):
