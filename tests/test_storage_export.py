@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -15,6 +16,7 @@ from collector.station import Station
 from drivers.sim.camera import read_counter
 from schemas.episode import EpisodeMetadata
 from tests.conftest import SIM_CONFIG, run_cli
+from tests.video_episodes import record_format1
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,80 @@ def test_export_skips_other_outcomes_and_says_so(episodes, tmp_path):
     assert result.returncode == 1
     assert "nothing exported" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "none.hdf5").exists()
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory) -> list[Path]:
+    """Three JPEG episodes: clean, one with a blurred tick, one missing a quarter of cam_high."""
+    folder = tmp_path_factory.mktemp("marked")
+    source = Path(record_format1(folder / "rec", 1.0))
+    out = []
+    for name in ("clean", "blurred", "gappy"):
+        path = folder / "episodes" / f"{name}.h5"
+        path.parent.mkdir(exist_ok=True)
+        shutil.copyfile(source, path)
+        with h5py.File(path, "r+") as f:  # clean, whatever the machine's load made of it
+            for marks in f["quality"].values():
+                for flag in marks.values():
+                    if flag.dtype == np.bool_:
+                        flag[:] = False
+        out.append(path)
+    with h5py.File(out[1], "r+") as f:
+        f["quality/cam_high/blurred"][2] = True
+    with h5py.File(out[2], "r+") as f:
+        missing = f["quality/cam_high/missing"]
+        missing[: len(missing) // 4 + 1] = True
+    return out
+
+
+def _demo_sources(out: Path) -> list[str]:
+    with h5py.File(out, "r") as f:
+        return [Path(f[f"data/{d}"].attrs["source"]).name for d in sorted(f["data"])]
+
+
+def test_export_selects_by_quality_masks(marked, tmp_path):
+    folder = str(marked[0].parent)
+    out = tmp_path / "demos.hdf5"
+    done = run_cli("export", "--out", str(out), folder, "--no-images", "--max-missing", "0.2")
+    assert done.returncode == 0, done.stderr
+    assert _demo_sources(out) == ["blurred.h5", "clean.h5"]
+    assert "gappy.h5 (cam_high misses" in done.stdout
+    done = run_cli("export", "--out", str(out), folder, "--no-images",
+                   "--require-clean", "blurred")
+    assert done.returncode == 0, done.stderr
+    assert _demo_sources(out) == ["clean.h5", "gappy.h5"]
+    assert "blurred.h5 (cam_high has 1 blurred tick(s)" in done.stdout
+
+
+def test_export_refuses_what_selects_nothing_in_one_line(marked, tmp_path):
+    folder = str(marked[0].parent)
+    out = tmp_path / "demos.hdf5"
+    typo = run_cli("export", "--out", str(out), folder, "--require-clean", "blured")
+    assert typo.returncode == 1 and "--require-clean blured: no such flag" in typo.stderr
+    none = run_cli("export", "--out", str(out), folder, "--outcomes", "recovered")
+    errors = [x for x in none.stderr.splitlines() if x.startswith("collector: error:")]
+    assert none.returncode == 1 and len(errors) == 1 and "nothing exported" in errors[0]
+    bad = run_cli("export", "--out", str(out), folder, "--max-missing", "2")
+    assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())
+    for fmt in ("lerobot", "aloha"):
+        alone = run_cli("export", "--format", fmt, folder)
+        assert alone.returncode == 2 and "--out" in alone.stderr
+
+
+def test_a_failed_export_leaves_nothing_recover_would_take(marked, tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    taken = run_cli("export", "--format", "lerobot", "--out", str(out), str(marked[0]))
+    assert taken.returncode == 1 and "already exists" in taken.stderr
+    broken = tmp_path / "broken.h5"
+    shutil.copyfile(marked[0], broken)
+    with h5py.File(broken, "r+") as f:
+        del f["observations/images/cam_high"]  # what validate reports
+    for fmt in ("robomimic", "aloha", "lerobot"):
+        result = run_cli("export", "--format", fmt, "--out", str(tmp_path / f"x-{fmt}"),
+                         str(broken), str(marked[0]))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert str(broken) in result.stderr
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert leftovers == ["broken.h5", "ds"]  # no .partial, no .exporting

@@ -68,7 +68,7 @@ def write_camera_video(episode: Episode, camera: str, ticks: TickRange,
     frames = episode.frames(camera)
     if isinstance(frames, VideoFrames):
         return _remux(episode, frames, ticks, out)
-    return _reencode(episode, camera, ticks, out)
+    return reencode_ticks(episode, camera, ticks, out)
 
 
 def frames_in(episode: Episode, video: VideoFrames, ticks: TickRange) -> tuple[int, int]:
@@ -132,9 +132,10 @@ def _remux(episode: Episode, video: VideoFrames, ticks: TickRange, out: Path) ->
     return CameraVideo(stop - start, True, "", start, float((pts[-1] + period) * TIME_BASE))
 
 
-def _reencode(episode: Episode, camera: str, ticks: TickRange, out: Path) -> CameraVideo:
-    """A per-tick camera (jpeg/png/raw) stores one image per tick, not its own frames: each tick's
-    image is encoded with h264 at the tick's time, then muxed like a stored video."""
+def reencode_ticks(episode: Episode, camera: str, ticks: TickRange, out: Path) -> CameraVideo:
+    """Each tick's image encoded with h264 at the tick's time, then muxed like a stored video:
+    how a per-tick camera (jpeg/png/raw) is written, and any camera that must show one frame
+    per tick (the LeRobot export)."""
     images = episode.images(camera)
     height, width, _ = images.shape
     height, width = height // 2 * 2, width // 2 * 2  # yuv420p wants even sizes
