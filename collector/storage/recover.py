@@ -289,7 +289,7 @@ def _salvage(src: h5py.File, partial: Path, staging: Path, beat: Beat) -> Recove
                 continue
             rows = np.arange(plan.raw[s.name])
             for spec in raw:
-                _copy(src, dst, spec, rows, compression, beat, attrs=bool(len(rows)))
+                _copy(src, dst, spec, rows, compression, beat)
             if len(rows):
                 dst[f"{RAW}/{s.name}"].attrs.update(src[f"{RAW}/{s.name}"].attrs)
             else:
@@ -341,11 +341,12 @@ def _number(value: Any, default: float = 0.0) -> float:
 
 
 def _copy(src: h5py.File, dst: h5py.File, spec: DatasetSpec, rows: np.ndarray,
-          compression: str, beat: Beat, attrs: bool = True) -> None:
-    source = src[spec.path]
+          compression: str, beat: Beat) -> None:
     target = create_dataset(dst, spec, compression)
-    if attrs:
-        target.attrs.update(source.attrs)
+    if not len(rows):
+        return  # dropped data is kept empty: the source may not even exist
+    source = src[spec.path]
+    target.attrs.update(source.attrs)
     start = 0
     for block in take_blocks(source, rows, beat):
         _append(target, block, start)

@@ -69,12 +69,12 @@ def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     streams: list[StreamSpec] = []
     frames: dict[str, int] = {}
     for s in layout.streams:
-        s, lost = _drop_bad_flags(src, s)
-        dropped += lost
         problem = _stream_problem(src, s)
         if problem:
             dropped.append(f"stream {s.name}: {problem}")
             continue
+        s, lost = _drop_bad_flags(src, s)
+        dropped += lost
         length = min(readable_rows(src[d.path], src[d.path].shape[0], beat)
                      for d in _grid_specs(s))
         count = int(np.searchsorted(rows, length))  # kept rows below the stream's length
@@ -100,8 +100,11 @@ def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     return plan
 
 
-def _grid_specs(s: StreamSpec) -> list[DatasetSpec]:
-    return EpisodeLayout(streams=[s], keep_raw=False).grid_datasets()[1:]  # not /timestamps
+def _grid_specs(s: StreamSpec, flags: bool = True) -> list[DatasetSpec]:
+    """A stream's grid datasets (not /timestamps); without its extra quality flags if asked."""
+    if not flags:
+        s = s.model_copy(update={"quality": {}})
+    return EpisodeLayout(streams=[s], keep_raw=False).grid_datasets()[1:]
 
 
 def _drop_bad_flags(src: h5py.File, s: StreamSpec) -> tuple[StreamSpec, list[str]]:
@@ -122,8 +125,9 @@ def _drop_bad_flags(src: h5py.File, s: StreamSpec) -> tuple[StreamSpec, list[str
 
 
 def _stream_problem(src: h5py.File, s: StreamSpec) -> str:
-    """Why a stream cannot be kept at all ("": it can)."""
-    for spec in _grid_specs(s):
+    """Why a stream cannot be kept at all ("": it can). Its extra quality flags are not asked:
+    they are dropped alone."""
+    for spec in _grid_specs(s, flags=False):
         problem = dataset_problem(src, spec)
         if problem:
             return f"/{spec.path} {problem}"
