@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
 from pathlib import Path
 
 import h5py
@@ -15,7 +14,8 @@ import numpy as np
 import pytest
 
 from collector.storage.recover import DROPPED_ATTR
-from tests.conftest import partials, record_one, run_cli, start_recorder, wait_until
+from tests.conftest import partials, record_one, run_cli, start_recorder
+from tests.killed_partials import kill, wait_for_ticks
 from tests.video_episodes import garble
 
 TIMEOUT_S = "20"  # no progress for this long: the worker is killed (the bound, not a wait)
@@ -249,23 +249,10 @@ def killed_partial(tmp_path_factory) -> Path:
     """A real partial: `collector record` SIGKILLed once 60 ticks are flushed."""
     out = tmp_path_factory.mktemp("killed")
     proc = start_recorder(out, 1, 60.0)
-
-    def flushed() -> bool:
-        assert proc.poll() is None, proc.communicate()
-        for p in partials(out):
-            try:
-                with h5py.File(p, "r", swmr=True, libver="latest") as f:
-                    return f["timestamps"].shape[0] >= 60
-            except (OSError, KeyError):
-                return False
-        return False
-
     try:
-        wait_until(flushed, "the recorder flushes 60 ticks")
+        partial = wait_for_ticks(proc, out, 60)
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    [partial] = partials(out)
+        kill(proc)
     kept = tmp_path_factory.mktemp("pristine") / partial.name
     shutil.copyfile(partial, kept)
     return kept

@@ -18,6 +18,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import asdict
@@ -55,6 +56,9 @@ class RecoverWorker:
     def __init__(self, stall_s: float = STALL_S):
         self.stall_s = stall_s
         self._proc: subprocess.Popen[str] | None = None
+        # HDF5 prints to stderr as it fails (and h5py's object cleanup after a failed write);
+        # the user gets one line per file instead, and a crash's last words in its message
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
 
     def __enter__(self) -> RecoverWorker:
         return self
@@ -80,7 +84,10 @@ class RecoverWorker:
                 if message == "":
                     raise self._died(partial)
                 reply = json.loads(message)
+                if reply.get("error") == "disk":
+                    self._kill()  # its HDF5 cannot close the copy: its descriptors hold space
                 if "beat" not in reply:
+                    self._last_words()  # what HDF5 printed for this file: said in one line
                     return _outcome(reply)
         except BaseException:
             staging_path(partial).unlink(missing_ok=True)
@@ -91,8 +98,9 @@ class RecoverWorker:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "collector.storage.recover_worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                start_new_session=True)  # a Ctrl-C goes to the command, which kills the worker
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+                # its own session: a Ctrl-C goes to the command, which then kills the worker
+                bufsize=1, start_new_session=True)
             assert self._proc.stdout is not None
             if _read_line(self._proc.stdout, START_S) != '{"ready": 1}\n':
                 self._kill()
@@ -107,7 +115,14 @@ class RecoverWorker:
             return exc
         known = code < 0 and -code in signal.valid_signals()
         why = f"signal {signal.Signals(-code).name}" if known else f"exit {code}"
-        return EpisodeFileError(f"{partial}: reading it crashed HDF5 ({why})")
+        return EpisodeFileError(f"{partial}: reading it crashed HDF5 ({why}{self._last_words()})")
+
+    def _last_words(self) -> str:
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        self._stderr.seek(0)
+        self._stderr.truncate()
+        return f": {lines[-1].strip()}" if lines else ""
 
     def _kill(self) -> int:
         proc, self._proc = self._proc, None
@@ -130,6 +145,7 @@ class RecoverWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=self.stall_s)
         self._kill()
+        self._stderr.close()
 
 
 def _read_line(stream: IO[str], timeout_s: float) -> str | None:
