@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from collector.stages.perception import LATE_NS
+from collector.storage.partial_lock import in_use
 from tests.conftest import ROOT, SIM_CONFIG, partials, run_cli, wait_until
 from tests.killed_partials import flushed_ticks
 
@@ -112,3 +113,29 @@ def test_twenty_sigkills_loss_figures(tmp_path, engine):
     print(json.dumps({"engine": engine, "kills": len(rows),
                       "loss_p50_s": float(np.median(losses)), "loss_max_s": float(losses.max()),
                       "lag_p50_s": float(np.median(lags)), "bound_s": BOUND_S}))
+
+
+def test_recover_right_after_a_sigkill_waits_out_orphaned_ray_workers(tmp_path):
+    """Only the recorder's own process is killed (as the OOM killer would): its Ray worker, the
+    writer, lives on a few seconds holding the partial's lock. An immediate recover waits for it
+    (the lock's holder is Ray's, its station gone) instead of skipping the partial."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "record", str(SIM_CONFIG), "--engine", "ray",
+         "--quiet", "--set", f"station.output_dir={tmp_path}", "--set", "episode.duration_s=60"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_until(lambda: any(flushed_ticks(p) >= MIN_TICKS for p in partials(tmp_path))
+                   or proc.poll() is not None, "the Ray recorder flushes its first ticks",
+                   timeout_s=600)
+        assert proc.poll() is None, proc.communicate()
+    finally:
+        proc.kill()
+        proc.communicate()
+    [partial] = partials(tmp_path)
+    held = in_use(partial)
+    done = run_cli("recover", str(tmp_path))
+    print(f"lock held right after the kill: {held}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skipped" not in done.stdout and "recovered" in done.stdout, done.stdout
+    assert not partials(tmp_path)
