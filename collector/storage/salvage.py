@@ -26,6 +26,7 @@ from schemas.layout import NO_FRAME, DatasetSpec, EpisodeLayout, StreamSpec, vid
 
 Beat = Callable[[], None]  # called between bounded steps: "still making progress"
 COPY_ROWS = 1024  # rows read at a time: memory stays bounded for any episode length
+COPY_BYTES = 64 * 2**20  # ... and about this many bytes of fixed-size rows
 
 # attributes a reader needs to read a stream (the writer always writes them)
 IMAGE_ATTRS = ("encoding", "height", "width")
@@ -296,10 +297,13 @@ def _take(ds: h5py.Dataset, rows: np.ndarray, beat: Beat) -> np.ndarray:
 
 
 def take_blocks(ds: h5py.Dataset, rows: np.ndarray, beat: Beat) -> Iterator[np.ndarray]:
-    """The given rows of a dataset, COPY_ROWS at a time (each block one contiguous read)."""
-    for start in range(0, len(rows), COPY_ROWS):
+    """The given rows of a dataset, in blocks of at most COPY_ROWS rows and about COPY_BYTES
+    (raw frames are ~1 MB a row), each block one contiguous read."""
+    row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64))
+    step = int(max(1, min(COPY_ROWS, COPY_BYTES // max(row_bytes, 1))))
+    for start in range(0, len(rows), step):
         beat()
-        part = rows[start:start + COPY_ROWS]
+        part = rows[start:start + step]
         lo, hi = int(part[0]), int(part[-1]) + 1
         block = ds[lo:hi]
         yield block if hi - lo == len(part) else block[part - lo]
