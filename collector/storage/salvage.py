@@ -53,8 +53,8 @@ class Plan:
 
 def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     dropped: list[str] = []
-    if TIMESTAMPS not in src:
-        raise NothingFlushed("no /timestamps (stopped while the file was being created)")
+    if TIMESTAMPS not in src:  # created with the layout, before the first flush: damage
+        raise EpisodeFileError("no /timestamps: the ticks have no times")
     ts_problem = dataset_problem(src, DatasetSpec(TIMESTAMPS, (), "int64", 64, grid=True))
     if ts_problem:
         raise EpisodeFileError(f"/{TIMESTAMPS} {ts_problem}: the ticks have no times")
