@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import select
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from collector.errors import CollectorError, DiskFullError, EpisodeFileError
 from collector.storage.recover import (
@@ -56,6 +57,7 @@ class RecoverWorker:
     def __init__(self, stall_s: float = STALL_S):
         self.stall_s = stall_s
         self._proc: subprocess.Popen[str] | None = None
+        self._lines: Lines | None = None
         # HDF5 prints to stderr as it fails (and h5py's object cleanup after a failed write);
         # the user gets one line per file instead, and a crash's last words in its message
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
@@ -70,29 +72,34 @@ class RecoverWorker:
         """`recover_partial` in the worker: its result, or its error raised here."""
         partial = Path(partial)
         check_space(partial)  # here too: a full disk stops the run before a worker starts
-        proc = self._start()
-        assert proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write(str(partial) + "\n")
-            proc.stdin.flush()
-            while True:
-                message = _read_line(proc.stdout, self.stall_s)
-                if message is None:
-                    self._kill()
-                    raise TimedOut(f"{partial}: timed out after {self.stall_s:g} s without "
-                                   "progress (HDF5 stuck on a damaged file)")
-                if message == "":
-                    raise self._died(partial)
-                reply = json.loads(message)
-                if reply.get("error") == "disk":
-                    self._kill()  # its HDF5 cannot close the copy: its descriptors hold space
-                if "beat" not in reply:
-                    self._last_words()  # what HDF5 printed for this file: said in one line
-                    return _outcome(reply)
+            reply = self._ask(partial)
         except BaseException:
+            self._kill()  # stuck, crashed, or we were interrupted: it must not write on
             staging_path(partial).unlink(missing_ok=True)
             unlocked_path(partial).unlink(missing_ok=True)
             raise
+        if reply.get("error") == "disk":
+            self._kill()  # its HDF5 cannot close the copy: its descriptors hold the space
+        self._last_words()  # what HDF5 printed for this file: said in one line instead
+        return _outcome(reply)
+
+    def _ask(self, partial: Path) -> dict[str, Any]:
+        """Hand the worker one partial and wait for its answer, each silence `stall_s` at most."""
+        proc = self._start()
+        assert proc.stdin is not None and self._lines is not None
+        proc.stdin.write(str(partial) + "\n")
+        proc.stdin.flush()
+        while True:
+            line = self._lines.next(self.stall_s)
+            if line is None:
+                raise TimedOut(f"{partial}: timed out after {self.stall_s:g} s without "
+                               "progress (HDF5 stuck on a damaged file)")
+            if line == "":
+                raise self._died(partial)
+            reply: dict[str, Any] = json.loads(line)
+            if "beat" not in reply:
+                return reply
 
     def _start(self) -> subprocess.Popen[str]:
         if self._proc is None or self._proc.poll() is not None:
@@ -102,13 +109,14 @@ class RecoverWorker:
                 # its own session: a Ctrl-C goes to the command, which then kills the worker
                 bufsize=1, start_new_session=True)
             assert self._proc.stdout is not None
-            if _read_line(self._proc.stdout, START_S) != '{"ready": 1}\n':
-                self._kill()
+            self._lines = Lines(self._proc.stdout.fileno())
+            if self._lines.next(START_S) != '{"ready": 1}':
                 raise WorkerBug(f"the recover worker did not start within {START_S:g} s")
         return self._proc
 
     def _died(self, partial: Path) -> CollectorError:
-        code = self._kill()
+        proc = self._proc
+        code = proc.wait() if proc is not None else 0  # its output ended: it has exited
         try:
             check_space(partial)  # HDF5 can crash on a full disk: that is not the file's fault
         except DiskFullError as exc:
@@ -125,7 +133,7 @@ class RecoverWorker:
         return f": {lines[-1].strip()}" if lines else ""
 
     def _kill(self) -> int:
-        proc, self._proc = self._proc, None
+        proc, self._proc, self._lines = self._proc, None, None
         if proc is None:
             return 0
         with contextlib.suppress(ProcessLookupError):
@@ -148,11 +156,31 @@ class RecoverWorker:
         self._stderr.close()
 
 
-def _read_line(stream: IO[str], timeout_s: float) -> str | None:
-    """The worker's next line; "" when it is gone; None when it said nothing for `timeout_s`.
-    Lines arrive whole (the worker writes each with one flush), so a ready pipe never blocks."""
-    ready, _, _ = select.select([stream], [], [], timeout_s)
-    return stream.readline() if ready else None
+class Lines:
+    """The worker's output, a line at a time, from its raw descriptor: a buffered text stream
+    could hold a second line that `select` then never reports."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._buffer = b""
+        self._ended = False
+
+    def next(self, timeout_s: float) -> str | None:
+        """The next line (without its newline); "" once the worker is gone; None when it said
+        nothing for `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            if self._ended:
+                return ""
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0.0))
+            if not ready:
+                return None
+            data = os.read(self.fd, 65536)
+            self._ended = not data
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
 
 
 def _outcome(reply: dict[str, Any]) -> Recovery:
