@@ -4,9 +4,9 @@ A tick is final only after the sync horizon (a sample past it has arrived, or th
 read LATE_NS after it), the chunk it is read in, and the flush after it is written. So the loss
 bound is `flush_interval_s + sync horizon + one chunk` when the pipeline keeps up; a pipeline
 running behind (a loaded machine) adds its lag. The test measures that lag from outside while
-the recorder runs (the newest visible tick's age just after a flush, never less than horizon +
-chunk + processing) and asserts the kill lost no more than that lag plus one flush interval and
-one chunk: nothing beyond what was not yet flushed.
+the recorder runs (the age of the newest tick a reader can see, at the last look before the kill)
+and asserts the kill lost nothing a reader had seen flushed: the loss is at most that lag, which
+is under the bound whenever the pipeline keeps up (an unloaded station).
 """
 
 from __future__ import annotations
@@ -62,30 +62,21 @@ def kill_once(out: Path, engine: str, seed: int) -> dict:
          "--quiet", "--set", f"station.output_dir={out}", "--set", "episode.duration_s=60"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-    ages: list[tuple[float, float]] = []  # (when polled, age of the newest visible tick), s
+    seen: list[int] = []  # the newest tick a reader saw flushed, at the last poll before the kill
     try:
         def ready() -> bool:
             assert proc.poll() is None, proc.communicate()
-            found = [p for p in partials(out) if flushed_ticks(p) >= MIN_TICKS + extra]
             for p in partials(out):
                 t = newest_visible(p)
                 if t is not None:
-                    now = time.monotonic_ns()
-                    ages.append((now / 1e9, (now - t) / 1e9))
-            return bool(found)
+                    seen[:] = [t]
+            return any(flushed_ticks(p) >= MIN_TICKS + extra for p in partials(out))
 
         wait_until(ready, f"the recorder flushes {MIN_TICKS + extra} ticks", poll_s=POLL_S)
     finally:
         kill_ns = time.monotonic_ns()
         os.killpg(proc.pid, signal.SIGKILL)  # the recorder and every process it started
         proc.communicate()
-    # the lag just after a flush, over the last second before the kill
-    window = [(when, age) for when, age in ages if when >= kill_ns / 1e9 - 1.0]
-    lag = min(age for _, age in window) if window else float("nan")
-    # the measurement's own resolution: how far apart the polls really were (a loaded machine
-    # stretches the 20 ms between them)
-    times = [when for when, _ in window] + [kill_ns / 1e9]
-    resolution = max(np.diff(times), default=POLL_S)
     done = run_cli("recover", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "skipped" not in done.stdout, done.stdout  # an orphan's lock is waited out
@@ -94,12 +85,13 @@ def kill_once(out: Path, engine: str, seed: int) -> dict:
         ts = f["timestamps"][:]
         assert f.attrs["outcome"] == "recovered"
     loss = (kill_ns - int(ts[-1])) / 1e9
+    lag = (kill_ns - seen[0]) / 1e9  # the age of the newest flushed tick when it was killed
     row = {"engine": engine, "seed": seed, "ticks": len(ts), "loss_s": round(loss, 3),
-           "lag_s": round(lag, 3), "resolution_s": round(float(resolution), 3),
-           "bound_s": round(BOUND_S, 3)}
+           "lag_s": round(lag, 3), "bound_s": round(BOUND_S, 3)}
     print(json.dumps(row))
-    # what was lost is the unflushed tail: the lag the recorder showed plus one flush and chunk
-    assert loss <= lag + FLUSH_S + CHUNK_S + 2 * resolution, row
+    # the kill cost only what was not yet flushed: every tick a reader saw is back, so the loss
+    # is at most the recorder's lag, which is under BOUND_S whenever the pipeline keeps up
+    assert int(ts[-1]) >= seen[0], row
     return row
 
 
