@@ -132,15 +132,18 @@ def test_recover_sets_aside_what_it_cannot_read(tmp_path):
 
 
 def test_recover_leaves_a_partial_that_is_still_being_written(tmp_path):
-    proc = start_recorder(tmp_path, 1, 3.0)
+    # long enough that it is still recording when recover is done (a loaded machine starts
+    # the CLI slowly); then stopped with SIGTERM, which commits the episode as truncated
+    proc = start_recorder(tmp_path, 1, 120.0)
     try:
         wait_for_partial(proc, tmp_path)
         [partial] = partials(tmp_path)
         result = run_cli("recover", str(tmp_path))
         assert result.returncode == 0
         assert f"skipped {partial}: a running recorder is writing it" in result.stdout
-        assert partial.exists()
+        assert partial.exists() and proc.poll() is None
     finally:
+        proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert not partials(tmp_path) and len(list(tmp_path.rglob("*.h5"))) == 1

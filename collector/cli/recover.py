@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
+from collector.storage.partial_lock import ORPHAN_WAIT_S, in_use, wait_for_orphans
 from collector.storage.recover import (
     NothingFlushed,
+    Recovery,
     find_partials,
-    in_use,
     recently_modified,
-    recover_partial,
     set_aside,
 )
+from collector.storage.recover_worker import STALL_S, RecoverWorker, WorkerBug
 
 
 def register(sub) -> None:
@@ -25,7 +27,20 @@ def register(sub) -> None:
     parser.add_argument("--min-age", type=float, default=0.0, metavar="SECONDS",
                         help="also skip partial files modified this recently (default "
                              "%(default)g; files a running recorder holds are always skipped)")
+    parser.add_argument("--timeout", type=_positive, default=STALL_S, metavar="SECONDS",
+                        help="give up on a partial whose reading makes no progress for this "
+                             "long and set it aside in rejected/ (default %(default)g)")
     parser.set_defaults(func=recover)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return value
 
 
 def recover(args: argparse.Namespace) -> int:
@@ -34,17 +49,22 @@ def recover(args: argparse.Namespace) -> int:
         print(f"no partial files under {args.path}")
         return 0
     failed = 0
-    with progress(len(partials), f"recovering {Path(args.path).name or args.path}") as bar:
+    with RecoverWorker(args.timeout) as worker, \
+            progress(len(partials), f"recovering {Path(args.path).name or args.path}") as bar:
         for partial in partials:
-            failed += _recover_one(partial, args.min_age)
+            failed += _recover_one(worker, partial, args.min_age)
             bar.update()
     print(f"{len(partials)} partial file(s), {failed} unreadable")
     return 1 if failed else 0
 
 
-def _recover_one(partial: Path, min_age: float) -> bool:
+def _recover_one(worker: RecoverWorker, partial: Path, min_age: float) -> bool:
     """Recover one partial and say what became of it; True when it was unreadable."""
-    if in_use(partial):
+    if not partial.exists():
+        say(f"skipped {partial}: gone (its recorder committed it)")
+        return False
+    # a Ray worker left by a killed recorder holds the lock a few seconds more
+    if in_use(partial) and not wait_for_orphans(partial, ORPHAN_WAIT_S):
         say(f"skipped {partial}: a running recorder is writing it")
         return False
     if recently_modified(partial, min_age):
@@ -52,14 +72,23 @@ def _recover_one(partial: Path, min_age: float) -> bool:
             f"still be writing it (use --min-age 0 if it crashed)")
         return False
     try:
-        r = recover_partial(partial)
+        r = worker.recover(partial)
+    except WorkerBug as bug:
+        print(f"collector: recovering {partial} failed on a bug (please report it); the "
+              f"partial is untouched:\n{bug}", file=sys.stderr)
+        return True
     except EpisodeFileError as exc:
         kept = set_aside(partial)
         say(f"nothing salvaged from {partial}: {str(exc).split(': ', 1)[-1]}; kept as {kept}")
         return not isinstance(exc, NothingFlushed)  # that one lost under a flush interval
+    say(describe(r))
+    return False
+
+
+def describe(r: Recovery) -> str:
     raw = ", ".join(f"{k} {v}" for k, v in r.raw_samples.items())
     frames = ", ".join(f"{k} {v}" for k, v in r.frames.items())
-    say(f"recovered {r.path}: {r.ticks} ticks ({r.seconds:.2f} s), streams "
-        f"{', '.join(r.streams)}" + (f"; raw samples: {raw}" if raw else "")
-        + (f"; video frames: {frames}" if frames else "") + (f"; {r.note}" if r.note else ""))
-    return False
+    return (f"recovered {r.path}: {r.ticks} ticks ({r.seconds:.2f} s), streams "
+            f"{', '.join(r.streams)}" + (f"; raw samples: {raw}" if raw else "")
+            + (f"; video frames: {frames}" if frames else "")
+            + "".join(f"\n  dropped: {d}" for d in r.dropped))

@@ -1,21 +1,24 @@
 """Turn `<id>.h5.partial` files left by a killed recorder back into valid episodes.
 
 A partial file is in SWMR state: any reader sees every sample up to the writer's last flush.
-Recovery reads that, cuts every grid dataset to the length they all reach (and each stream's raw
-datasets to theirs), writes a fresh episode with outcome `recovered` next to it, commits it
-(fsync + atomic rename), and only then removes the partial.
+Recovery reads that, keeps what is readable and consistent stream by stream
+(`collector/storage/salvage.py` plans it: a damaged stream is dropped, not the episode), writes
+a fresh episode with outcome `recovered` next to it, commits it (fsync + atomic rename), and only
+then removes the partial. What it left out, and why, is in the episode's `recovery_dropped`
+attribute. `collector recover` runs this in a worker process (`recover_worker.py`), so a file
+HDF5 cannot get through ends in a time limit, never in a hang.
 
 A video camera (format 2) keeps every packet that decodes: its video is cut at the first packet
 that does not (or cannot be read: a file cut short), and the grid at the last tick whose frame
-is kept. A tick is final only once flushed, and its frame's packet is written with it, so a
-SIGKILL loses at most the ticks of one flush interval; a damaged packet loses the ticks from its
-frame on, which is at most one group of pictures more than a clean cut at the next keyframe.
+is kept. A tick is final only once flushed, and its frame's packet is written with it; a damaged
+packet loses the ticks from its frame on, which is at most one group of pictures more than a
+clean cut at the next keyframe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import fcntl
 import os
 import shutil
 import time
@@ -27,7 +30,8 @@ import h5py
 import numpy as np
 import yaml
 
-from collector.errors import EpisodeFileError
+from collector.errors import DiskFullError, EpisodeFileError
+from collector.storage.disk import free_gb
 from collector.storage.layout import (
     ALOHA_ACTION,
     ALOHA_QPOS,
@@ -39,23 +43,34 @@ from collector.storage.layout import (
     REJECTED_DIR,
     TIMESTAMPS,
 )
+from collector.storage.partial_lock import in_use
 from collector.storage.reader import plain_attr
-from collector.storage.videos import check_video, video_length
-from collector.storage.writer import _append, commit, create_dataset
+from collector.storage.salvage import Beat, NothingFlushed, Plan, plan_salvage, take_blocks
+from collector.storage.writer import _append, commit, create_dataset, is_disk_full
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata, flatten_accounts
-from schemas.layout import IMAGES, DatasetSpec, EpisodeLayout, StreamSpec, video_path
+from schemas.layout import DatasetSpec, EpisodeLayout, video_path
 
-COPY_ROWS = 1024  # rows copied at a time: memory stays bounded for any episode length
+__all__ = [
+    "NothingFlushed",
+    "Recovery",
+    "find_partials",
+    "in_use",
+    "recently_modified",
+    "recover_partial",
+    "set_aside",
+]
+
 RECOVERING_SUFFIX = ".recovering"
+UNLOCKED_SUFFIX = ".unlocked"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 UNRECOVERABLE_SUFFIX = ".unrecoverable"  # kept in rejected/ under this name, never deleted
+DROPPED_ATTR = "recovery_dropped"  # root attribute of a recovered episode: what was left out
 # A version 2/3 superblock is 48 bytes: a partial no longer than that holds the file's creation
 # and nothing else (the writer was killed before its first flush put any object on disk).
 SUPERBLOCK_BYTES = 48
-
-
-class NothingFlushed(EpisodeFileError):
-    """The recorder died before its first flush: at most one flush interval was lost."""
+# Recovering writes a copy of what the partial holds (never more than the partial's size), and
+# HDF5 cannot close a file it could not write: this much must be free beyond the partial's size.
+RESERVE_MB = 4.0
 
 
 @dataclass
@@ -69,7 +84,11 @@ class Recovery:
     streams: list[str] = field(default_factory=list)
     raw_samples: dict[str, int] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)  # video cameras: frames kept
-    note: str = ""
+    dropped: list[str] = field(default_factory=list)  # what was left out and why, one each
+
+    @property
+    def note(self) -> str:
+        return "; ".join(self.dropped)
 
 
 def find_partials(root: Path) -> list[Path]:
@@ -81,26 +100,37 @@ def find_partials(root: Path) -> list[Path]:
     return sorted(root.rglob(f"*.h5{PARTIAL_SUFFIX}"))
 
 
-def in_use(path: Path) -> bool:
-    """A live writer (or reader) holds a lock on the file; a killed one holds nothing."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the probe's own lock
-    return False
-
-
 def recently_modified(path: Path, min_age_s: float) -> bool:
     """A partial touched within `min_age_s` may still be written by a live recorder."""
     return time.time() - path.stat().st_mtime < min_age_s
 
 
-def recover_partial(partial: Path) -> Recovery:
+def staging_path(partial: Path) -> Path:
+    """Where the recovered episode is written before its commit (removed on every failure)."""
+    return partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)] + RECOVERING_SUFFIX)
+
+
+def unlocked_path(partial: Path) -> Path:
+    """A copy of a partial with HDF5's open-for-writing mark cleared (removed after use)."""
+    return partial.with_name(partial.name + UNLOCKED_SUFFIX)
+
+
+def check_space(partial: Path) -> None:
+    """Refuse to start a copy that cannot fit: it needs up to the partial's size."""
+    need_mb = partial.stat().st_size / 1e6 + RESERVE_MB
+    free_mb = free_gb(partial.parent) * 1e3
+    if free_mb < need_mb:
+        raise DiskFullError(
+            f"disk full: {free_mb:.1f} MB free under {partial.parent}, recovering "
+            f"{partial.name} needs about {need_mb:.1f} MB; nothing was changed: free some "
+            f"space and run `collector recover` again")
+
+
+def recover_partial(partial: Path, beat: Beat = lambda: None) -> Recovery:
     """Salvage one partial file. Raises `EpisodeFileError` when it holds nothing readable; the
-    caller decides where such a file goes (it is never deleted)."""
+    caller decides where such a file goes (it is never deleted). `DiskFullError` when the copy
+    does not fit; then nothing is left behind and the partial is untouched. `beat` is called
+    between bounded steps (the caller's sign of progress)."""
     partial = Path(partial)
     name = partial.name
     if not name.endswith(".h5" + PARTIAL_SUFFIX):
@@ -108,17 +138,25 @@ def recover_partial(partial: Path) -> Recovery:
     final = partial.with_name(name[: -len(PARTIAL_SUFFIX)])
     if final.exists():
         final = final.with_name(final.stem + ".recovered.h5")
-    staging = partial.with_name(name[: -len(PARTIAL_SUFFIX)] + RECOVERING_SUFFIX)
-    unlocked = partial.with_name(name + ".unlocked")
+    staging, unlocked = staging_path(partial), unlocked_path(partial)
+    check_space(partial)
     try:
         with open_partial(partial, unlocked) as src:
-            result = _salvage(src, partial, staging)
+            result = _salvage(src, partial, staging, beat)
+        result.path = commit(staging, final)
+    except (OSError, RuntimeError) as exc:
+        staging.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"disk full while recovering {partial} ({_first_line(exc)}); the partial is "
+                f"untouched and nothing was left behind: free some space and run `collector "
+                f"recover` again") from None
+        raise
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
     finally:
         unlocked.unlink(missing_ok=True)
-    result.path = commit(staging, final)
     os.remove(partial)  # only now: the recovered episode is durable under its final name
     return result
 
@@ -212,106 +250,107 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     return c
 
 
-def _salvage(src: h5py.File, partial: Path, staging: Path) -> Recovery:
-    attrs = {k: plain_attr(v) for k, v in src.attrs.items()}
+def _salvage(src: h5py.File, partial: Path, staging: Path, beat: Beat) -> Recovery:
+    attrs = _readable_attrs(src)
     if LAYOUT_ATTR not in attrs:
+        if TIMESTAMPS in src and src[TIMESTAMPS].shape and src[TIMESTAMPS].shape[0]:
+            raise EpisodeFileError(f"{partial}: no layout attribute: its streams cannot be "
+                                   "told apart")
         raise NothingFlushed(f"{partial}: no layout attribute (stopped while the file was "
                              "being created)")
-    layout = EpisodeLayout.model_validate_json(attrs[LAYOUT_ATTR])
-    grid = layout.grid_datasets()
-    missing = [d.path for d in grid if d.path not in src]
-    if missing:
-        raise EpisodeFileError(f"{partial}: datasets missing: {', '.join(missing)}")
-    n = min(readable_rows(src[d.path], src[d.path].shape[0]) for d in grid)
-    n = _increasing_prefix(src[TIMESTAMPS][:n])
-    videos = {s.name: _decodable_frames(src, s) for s in layout.streams if s.is_video}
-    cuts = []
-    for cam, (kept, why) in videos.items():
-        shown = src[f"{IMAGES}/{cam}"][:n]
-        past = np.flatnonzero(shown >= kept)  # frame indices never go back: a prefix stays
-        if past.size:
-            n = int(past[0])
-        if why:
-            cuts.append(f"{cam} cut at frame {kept} ({why})")
-    if n == 0:
-        raise NothingFlushed(f"{partial}: stopped before the first tick was flushed")
-    rig = yaml.safe_load(attrs.get("rig_config") or "{}") or {}
-    compression = rig.get("storage", {}).get("compression", "none")
-
-    result = Recovery(partial=partial, ticks=n, streams=[s.name for s in layout.streams],
-                      note="; ".join(cuts))
+    try:
+        layout = EpisodeLayout.model_validate_json(attrs[LAYOUT_ATTR])
+    except ValueError:
+        raise EpisodeFileError(f"{partial}: its layout attribute does not describe a layout") \
+            from None
+    try:
+        plan = plan_salvage(src, layout, beat)
+    except EpisodeFileError as exc:
+        raise exc.__class__(f"{partial}: {exc}") from None
+    rig, rig_problem = _rig_config(attrs)
+    if rig_problem:
+        plan.dropped.append(rig_problem)
+    compression = str(rig.get("storage", {}).get("compression", "none"))
+    n = len(plan.rows)
+    result = Recovery(partial=partial, ticks=n, streams=[s.name for s in plan.layout.streams],
+                      dropped=plan.dropped, frames=dict(plan.frames),
+                      raw_samples=dict(plan.raw))
     with h5py.File(staging, "w", libver="latest") as dst:
-        for spec in grid:
-            _copy(src, dst, spec, n, compression)
-        for s in layout.streams:
+        for spec in plan.layout.grid_datasets():
+            _copy(src, dst, spec, plan.rows, compression, beat)
+        for s in plan.layout.streams:
             if s.is_video:
-                kept = videos[s.name][0]
-                result.frames[s.name] = kept
-                for spec in layout.video_datasets(s):
-                    _copy(src, dst, spec, kept, compression)
+                rows = np.arange(plan.frames[s.name])
+                for spec in plan.layout.video_datasets(s):
+                    _copy(src, dst, spec, rows, compression, beat)
                 dst[video_path(s.name)].attrs.update(src[video_path(s.name)].attrs)
-            raw = layout.raw_datasets(s)
+            raw = plan.layout.raw_datasets(s)
             if not raw:
                 continue
-            m = min(src[d.path].shape[0] if d.path in src else 0 for d in raw)
-            result.raw_samples[s.name] = m
+            rows = np.arange(plan.raw[s.name])
             for spec in raw:
-                _copy(src, dst, spec, m, compression)
-            dst[f"{RAW}/{s.name}"].attrs.update(src[f"{RAW}/{s.name}"].attrs)
+                _copy(src, dst, spec, rows, compression, beat)
+            if len(rows):
+                dst[f"{RAW}/{s.name}"].attrs.update(src[f"{RAW}/{s.name}"].attrs)
+            else:
+                dst[f"{RAW}/{s.name}"].attrs["rate_hz"] = s.rate_hz
         for link in (ALOHA_QPOS, ALOHA_ACTION):
             target = src.get(link, getlink=True)
-            if isinstance(target, h5py.SoftLink):
+            if isinstance(target, h5py.SoftLink) and target.path.lstrip("/") in dst:
                 dst[link] = h5py.SoftLink(target.path)
-        control_hz = float(attrs.get("control_hz", 0) or 0)
-        result.seconds = n / control_hz if control_hz else 0.0
+        control_hz = _number(attrs.get("control_hz"))
+        result.seconds = n / control_hz if control_hz > 0 else 0.0
         metadata = _metadata(attrs, partial, result)
-        dst.attrs.update({**metadata.model_dump(mode="json"), LAYOUT_ATTR: attrs[LAYOUT_ATTR]})
-        planned_s = float(rig.get("episode", {}).get("duration_s", result.seconds))
+        dst.attrs.update({**metadata.model_dump(mode="json"),
+                          LAYOUT_ATTR: plan.layout.model_dump_json()})
+        if plan.dropped:
+            dst.attrs[DROPPED_ATTR] = plan.dropped
+        planned_s = _number(rig.get("episode", {}).get("duration_s"), result.seconds)
         dst.create_group(EFFICIENCY).attrs.update(
-            flatten_accounts(_accounts(dst, layout, result.seconds, planned_s)))
+            flatten_accounts(_accounts(dst, plan, result.seconds, planned_s)))
     return result
 
 
-def _copy(src: h5py.File, dst: h5py.File, spec: DatasetSpec, rows: int, compression: str) -> None:
-    source = src[spec.path]
+def _readable_attrs(src: h5py.File) -> dict[str, Any]:
+    """The root attributes that can be read; one that cannot is left out (and the metadata
+    check then names it, if it is needed)."""
+    out = {}
+    for key in list(src.attrs):
+        with contextlib.suppress(OSError, RuntimeError, KeyError, ValueError, TypeError):
+            out[key] = plain_attr(src.attrs[key])
+    return out
+
+
+def _rig_config(attrs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The station YAML the partial was recorded with ({} and why, when it does not parse)."""
+    try:
+        rig = yaml.safe_load(str(attrs.get("rig_config") or "{}")) or {}
+    except yaml.YAMLError:
+        return {}, "rig_config does not parse: compression and planned duration unknown"
+    if not isinstance(rig, dict):
+        return {}, "rig_config is not a mapping: compression and planned duration unknown"
+    return {k: v if isinstance(v, dict) else {} for k, v in rig.items()}, ""
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return default
+    return x if np.isfinite(x) else default
+
+
+def _copy(src: h5py.File, dst: h5py.File, spec: DatasetSpec, rows: np.ndarray,
+          compression: str, beat: Beat) -> None:
     target = create_dataset(dst, spec, compression)
+    if not len(rows):
+        return  # dropped data is kept empty: the source may not even exist
+    source = src[spec.path]
     target.attrs.update(source.attrs)
-    for start in range(0, rows, COPY_ROWS):
-        stop = min(start + COPY_ROWS, rows)
-        _append(target, source[start:stop], start)
-
-
-def readable_rows(ds: h5py.Dataset, rows: int) -> int:
-    """Leading rows that can be read: a partial cut short (a full disk, a copy stopped) has
-    chunks whose bytes never reached it. Read a chunk at a time, so memory stays bounded."""
-    step = ds.chunks[0] if ds.chunks else COPY_ROWS
-    for start in range(0, rows, step):
-        try:
-            ds[start:min(start + step, rows)]
-        except (OSError, RuntimeError):
-            return start
-    return rows
-
-
-def _decodable_frames(src: h5py.File, s: StreamSpec) -> tuple[int, str]:
-    """How many leading frames of a video camera can be kept, and why not more ("": all)."""
-    path = video_path(s.name)
-    if path not in src:
-        return 0, "no video group"
-    group = src[path]
-    stored = video_length(group)
-    readable = min(readable_rows(group[d.path.rsplit("/", 1)[1]], stored)
-                   for d in EpisodeLayout(streams=[s]).video_datasets(s))
-    check = check_video(group, s.name, readable)
-    if check.decodable == stored:
-        return stored, ""
-    return check.decodable, check.problem or "the rest cannot be read"
-
-
-def _increasing_prefix(ts: np.ndarray) -> int:
-    """Rows up to the first tick that is not after the one before (never expected; a guard)."""
-    bad = np.flatnonzero(np.diff(ts) <= 0)
-    return int(bad[0] + 1) if bad.size else int(ts.shape[0])
+    start = 0
+    for block in take_blocks(source, rows, beat):
+        _append(target, block, start)
+        start += len(block)
 
 
 def _metadata(attrs: dict[str, Any], partial: Path, result: Recovery) -> EpisodeMetadata:
@@ -332,12 +371,15 @@ def _metadata(attrs: dict[str, Any], partial: Path, result: Recovery) -> Episode
             from None
 
 
-def _accounts(f: h5py.File, layout: EpisodeLayout, recording_s: float,
+def _accounts(f: h5py.File, plan: Plan, recording_s: float,
               planned_s: float) -> EfficiencyAccounts:
-    """The accounts the partial's samples support; the unrecorded rest is an `interrupted` loss."""
+    """The accounts the kept samples support; the unrecorded rest is an `interrupted` loss, and
+    a dropped stream's ticks are missing samples (recorded, but not kept)."""
+    layout = plan.layout
     n = f[TIMESTAMPS].shape[0]
-    expected = n * len(layout.streams)
+    expected = n * (len(layout.streams) + len(plan.dropped_streams))
     missing = {s.name: int(f[f"{QUALITY}/{s.name}/missing"][:].sum()) for s in layout.streams}
+    missing.update({name: n for name in plan.dropped_streams})
     delivered = expected - sum(missing.values())
     bad = 0
     for s in layout.streams:

@@ -9,7 +9,7 @@ then cost one packet each), and iteration runs one decoder over the whole video.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,9 +145,11 @@ class VideoCheck:
     problem: str = ""  # why frame `decodable` does not decode ("": every one does)
 
 
-def check_video(group: h5py.Group, camera: str, frames: int | None = None) -> VideoCheck:
+def check_video(group: h5py.Group, camera: str, frames: int | None = None,
+                beat: Callable[[], None] = lambda: None) -> VideoCheck:
     """Decode every packet (the first `frames`) with a decoder of its own per keyframe run (as
-    a seek would: each run must decode alone), stopping at the first that gives no frame."""
+    a seek would: each run must decode alone), stopping at the first that gives no frame.
+    `beat` is called before each run (`collector recover`'s sign of progress)."""
     video = VideoFrames(group, camera, frames)
     n, began = len(video), time.perf_counter()
     keys = np.flatnonzero(video.keyframe)
@@ -157,6 +159,7 @@ def check_video(group: h5py.Group, camera: str, frames: int | None = None) -> Vi
         return VideoCheck(camera, n, 0, 0.0, "frame 0 is not a keyframe: nothing decodes")
     done, problem = 0, ""
     for start, stop in zip(keys, [*keys[1:], n], strict=True):
+        beat()
         decoded, problem = _check_run(video, int(start), int(stop))
         done += decoded
         if problem:

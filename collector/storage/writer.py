@@ -1,7 +1,9 @@
 """`EpisodeWriter`: appends grid batches to `<id>.h5.partial` in SWMR mode, then commits it.
 
-A crash loses at most one flush interval: readers (and `collector recover`) can open the
-partial file at any time and see every sample up to the last flush. The partial file carries
+What is flushed survives a crash: readers (and `collector recover`) can open the partial file at
+any time and see every sample up to the last flush. A crash loses the rows written since (at most
+one flush interval's), on top of the ticks the pipeline had not yet handed over (the sync horizon
+and one chunk: the README's "What a SIGKILL loses"). The partial file carries
 the episode's start metadata and its layout from the first moment, so it can be rebuilt alone.
 """
 
