@@ -26,6 +26,7 @@ class FrameRows:
         self._numbers: list[int] = []  # per run: its first frame number ...
         self._starts: list[int] = []  # ... its first row ...
         self._lengths: list[int] = []  # ... and how many
+        self._last_shown = NO_FRAME  # the row the latest tick looked up showed
 
     def stored(self, packets: CameraPackets) -> None:
         """`packets` are appended after the rows stored so far."""
@@ -45,8 +46,22 @@ class FrameRows:
 
     def rows_of(self, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row per frame number, True where that frame was never stored). A frame never
-        stored shows the last stored frame before it (NO_FRAME: none), as a missing tick does."""
+        stored shows the last stored frame before it (NO_FRAME: none), as a missing tick does.
+
+        An unnumbered frame (NO_FRAME: perception held a missing tick from a sample outside
+        the episode window, such as the one past the end it keeps to settle the last ticks)
+        is never stored either: once a frame was shown, its tick shows the last one too."""
         numbers = np.asarray(numbers, np.int64)
+        rows, lost = self._lookup(numbers)
+        unnumbered = rows == NO_FRAME
+        shown = np.maximum.accumulate(np.concatenate([[self._last_shown], rows]))[:-1]
+        rows = np.where(unnumbered, shown, rows)
+        lost |= unnumbered & (rows != NO_FRAME)
+        if len(rows):
+            self._last_shown = max(self._last_shown, int(rows.max()))
+        return rows, lost
+
+    def _lookup(self, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self._numbers:
             return np.full(numbers.shape, NO_FRAME, np.int64), numbers >= 0
         first = np.asarray(self._numbers, np.int64)
