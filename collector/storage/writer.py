@@ -21,6 +21,7 @@ import numpy as np
 
 from collector.batch import CameraPackets, GridBatch
 from collector.errors import DiskFullError
+from collector.storage.checksums import packet_crcs
 from collector.storage.commit_log import CommitLog
 from collector.storage.disk import free_gb
 from collector.storage.layout import (
@@ -51,6 +52,7 @@ from schemas.layout import (
     FILL_RULE,
     FILL_RULE_ATTR,
     NO_FRAME,
+    VIDEO_CRC,
     DatasetSpec,
     EpisodeLayout,
     FieldSpec,
@@ -75,11 +77,14 @@ def hdf5_dtype(name: str) -> np.dtype[Any]:
 
 
 def create_dataset(f: h5py.File, spec: DatasetSpec, compression: str) -> h5py.Dataset:
-    """An empty, appendable dataset as the layout describes it."""
+    """An empty, appendable dataset as the layout describes it. Every fixed-size one carries
+    HDF5's Fletcher-32 per chunk (after compression: it checks the stored bytes), so a read of
+    a damaged chunk fails instead of returning wrong values; variable-length rows lie outside
+    the chunks (video packets carry a CRC-32 of their own, /videos/<camera>/crc32)."""
     pack = compression_options(compression) if spec.numeric else {}
     return f.create_dataset(spec.path, (0, *spec.shape), hdf5_dtype(spec.dtype),
                             maxshape=(None, *spec.shape), chunks=(spec.chunk_rows, *spec.shape),
-                            **pack)
+                            fletcher32=spec.dtype != VLEN_UINT8, **pack)
 
 
 def describe_field(ds: h5py.Dataset, field: FieldSpec) -> None:
@@ -300,6 +305,8 @@ class EpisodeWriter:
             for key in ("packets", "keyframe", "capture_ns", "device_ns", "arrival_ns"):
                 _append(g[key], _joined([getattr(x, key) for x in frames]), start)
             _append(g["seq"], _joined([p.seq for p in parts]), start)
+            if VIDEO_CRC in g:
+                _append(g[VIDEO_CRC], packet_crcs(_joined([x.packets for x in frames])), start)
             self._video_rows[name] = start + sum(len(p) for p in parts)
 
     def _append_raw(self, batches: list[GridBatch]) -> None:
