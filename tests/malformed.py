@@ -145,7 +145,6 @@ def _quality_dtype(f: h5py.File) -> None:
 # name -> damage; the names say what is wrong, so a failing test names the input class
 MALFORMED: dict[str, Damage] = {
     "zero_ticks_success": _resize_grid(0),
-    "one_tick": _resize_grid(1),
     "control_hz_zero": _attr("control_hz", 0.0),
     "control_hz_negative": _attr("control_hz", -30.0),
     "control_hz_nan": _attr("control_hz", float("nan")),
@@ -200,13 +199,44 @@ MALFORMED: dict[str, Damage] = {
 }
 
 
+# name -> change that leaves a valid, if unusual, episode: every command must handle it
+UNUSUAL: dict[str, Damage] = {
+    "one_tick": _resize_grid(1),
+    "outcome_failure_zero_ticks": lambda f: (_resize_grid(0)(f), _attr("outcome", "failure")(f)),
+}
+
+
 def make_malformed(source: Path, out: Path, name: str) -> Path:
-    """A copy of `source` with one damage of `MALFORMED` done to it."""
+    """A copy of `source` with one damage of `MALFORMED` (or change of `UNUSUAL`) done to it."""
     path = out / f"{name}.h5"
     shutil.copy(source, path)
     with h5py.File(path, "r+") as f:
-        MALFORMED[name](f)
+        {**MALFORMED, **UNUSUAL}[name](f)
     return path
+
+
+def flip_chunk_bytes(path: Path, rng: np.random.Generator) -> dict[str, list[int]]:
+    """Flip one byte inside every stored chunk of every checksummed dataset, in the raw file
+    bytes at the offsets HDF5 reports (`get_chunk_info`). Returns dataset -> first row of each
+    chunk damaged."""
+    damaged: dict[str, list[int]] = {}
+    spots: list[int] = []
+    with h5py.File(path, "r") as f:
+        def visit(name: str, ds: object) -> None:
+            if isinstance(ds, h5py.Dataset) and ds.fletcher32:
+                for i in range(ds.id.get_num_chunks()):
+                    info = ds.id.get_chunk_info(i)
+                    # the last 4 bytes are the checksum itself: damage the data before it
+                    spots.append(info.byte_offset + int(rng.integers(0, info.size - 4)))
+                    damaged.setdefault("/" + name, []).append(info.chunk_offset[0])
+        f.visititems(visit)
+    with open(path, "r+b") as fh:
+        for at in spots:
+            fh.seek(at)
+            byte = fh.read(1)[0]
+            fh.seek(at)
+            fh.write(bytes([byte ^ (1 << int(rng.integers(0, 8)))]))
+    return damaged
 
 
 def truncated(source: Path, out: Path, size: int) -> Path:

@@ -77,9 +77,10 @@ def validate_episode(path: Path) -> FileCheck:
 
 def open_valid(path: str | Path) -> Episode:
     """`open_episode` for the commands that read a whole episode (inspect, replay): a finished
-    file is first checked for structure (milliseconds: no frame decoded, no chunk read in
-    full), so a malformed one is refused with its first problem instead of failing deep in a
-    command. A partial file (`.h5.partial`, being written or left by a crash) opens as it is."""
+    file is first checked for structure (tens of milliseconds: packet CRCs and a few sampled
+    JPEG/PNG frames, no video decoded, no chunk read in full), so a malformed one is refused
+    with its first problem instead of failing deep in a command. A partial file
+    (`.h5.partial`, being written or left by a crash) opens as it is."""
     path = Path(path)
     if not path.is_file():
         raise EpisodeFileError(f"{path}: no such episode file")
@@ -108,8 +109,8 @@ def validate_file(path: Path, all_frames: bool = False, quick: bool = False) -> 
 def check_file(path: Path, all_frames: bool = False, quick: bool = False,
                decode: bool = True) -> FileCheck:
     """`validate_file`, with how each video camera's packets decoded (every packet is) and how
-    the chunks read. `quick`: structure and sampled frames only, no chunk read in full;
-    `decode` False: no frame decoded either (the structure alone, in milliseconds)."""
+    the chunks read. `quick`: structure, packet CRCs and sampled JPEG/PNG frames only, no
+    chunk read in full; `decode` False: no video decoded either (tens of milliseconds)."""
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -126,19 +127,22 @@ def check_file(path: Path, all_frames: bool = False, quick: bool = False,
 def _check_open(f: h5py.File, all_frames: bool, quick: bool, decode: bool) -> FileCheck:
     out = FileCheck(_metadata(f))
     layout, more = _layout(f)
-    out.problems += more + _timestamps(f)
+    out.problems += more
+    out.checksums = layout is not None and layout.checksums
+    if not quick:  # first: the checks below read values, and a damaged chunk fails a read
+        out.chunks = check_chunks(f)
+        if out.chunks.problems:
+            out.problems += out.chunks.problems
+            return out
+    out.problems += _timestamps(f)
     if layout is not None:
-        out.checksums = layout.checksums
-        out.problems += _datasets(f, layout, all_frames, decode) + _images(f, layout)
+        out.problems += _datasets(f, layout, all_frames) + _images(f, layout)
         for s in layout.streams:
             if s.is_video:
                 out.problems += _video(f, layout, s, out.videos if decode else None)
         if not out.problems:
             out.problems += _outcome(f)
     out.problems += _efficiency(f)
-    if not quick:
-        out.chunks = check_chunks(f)
-        out.problems += out.chunks.problems
     return out
 
 
@@ -221,8 +225,7 @@ def _timestamps(f: h5py.File) -> list[str]:
     return []
 
 
-def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool,
-              decode: bool) -> list[str]:
+def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool) -> list[str]:
     out = []
     n = f[TIMESTAMPS].shape[0] if TIMESTAMPS in f else None
     for spec in layout.grid_datasets():
@@ -240,7 +243,7 @@ def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool,
             bad = np.flatnonzero(np.diff(f[arrival][:]) < 0)
             if bad.size:
                 out.append(f"/{arrival}: goes back in time at row {int(bad[0]) + 1}")
-        if decode and s.image is not None and not s.is_video and IMAGES + "/" + s.name in f:
+        if s.image is not None and not s.is_video and IMAGES + "/" + s.name in f:
             out += _frames(f[f"{IMAGES}/{s.name}"], s.image, all_frames)
     return out
 
@@ -263,7 +266,7 @@ def _video(f: h5py.File, layout: EpisodeLayout, s: StreamSpec,
     missing = [k for k in ("codec", "width", "height") if k not in group.attrs]
     if missing:
         return [*out, f"{where}: missing attribute(s) {', '.join(missing)}: cannot decode"]
-    if layout.checksums and not out and checks is not None:
+    if layout.checksums and not out:
         out += _packet_crcs(group, where)
     frames = video_length(group)
     grid = f"{IMAGES}/{s.name}"
