@@ -23,7 +23,7 @@ from collector.batch import CameraPackets, GridBatch
 from collector.errors import DiskFullError
 from collector.storage.checksums import packet_crcs
 from collector.storage.commit_log import CommitLog
-from collector.storage.disk import free_gb
+from collector.storage.disk import free_gb, reserve_past_end
 from collector.storage.layout import (
     ALOHA_ACTION,
     ALOHA_QPOS,
@@ -155,6 +155,7 @@ class EpisodeWriter:
         self._last_flush = time.monotonic()
         self.commits = CommitLog()
         self._owner: int | None = None
+        self._can_reserve = True  # until the file system says it cannot hold space
         try:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
             self._create(image_encoding)
@@ -223,9 +224,8 @@ class EpisodeWriter:
                 raise self._error
             size = batch_bytes(batch)
             # a flush writes everything since the last one: that must fit, not just this batch
-            need_gb = (HEADROOM * (self._unflushed_bytes + size) / 1e6 + RESERVE_MB) / 1e3
-            free = free_gb(self.partial_path.parent)
-            if free < need_gb:
+            if not self._room_for(HEADROOM * (self._unflushed_bytes + size) + RESERVE_MB * 1e6):
+                free = free_gb(self.partial_path.parent)
                 self._error = DiskFullError(
                     f"disk full: {free * 1e3:.1f} MB left for {self.partial_path}; stopped "
                     f"before writing more ({self.flushed_rows} ticks flushed, kept): free some "
@@ -247,6 +247,23 @@ class EpisodeWriter:
             except (OSError, RuntimeError) as exc:
                 self._raise_if_disk_full(exc)
                 raise
+
+    def _room_for(self, nbytes: float) -> bool:
+        """Whether the next writes fit. The space is held past the file's end where the file
+        system can (then another process filling the disk cannot take it between this check
+        and HDF5's write: after a failed write HDF5 can neither write nor close the file, and
+        its clean-up crashed the process); elsewhere, free space is compared."""
+        if self._can_reserve:
+            try:
+                self._can_reserve = reserve_past_end(self._file.id.get_vfd_handle(),
+                                                     int(nbytes))
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    return False
+                raise
+            if self._can_reserve:
+                return True
+        return free_gb(self.partial_path.parent) * 1e9 >= nbytes
 
     def append_videos(self, videos: dict[str, CameraPackets]) -> None:
         """Packets of video cameras (a batch's `videos`, or those of a batch whose ticks were
