@@ -24,6 +24,7 @@ from tests.conftest import (
     FT,
     ROOT,
     partials,
+    recover_elsewhere,
     run_cli,
     sensor_batch,
     start_recorder,
@@ -128,26 +129,6 @@ def test_second_ctrl_c_aborts_the_episode_into_rejected(tmp_path):
         assert f.attrs["outcome"] == "aborted" and "twice" in f.attrs["reason"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A size-limited file system of its own, so the rest of the machine never fills up."""
-    def mount(size_mb: int) -> Path:
-        disk = tmp_path / f"disk{size_mb}"
-        disk.mkdir()
-        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                               str(disk)], capture_output=True, text=True)
-        if made.returncode != 0:
-            pytest.skip(f"cannot mount a {size_mb} MB tmpfs here (needs root or CAP_SYS_ADMIN):"
-                        f" {made.stderr.strip()}")
-        mounted.append(disk)
-        return disk
-
-    mounted: list[Path] = []
-    yield mount
-    for disk in mounted:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
 SMALL_FRAMES = [f"devices.{cam}.{k}={v}" for cam in ("cam_high", "cam_left_wrist",
                                                      "cam_right_wrist")
                 for k, v in (("width", 384), ("height", 128))]  # sim cameras need >= 384 wide
@@ -178,25 +159,6 @@ def test_low_disk_stops_the_station_cleanly(small_disk):
         assert validate_file(path) == [], path
         assert str(path) in result.stdout  # every committed episode is reported
     assert os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > 0.010e9
-
-
-def copy_to_roomy_disk(partial: Path, roomy: Path) -> Path:
-    day = roomy / "sim-01" / partial.parent.name
-    day.mkdir(parents=True)
-    moved = day / partial.name
-    moved.write_bytes(partial.read_bytes())
-    return moved
-
-
-def recover_elsewhere(partial: Path, roomy: Path) -> Path:
-    """Copy a partial off the full disk, run `collector recover` on it, check the result
-    validates; returns the recovered episode."""
-    moved = copy_to_roomy_disk(partial, roomy)
-    recovered = run_cli("recover", str(moved), cwd=ROOT)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    [path] = list(moved.parent.glob("*.h5"))
-    assert validate_file(path) == []
-    return path
 
 
 def test_disk_filling_mid_episode_keeps_a_recoverable_partial(small_disk, tmp_path):
