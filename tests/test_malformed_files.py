@@ -28,6 +28,8 @@ from tests.malformed import (
 )
 
 TRUNCATED_AT = (0, 512, 4096, 100_000, 400_000)
+# rows all readable but out of order: validate fails them, inspect and replay may read them
+OUT_OF_ORDER = {"timestamps_not_increasing", "raw_arrival_backwards", "video_index_backwards"}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,12 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def assert_refused(capsys, path: Path, *args: str) -> None:
+def assert_refused(capsys, path: Path, *args: str, or_read: bool = False) -> None:
+    """One line naming the file, non-zero exit (`or_read`: or a clean success)."""
     code, _, err = cli(capsys, *args)
+    if or_read and code == 0:
+        assert err.strip() == "" or "Traceback" not in err, err
+        return
     lines = err.strip().splitlines()
     assert code != 0, (path.name, args, err)
     assert len(lines) == 1 and lines[0].startswith("collector: error: "), (path.name, err)
@@ -56,9 +62,10 @@ def test_every_malformed_file_is_refused_in_one_line(source, tmp_path, capsys, n
     code, out, _ = cli(capsys, "validate", str(path))
     named = [line for line in out.splitlines() if line.startswith(f"{path}: /")]
     assert code == 1 and named, (name, out)
-    assert_refused(capsys, path, "inspect", str(path))
+    readable = name in OUT_OF_ORDER
+    assert_refused(capsys, path, "inspect", str(path), or_read=readable)
     assert_refused(capsys, path, "replay", str(path), "--to", "video",
-                   str(tmp_path / "sheet.png"), "--frames", "2")
+                   str(tmp_path / "sheet.png"), "--frames", "2", or_read=readable)
 
 
 @pytest.mark.parametrize("size", TRUNCATED_AT)

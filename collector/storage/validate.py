@@ -44,6 +44,10 @@ from schemas.layout import (
     video_path,
 )
 
+# Problems of order: rows that are all readable, but out of the order the format promises (times
+# going back). `validate` fails them; the commands that only read (inspect, replay) still can.
+NOT_INCREASING, BACK_IN_TIME, FRAME_GOES_BACK = ("not increasing at row", "goes back in time at",
+                                                 "goes back from frame")
 SAMPLED_FRAMES = 8  # JPEG/PNG frames decoded per camera unless every frame is asked for
 READ_VERSIONS = (1, 2)  # format 1: every camera per tick; 2: video cameras (/videos)
 
@@ -79,13 +83,16 @@ def open_valid(path: str | Path) -> Episode:
     """`open_episode` for the commands that read a whole episode (inspect, replay): a finished
     file is first checked for structure (tens of milliseconds: packet CRCs and a few sampled
     JPEG/PNG frames, no video decoded, no chunk read in full), so a malformed one is refused
-    with its first problem instead of failing deep in a command. A partial file
+    with its first problem instead of failing deep in a command; rows out of order alone
+    (`NOT_INCREASING`...) are still read. A partial file
     (`.h5.partial`, being written or left by a crash) opens as it is."""
     path = Path(path)
     if not path.is_file():
         raise EpisodeFileError(f"{path}: no such episode file")
     if not path.name.endswith(PARTIAL_SUFFIX):
-        problems = check_file(path, quick=True, decode=False).problems
+        problems = [p for p in check_file(path, quick=True, decode=False).problems
+                    if not any(order in p for order in (NOT_INCREASING, BACK_IN_TIME,
+                                                         FRAME_GOES_BACK))]
         if problems:
             more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
             raise EpisodeFileError(f"{path}: not a valid episode: {problems[0]}{more}; "
@@ -220,7 +227,7 @@ def _timestamps(f: h5py.File) -> list[str]:
     bad = np.flatnonzero(np.diff(values) <= 0)
     if bad.size:
         i = int(bad[0]) + 1
-        return [f"/{TIMESTAMPS}: not increasing at row {i} ({values[i]} after {values[i - 1]}"
+        return [f"/{TIMESTAMPS}: {NOT_INCREASING} {i} ({values[i]} after {values[i - 1]}"
                 f"; {bad.size} such row(s))"]
     return []
 
@@ -242,7 +249,7 @@ def _datasets(f: h5py.File, layout: EpisodeLayout, all_frames: bool) -> list[str
         if arrival in lengths:
             bad = np.flatnonzero(np.diff(f[arrival][:]) < 0)
             if bad.size:
-                out.append(f"/{arrival}: goes back in time at row {int(bad[0]) + 1}")
+                out.append(f"/{arrival}: {BACK_IN_TIME} row {int(bad[0]) + 1}")
         if s.image is not None and not s.is_video and IMAGES + "/" + s.name in f:
             out += _frames(f[f"{IMAGES}/{s.name}"], s.image, all_frames)
     return out
@@ -325,7 +332,7 @@ def _frame_indices(index: np.ndarray, frames: int, path: str) -> list[str]:
     back = np.flatnonzero(np.diff(index) < 0)
     if back.size:
         i = int(back[0]) + 1
-        out.append(f"/{path}: goes back from frame {int(index[i - 1])} to {int(index[i])} at "
+        out.append(f"/{path}: {FRAME_GOES_BACK} {int(index[i - 1])} to {int(index[i])} at "
                    f"tick {i} (ticks show frames in capture order)")
     return out
 
