@@ -11,7 +11,9 @@ import time
 from collections import deque
 
 from collector.batch import EpisodeClock, RawBatch
+from collector.previews import Preview, PreviewTap
 from collector.rig import build_rig
+from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo, ThreadedDevice
 from drivers.chunk import Chunk
 from schemas.station import StationConfig
@@ -87,6 +89,7 @@ class Capture:
                 device.lend_reads = lend
         self.rig.open()
         self._health = {d.describe().name: StreamHealth(d.describe()) for d in self.rig.streams()}
+        self.previews = PreviewTap()  # idle until the daemon's page asks (`collect_previews`)
 
     def describe(self) -> list[StreamInfo]:
         return [d.describe() for d in self.rig.streams()]
@@ -96,13 +99,15 @@ class Capture:
         read_ns = time.monotonic_ns()
         thrown = 0
         for device in self.rig.streams():
-            if isinstance(device, ThreadedDevice):  # no need to copy what is thrown away
-                gone = device.discard()
+            if not isinstance(device, ThreadedDevice):
+                thrown += len(self._read_one(read_ns, device))
+            elif self._preview_due(device, read_ns):
+                thrown += len(self._peek(read_ns, device))
+            else:
+                gone = device.discard()  # no need to copy what is thrown away
                 self._health[device.describe().name].add(read_ns, gone.samples,
                                                          gone.newest_arrival_ns, gone.lost_s)
                 thrown += gone.samples
-            else:
-                thrown += len(self._read_one(read_ns, device))
         return thrown
 
     def read_batch(self, clock: EpisodeClock, index: int, final: bool) -> RawBatch:
@@ -118,7 +123,28 @@ class Capture:
         chunk = device.read()
         newest = int(chunk.arrival_ns[-1]) if len(chunk) else None
         self._health[chunk.stream].add(read_ns, len(chunk), newest, chunk.lost_s)
+        if newest is not None and chunk.kind == "camera" and self.previews.due(chunk.stream,
+                                                                                read_ns):
+            self.previews.take(chunk.stream, chunk.fields[IMAGE_FIELD][-1], newest, read_ns)
         return chunk
+
+    def _preview_due(self, device: ThreadedDevice, read_ns: int) -> bool:
+        """Between episodes a camera whose preview is due is read (`_peek`), not discarded."""
+        info = device.describe()
+        return info.kind == "camera" and self.previews.due(info.name, read_ns)
+
+    def _peek(self, read_ns: int, device: ThreadedDevice) -> Chunk:
+        """A read that lends the ring's frames instead of copying them: only the newest is
+        looked at (by the preview tap, at once), and the rest are thrown away."""
+        lend, device.lend_reads = device.lend_reads, True
+        try:
+            return self._read_one(read_ns, device)
+        finally:
+            device.lend_reads = lend
+
+    def collect_previews(self) -> dict[str, Preview]:
+        """The camera previews taken since the last call; asks for more (see PreviewTap)."""
+        return self.previews.collect(time.monotonic_ns())
 
     def health(self) -> dict[str, dict]:
         """Per device: measured rate, samples so far, age of the last sample, seconds lost,

@@ -18,6 +18,7 @@ from collector.derive import derived_fields
 from collector.engines import start_engine
 from collector.engines.base import Engine, EngineStats, camera_checks, image_encodings
 from collector.errors import DiskFullError
+from collector.previews import Preview
 from collector.quality import quality_datasets
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
@@ -313,6 +314,9 @@ class Station:
 
     def health(self) -> dict[str, dict]:
         return self.engine.health()
+
+    def previews(self) -> dict[str, Preview]:
+        return self.engine.previews()
 
     def close(self) -> None:
         self.engine.close()

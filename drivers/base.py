@@ -217,6 +217,7 @@ class ThreadedDevice(Device):
             try:
                 block = self._capture()
             except DeviceError:
+                self._ring.release()  # a slot reserved for a frame that never came
                 with self._lost_lock:
                     self._down_since_ns = time.monotonic_ns()
                 self._reconnect_with_backoff(backoff)
@@ -227,15 +228,33 @@ class ThreadedDevice(Device):
             except Exception as exc:  # a bug in a driver: surface it on the next read
                 self._error = exc
                 return
-            if block is None:
+            if block is None or block.seq.shape[0] == 0:
+                self._ring.release()  # a frame reserved for, then dropped by the device
                 continue
             n = block.seq.shape[0]
-            if n == 0:
-                continue
             arrival = block.arrival_ns
             if arrival is None:
                 arrival = np.full(n, time.monotonic_ns(), np.int64)
-            self._ring.push(arrival, block.device_ns, block.seq, block.values)
+            if self._ring.reserved:  # the sample is in the slot already: no copy
+                self._ring.commit(int(arrival[0]), int(block.device_ns[0]), int(block.seq[0]))
+            else:
+                self._ring.push(arrival, block.device_ns, block.seq, block.values)
+
+    def _reserve(self, seq: int) -> dict[str, np.ndarray] | None:
+        """Where the next sample's fields go: in the reader thread, the ring slot they are
+        made in (a camera's frame, rendered or converted there, is never copied; `_capture`
+        then returns that one sample, which the thread commits); in any other caller (a test,
+        a one-off grab), arrays of its own. None when the ring is full: the sample (`seq`) is
+        counted as overflow, and should not even be made."""
+        if threading.current_thread() is not self._thread:
+            if self._ring.full():
+                self._ring.refuse(np.array([seq]))
+                return None
+            return {k: np.empty(f.shape, f.dtype) for k, f in self.info.fields.items()}
+        slot = self._ring.reserve()
+        if slot is None:
+            self._ring.refuse(np.array([seq]))
+        return slot
 
     def _reconnect_with_backoff(self, backoff: float) -> None:
         self._disconnect()

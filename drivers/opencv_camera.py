@@ -79,22 +79,37 @@ class OpenCVCamera(ThreadedDevice):
             raise DeviceError(f"{self.config.name}: camera stopped delivering frames")
         index = self.frame_index
         self.frame_index += 1
+        # converted straight into the ring's next slot; a full ring refuses the frame before
+        # it is converted
+        slot = self._reserve(index)
+        if slot is None:
+            return None
+        self.convert(frame, out=slot["image"])
         return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
-                       values={"image": self.convert(frame)[None]},
-                       arrival_ns=np.array([arrival], np.int64))
+                               values={"image": slot["image"][None]},
+                               arrival_ns=np.array([arrival], np.int64))
 
-    def convert(self, frame: np.ndarray) -> np.ndarray:
-        """BGR from OpenCV -> the pipeline's frame: size, color order, rotation."""
+    def convert(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """BGR from OpenCV -> the pipeline's frame: size, color order, rotation; the last
+        step writes into `out` when given (a ring slot)."""
         c = self.config
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        if frame.shape[:2] != (c.height, c.width):
-            frame = cv2.resize(frame, (c.width, c.height), interpolation=cv2.INTER_AREA)
-        if c.delivers == "bgr":
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        resize = frame.shape[:2] != (c.height, c.width)
+        swap = c.delivers == "bgr"
+        last = "rotate" if c.rotation else "swap" if swap else "resize" if resize else ""
+        if resize:
+            frame = cv2.resize(frame, (c.width, c.height), dst=out if last == "resize" else None,
+                               interpolation=cv2.INTER_AREA)
+        if swap:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=out if last == "swap" else None)
         if c.rotation:
-            frame = cv2.rotate(frame, ROTATIONS[c.rotation])
-        return frame
+            frame = cv2.rotate(frame, ROTATIONS[c.rotation], dst=out)
+        if out is None:
+            return frame
+        if not np.shares_memory(frame, out):  # no step ran, or OpenCV would not write there
+            np.copyto(out, frame)
+        return out
 
     def _disconnect(self) -> None:
         if self.cap is not None:

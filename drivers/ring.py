@@ -24,6 +24,7 @@ class SampleRing:
         self._head = 0  # next slot to read
         self._size = 0
         self._lent = 0  # slots just before the head that the last drain lent out as views
+        self._reserved = False  # the slot at the tail is lent to the producer (`reserve`)
         self._overflow = 0
         self._overflow_seq: list[np.ndarray] = []  # sequence numbers of those samples
         self._lock = threading.Lock()
@@ -33,6 +34,7 @@ class SampleRing:
         """Append a block of samples; returns how many were refused for lack of room."""
         n = int(arrival_ns.shape[0])
         with self._lock:
+            assert not self._reserved, "push while a slot is reserved"
             take = min(n, self.capacity - self._size - self._lent)
             tail = (self._head + self._size) % self.capacity
             first = min(take, self.capacity - tail)
@@ -51,6 +53,39 @@ class SampleRing:
             if take < n:
                 self._count_overflow(seq[take:])
             return n - take
+
+    def reserve(self) -> dict[str, np.ndarray] | None:
+        """The next free slot's fields, as views for the producer to fill in place (a camera
+        renders or converts its frame straight into the ring: no copy on the way); None when
+        the ring is full, before anything was made. One slot at a time: `commit` it, or
+        `release` it (a frame the device dropped)."""
+        with self._lock:
+            assert not self._reserved, "a slot is already reserved"
+            if self._size + self._lent >= self.capacity:
+                return None
+            tail = (self._head + self._size) % self.capacity
+            self._reserved = True
+            return {name: buf[tail] for name, buf in self._fields.items()}
+
+    def commit(self, arrival_ns: int, device_ns: int, seq: int) -> None:
+        """The reserved slot holds a sample now: it joins the buffered ones."""
+        with self._lock:
+            assert self._reserved, "commit without a reserved slot"
+            # the tail has not moved: drains take only committed slots, clears move the head
+            # by exactly the committed ones
+            tail = (self._head + self._size) % self.capacity
+            self._times[tail] = (arrival_ns, device_ns, seq)
+            self._size += 1
+            self._reserved = False
+
+    @property
+    def reserved(self) -> bool:
+        return self._reserved
+
+    def release(self) -> None:
+        """Give the reserved slot back unused."""
+        with self._lock:
+            self._reserved = False
 
     def drain(self, limit: int | None = None, lend: bool = False
               ) -> tuple[np.ndarray, dict[str, np.ndarray], int, np.ndarray]:

@@ -45,7 +45,7 @@ class EpisodeStatus(BaseModel):
     number: int
     elapsed_s: float
     duration_s: float
-    ending: str | None = Field(None, description="stop | reject | abort, once requested "
+    ending: str | None = Field(None, description="stop | accept | reject | abort, once requested "
                                                  "(a signal: stop)")
 
 

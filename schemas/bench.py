@@ -76,6 +76,9 @@ class Point(_Model):
 
 class Resources(_Model):
     cpu_percent_mean: float
+    # CPU-seconds of every station process over the recording (the bench's own monitor left
+    # out), per camera frame that reached disk
+    cpu_ms_per_camera_frame: float = 0.0
     rss_mb_peak: float
     rss_growth: float  # relative RSS growth from the end of warm-up to the end (0.05 = 5%)
     rss_warmup_s: float  # how long the warm-up excluded from `rss_growth` was
@@ -97,6 +100,7 @@ class Baselines(_Model):
     """Measured in the same run, on the same frames."""
 
     bare_loop_fps: float  # one process: render, encode as the station does, append, nothing else
+    bare_loop_cpu_ms_per_frame: float = 0.0  # CPU of that process per frame
     # one bare loop per core, side by side, summed: the most any engine can make of the cores
     bare_loop_all_cores_fps: float = 0.0
     disk_write_mb_per_s: float  # sequential write + fsync
@@ -113,6 +117,8 @@ class Ratios(_Model):
     camera_fps_vs_encode_all_cores: float
     mb_per_s_vs_disk: float
     latency_p99_vs_flush_interval: float
+    # the station's CPU per camera frame over the bare loop's (1.0: no overhead at all)
+    cpu_per_frame_vs_bare_loop: float = 0.0
 
 
 class Series(_Model):
@@ -136,6 +142,13 @@ class Acceptance(_Model):
     camera_fps_vs_bare_loop: float
     # max mode only (None in realtime mode: cameras paced at their nominal rate cannot go faster)
     at_least_1_5x_bare_loop: bool | None = None
+    latency_p99_under_300ms: bool = False
+    # realtime mode only: the station's CPU per camera frame at most 2.5x the bare loop's
+    cpu_per_frame_vs_bare_loop: float = 0.0
+    cpu_per_frame_at_most_2_5x: bool | None = None
+    # max mode only: camera frames/s at least 0.65x a bare loop on every core (the limit)
+    camera_fps_vs_bare_loop_all_cores: float = 0.0
+    at_least_0_65x_all_cores: bool | None = None
 
 
 class BenchResult(_Model):

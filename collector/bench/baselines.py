@@ -17,12 +17,13 @@ import multiprocessing
 import os
 import queue
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from collector.storage.writer import _append
+from collector.storage.writer import Column
 from collector.tuning import tune_process
 from core.codec import encode_frames
 from core.video import VideoEncoder
@@ -66,30 +67,42 @@ class _CameraCodec:
             self.video.close()
 
 
-def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float,
-                  start=None) -> float:
+@dataclass(frozen=True)
+class LoopRate:
+    """What one bare loop did: frames per second, and CPU-seconds of its process per frame."""
+
+    fps: float
+    cpu_s_per_frame: float
+
+
+def bare_loop(config: StationConfig, workdir: Path, seconds: float, start=None) -> LoopRate:
     """Frames per second of render -> encode -> HDF5 append, one process, nothing else (tuned
-    as every station process is: collector/tuning.py, which makes it faster). `start`: a
+    as every station process is: collector/tuning.py, which makes it faster), and the CPU it
+    spent per frame (every thread of the process: the encoder's own threads too). `start`: a
     barrier to wait at before the clock starts (loops run side by side)."""
     tune_process()
     cameras = sim_cameras(config)
     if not cameras:
-        return 0.0
+        return LoopRate(0.0, 0.0)
     codecs = [_CameraCodec(c, config.pipeline.images.for_camera(c.config.name)) for c in cameras]
     ticks = max(1, round(config.episode.chunk_ms / 1000 * config.episode.control_hz))
     path = workdir / "bare_loop.h5"
+    batches = [np.empty((ticks, c.config.height, c.config.width, 3), np.uint8) for c in cameras]
     if start is not None:
         start.wait()
     frames = 0
     with h5py.File(path, "w", libver="latest") as f:
-        sets = [f.create_dataset(c.config.name, (0,), h5py.vlen_dtype(np.uint8),
-                                 maxshape=(None,), chunks=(IMAGE_CHUNK,)) for c in cameras]
+        sets = [Column(f.create_dataset(c.config.name, (0,), h5py.vlen_dtype(np.uint8),
+                                        maxshape=(None,), chunks=(IMAGE_CHUNK,)))
+                for c in cameras]  # written as the station's writer writes
         started = last_flush = time.perf_counter()
+        cpu_started = time.process_time()
         index = 0
         while time.perf_counter() - started < seconds:
-            for camera, codec, ds in zip(cameras, codecs, sets, strict=True):
-                batch = np.stack([camera.render(index + k) for k in range(ticks)])
-                _append(ds, codec.encode(batch), ds.shape[0])
+            for camera, codec, ds, batch in zip(cameras, codecs, sets, batches, strict=True):
+                for k in range(ticks):  # drawn in place, as a camera draws into its ring
+                    camera.render(index + k, out=batch[k])
+                ds.append(codec.encode(batch), ds.rows)
                 frames += ticks
             index += ticks
             if time.perf_counter() - last_flush >= config.storage.flush_interval_s:
@@ -97,10 +110,11 @@ def bare_loop_fps(config: StationConfig, workdir: Path, seconds: float,
                 last_flush = time.perf_counter()
         f.flush()
         elapsed = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
     for codec in codecs:
         codec.close()
     path.unlink()
-    return frames / elapsed
+    return LoopRate(frames / elapsed, cpu_s / max(frames, 1))
 
 
 def bare_loop_all_cores_fps(config: StationConfig, workdir: Path, seconds: float,
@@ -112,7 +126,7 @@ def bare_loop_all_cores_fps(config: StationConfig, workdir: Path, seconds: float
     a hypervisor), not the engine's.
     """
     if cores <= 1:
-        return bare_loop_fps(config, workdir, seconds)
+        return bare_loop(config, workdir, seconds).fps
     spawn = multiprocessing.get_context("spawn")  # no inherited threads or Ray state
     start, results = spawn.Barrier(cores), spawn.Queue()
     dirs = [workdir / f"core-{i}" for i in range(cores)]
@@ -138,7 +152,7 @@ def bare_loop_all_cores_fps(config: StationConfig, workdir: Path, seconds: float
 
 def _report_bare_loop(config: StationConfig, workdir: Path, seconds: float, start,
                       results) -> None:
-    results.put(bare_loop_fps(config, workdir, seconds, start))
+    results.put(bare_loop(config, workdir, seconds, start).fps)
 
 
 def encode_fps_per_core(config: StationConfig, seconds: float) -> float:

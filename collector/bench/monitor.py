@@ -11,22 +11,36 @@ import psutil
 from schemas.bench import Point
 
 MAX_POINTS = 1200  # the series halves its resolution rather than grow past this
+# Resident memory is read this often, CPU at every sample: PSS comes from each process's
+# smaps_rollup, which costs ~10 ms per Ray worker (at 0.5 s intervals, a tenth of a core that
+# the bench would then count as the station's)
+MEMORY_EVERY_S = 5.0
 
 
 class ResourceMonitor:
-    """Samples this process and all its descendants on a timer into a bounded series."""
+    """Samples this process and all its descendants on a timer into a bounded series.
+
+    The CPU counted is the station's: the monitor's own thread (which runs in the station's
+    driver process) is left out of every figure."""
 
     def __init__(self, interval_s: float = 0.5):
         self.interval_s = interval_s
         self.points: list[Point] = []
+        self.cpu_s = 0.0  # CPU-seconds of every station process, start to stop
+        self._cpu_times: dict[int, float] = {}  # pid -> its CPU-seconds at the last sample
         self._procs: dict[int, psutil.Process] = {}
+        self._own_s = 0.0  # this thread's CPU-seconds at the last sample
+        self._rss = 0.0
+        self._rss_at = -MEMORY_EVERY_S
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
         self._t0 = 0.0
+        self._last = 0.0
 
     def start(self) -> None:
-        self._t0 = time.monotonic()
-        self._sample()  # primes cpu_percent, whose first reading per process is meaningless
+        self._t0 = self._last = time.monotonic()
+        self._sample()  # the CPU times every later sample is counted from
+        self.cpu_s = 0.0
         self._thread.start()
 
     def stop(self) -> list[Point]:
@@ -35,6 +49,7 @@ class ResourceMonitor:
         return self.points
 
     def _run(self) -> None:
+        self._own_s = time.thread_time()
         while not self._stop.wait(self.interval_s):
             self.points.append(self._sample())
             if len(self.points) >= MAX_POINTS:
@@ -47,19 +62,35 @@ class ResourceMonitor:
             procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             procs = [root]
-        cpu = rss = 0.0
-        alive = {}
+        now = time.monotonic()
+        read_memory = now - self._rss_at >= MEMORY_EVERY_S
+        used = rss = 0.0
+        alive, times = {}, {}
         for p in procs:
             known = self._procs.get(p.pid, p)
             try:
-                cpu += known.cpu_percent(None)
-                rss += _resident(known)
+                t = known.cpu_times()
+                total = t.user + t.system
+                if read_memory:
+                    rss += _resident(known)
             except psutil.Error:
                 continue
-            alive[p.pid] = known
-        self._procs = alive
-        return Point(t_s=round(time.monotonic() - self._t0, 3), cpu_percent=round(cpu, 1),
-                     rss_mb=round(rss / 2**20, 1), processes=len(alive))
+            # a process first seen now is counted from now (its earlier CPU was start-up)
+            used += total - self._cpu_times.get(p.pid, total)
+            alive[p.pid], times[p.pid] = known, total
+        self._procs, self._cpu_times = alive, times
+        if threading.current_thread() is self._thread:  # leave the monitor's own CPU out
+            own = time.thread_time()
+            used -= own - self._own_s
+            self._own_s = own
+        used = max(used, 0.0)
+        self.cpu_s += used
+        if read_memory:
+            self._rss, self._rss_at = rss, now
+        span, self._last = now - self._last, now
+        return Point(t_s=round(now - self._t0, 3),
+                     cpu_percent=round(100 * used / span, 1) if span > 0 else 0.0,
+                     rss_mb=round(self._rss / 2**20, 1), processes=len(alive))
 
 
 def _resident(p: psutil.Process) -> int:

@@ -71,8 +71,9 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
     load_average = [round(x, 2) for x in os.getloadavg()]
 
     say(f"baselines ({opts.baseline_s:g} s each) ...")
+    loop = baselines.bare_loop(base, workdir, opts.baseline_s)
     base_fig = Baselines(
-        bare_loop_fps=baselines.bare_loop_fps(base, workdir, opts.baseline_s),
+        bare_loop_fps=loop.fps, bare_loop_cpu_ms_per_frame=loop.cpu_s_per_frame * 1e3,
         bare_loop_all_cores_fps=baselines.bare_loop_all_cores_fps(
             base, workdir, opts.baseline_s, os.cpu_count() or 1),
         encode_fps_per_core=baselines.encode_fps_per_core(base, opts.baseline_s),
@@ -122,6 +123,7 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
     warmup = min(60.0, opts.duration_s / 4)
     resources = Resources(
         cpu_percent_mean=float(np.mean([p.cpu_percent for p in points])) if points else 0.0,
+        cpu_ms_per_camera_frame=monitor.cpu_s * 1e3 / max(throughput.camera_frames, 1),
         rss_mb_peak=max((p.rss_mb for p in points), default=0.0),
         rss_growth=rss_growth(points, warmup), rss_warmup_s=warmup,
         interval_s=monitor.interval_s, series=points)
@@ -133,14 +135,23 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
             throughput.camera_fps, base_fig.encode_fps_per_core * (os.cpu_count() or 1)),
         mb_per_s_vs_disk=_ratio(throughput.mb_per_s, base_fig.disk_write_mb_per_s),
         latency_p99_vs_flush_interval=_ratio(latency.p99_ms,
-                                             config.storage.flush_interval_s * 1000))
+                                             config.storage.flush_interval_s * 1000),
+        cpu_per_frame_vs_bare_loop=_ratio(resources.cpu_ms_per_camera_frame,
+                                          base_fig.bare_loop_cpu_ms_per_frame))
     acceptance = Acceptance(
         pipeline_drops=drops.pipeline, no_pipeline_drops=drops.pipeline == 0,
         latency_p99_ms=latency.p99_ms, latency_p99_under_500ms=latency.p99_ms < 500,
         rss_growth=resources.rss_growth, rss_growth_under_5pct=resources.rss_growth < 0.05,
         camera_fps_vs_bare_loop=ratios.camera_fps_vs_bare_loop,
         at_least_1_5x_bare_loop=(ratios.camera_fps_vs_bare_loop >= 1.5
-                                 if opts.mode == "max" else None))
+                                 if opts.mode == "max" else None),
+        latency_p99_under_300ms=latency.p99_ms < 300,
+        cpu_per_frame_vs_bare_loop=ratios.cpu_per_frame_vs_bare_loop,
+        cpu_per_frame_at_most_2_5x=(ratios.cpu_per_frame_vs_bare_loop <= 2.5
+                                    if opts.mode == "realtime" else None),
+        camera_fps_vs_bare_loop_all_cores=ratios.camera_fps_vs_bare_loop_all_cores,
+        at_least_0_65x_all_cores=(ratios.camera_fps_vs_bare_loop_all_cores >= 0.65
+                                  if opts.mode == "max" else None))
     run = RunInfo(mode=opts.mode, engine=config.engine.kind, config=str(opts.config),
                   duration_s=opts.duration_s, episode_s=episode_s, episodes=episodes,
                   offered_fps_per_camera=fps, first_offer_fps_per_camera=first_offer,

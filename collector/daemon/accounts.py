@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from schemas.names import NAME_RULE, name_problem
 from schemas.session import SessionRecord
 
 SESSIONS_DIR = "sessions"
+RECENT_KEPT = 20  # episodes the operator page lists (and offers for download)
 EMPTY = combine([])
 
 
@@ -75,6 +76,8 @@ class SessionBook:
         self.total = fold(previous)
         self.outcomes = Counter(r.outcome for r in previous if r.kind == "episode")
         self.resumed = bool(previous)
+        self.recent: deque[SessionRecord] = deque(
+            (r for r in previous if r.kind == "episode"), maxlen=RECENT_KEPT)
         self._last = previous[-1] if previous else None
 
     def downtime_since_crash(self, until: dt.datetime) -> float:
@@ -94,10 +97,12 @@ class SessionBook:
 
     def episode(self, summary: EpisodeSummary, started_at: dt.datetime, reason: str) -> None:
         a = summary.accounts
-        self._append(SessionRecord(
+        record = SessionRecord(
             kind="episode", seconds=a.scheduled_s, episode_id=summary.episode_id,
             outcome=summary.outcome, reason=reason, path=summary.path, accounts=a,
-            **self._common(started_at)))
+            **self._common(started_at))
+        self._append(record)
+        self.recent.append(record)
         self.total = combine([self.total, a])
         self.outcomes[summary.outcome] += 1
 

@@ -1,15 +1,20 @@
-"""The control and status API: a Starlette (ASGI) app, served by `collector/daemon/server.py`.
+"""The control and status API: a Starlette (ASGI) app, served by `collector/daemon/server.py`,
+and the operator page (`collector/daemon/console.py`) beside it.
 
 Every request carries `Authorization: Bearer <token>` when a token is configured (it must be
-when the API listens beyond loopback). Bad input gets a 4xx with `{"error": "..."}`, always
-JSON, and changes nothing. The work of a request (the controller's lock, status, metrics) runs
-in Starlette's thread pool, so a slow one never holds the event loop that serves the rest.
+when the API listens beyond loopback), or the cookie the operator page gets: a browser cannot
+set that header on a page load, so `/?token=<token>` once answers with an HttpOnly,
+SameSite=Strict cookie and a redirect to `/` (the token leaves the address bar). Bad input
+gets a 4xx with `{"error": "..."}`, always JSON, and changes nothing. The work of a request
+(the controller's lock, status, metrics) runs in Starlette's thread pool, so a slow one never
+holds the event loop that serves the rest.
 """
 
 from __future__ import annotations
 
 import hmac
 import traceback
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -19,12 +24,13 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import Request, cookie_parser
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.daemon.bodies import ApiFault, parse_body, read_body
+from collector.daemon.console import ConsoleSource, EventHub, console_routes
 from collector.daemon.logs import JsonLog
 from collector.daemon.machine import Conflict, Controller
 from collector.daemon.metrics import StationMetrics
@@ -35,13 +41,15 @@ from schemas.api import ApiError, Empty, EndWithReason, StartEpisode, Status
 COMMANDS: dict[str, tuple[str, type[BaseModel]]] = {
     "/episodes/start": ("start", StartEpisode),
     "/episodes/stop": ("stop", Empty),
+    "/episodes/accept": ("accept", Empty),
     "/episodes/reject": ("reject", EndWithReason),
     "/episodes/abort": ("abort", EndWithReason),
     "/pause": ("pause", Empty),
     "/resume": ("resume", Empty),
     "/shutdown": ("shutdown", Empty),
 }
-GETS = ("/status", "/metrics", "/openapi.json")
+GETS = ("/status", "/metrics", "/openapi.json", "/", "/events")
+TOKEN_COOKIE = "collector_token"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -54,6 +62,8 @@ class ApiContext:
     status: Callable[[], Status]
     log: JsonLog | None = None
     timeout_s: float = 10.0  # the whole body must arrive within this
+    console: ConsoleSource | None = None  # the operator page; None: the API alone
+    hub: EventHub | None = None  # set by `build_app` when there is a page
 
 
 def build_app(ctx: ApiContext) -> ASGIApp:
@@ -64,7 +74,10 @@ def build_app(ctx: ApiContext) -> ASGIApp:
         return _json(HTTPStatus.OK, await run_in_threadpool(ctx.status))
 
     async def metrics_text(request: Request) -> Response:
-        text = await run_in_threadpool(lambda: metrics.render(ctx.status()))
+        console = ctx.console
+        text = await run_in_threadpool(lambda: metrics.render(
+            ctx.status(), console.free_gb() if console else None,
+            console.guard_gb if console else None))
         return Response(text, media_type=METRICS_TYPE)
 
     async def openapi(request: Request) -> Response:
@@ -87,6 +100,9 @@ def build_app(ctx: ApiContext) -> ASGIApp:
               Route("/openapi.json", openapi, methods=["GET"])]
     routes += [Route(path, command(name, model), methods=["POST"])
                for path, (name, model) in COMMANDS.items()]
+    if ctx.console is not None:
+        page_routes, ctx.hub = console_routes(ctx.console)
+        routes += page_routes
 
     def server_error(request: Request, exc: Exception) -> Response:
         if ctx.log:  # a bug: its traceback goes to the log, the client gets one line
@@ -102,22 +118,54 @@ def build_app(ctx: ApiContext) -> ASGIApp:
 
 
 class _RequireToken:
-    """Refuses, before routing, any request without the configured bearer token."""
+    """Refuses, before routing, any request without the configured token: in the
+    `Authorization: Bearer` header or the page's cookie. `/?token=` sets the cookie."""
 
     def __init__(self, app: ASGIApp, token: str | None):
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token is not None else None
+        self.token = token.encode() if token is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is not None and scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                response = _error(HTTPStatus.UNAUTHORIZED, "missing or wrong token: send "
-                                  "'Authorization: Bearer <api token>'")
-                response.headers["WWW-Authenticate"] = 'Bearer realm="collector"'
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if self.token is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        page = scope["path"].rstrip("/") in ("", "/static/console.css", "/static/console.js")
+        if not (page and "token" in query) and self._carried(scope):
+            await self.app(scope, receive, send)
+            return
+        if page and "token" in query:  # even with the cookie: the token leaves the address
+            if hmac.compare_digest(query["token"][-1].encode(), self.token):
+                response: Response = RedirectResponse("/", status_code=HTTPStatus.SEE_OTHER)
+                response.set_cookie(TOKEN_COOKIE, self.token.decode(), httponly=True,
+                                    samesite="strict", path="/")
+            else:
+                response = _refused_page("wrong token")
+        elif page:
+            response = _refused_page("this station needs its API token")
+        else:
+            response = _error(HTTPStatus.UNAUTHORIZED, "missing or wrong token: send "
+                              "'Authorization: Bearer <api token>'")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="collector"'
+        await response(scope, receive, send)
+
+    def _carried(self, scope: Scope) -> bool:
+        assert self.token is not None
+        headers = dict(scope["headers"])
+        bearer = hmac.compare_digest(headers.get(b"authorization", b""), b"Bearer " + self.token)
+        cookie = cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(TOKEN_COOKIE)
+        return bearer | hmac.compare_digest((cookie or "").encode(), self.token)
+
+
+def _refused_page(why: str) -> Response:
+    """The page's 401, in words a browser shows: how to get in."""
+    return HTMLResponse(
+        "<!doctype html><title>collector: token needed</title><body style='font:16px "
+        f"sans-serif;margin:2em'><h1>401: {why}</h1><p id='refused'>Open "
+        "<code>http://&lt;station&gt;:&lt;port&gt;/?token=&lt;api token&gt;</code> once "
+        "(the token is in the station's api.token or the variable named by api.token_env); "
+        "the page then keeps it in a cookie.</p></body>",
+        status_code=HTTPStatus.UNAUTHORIZED, headers={"Cache-Control": "no-store"})
 
 
 class _Normalize:

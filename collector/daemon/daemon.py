@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 
 from collector.daemon.accounts import EMPTY, SessionBook
 from collector.daemon.api import ApiContext, build_app
+from collector.daemon.console import ConsoleSource
 from collector.daemon.logs import JsonLog
 from collector.daemon.machine import Controller
+from collector.daemon.previews import PreviewStore
 from collector.daemon.server import ApiServer
 from collector.efficiency import loss_totals
 from collector.errors import (
@@ -26,6 +28,8 @@ from collector.errors import (
     StartupInterrupted,
 )
 from collector.station import EpisodeRun, Station
+from collector.storage.disk import free_gb
+from collector.task import task_name
 from schemas.api import EpisodeStatus, LastEpisode, StartEpisode, Status
 from schemas.station import StationConfig
 
@@ -67,10 +71,12 @@ class Daemon:
         self.station: Station | None = None
         self.book: SessionBook | None = None
         self.api: ApiServer | None = None
+        self._api_ctx: ApiContext | None = None
         self.run_: EpisodeRun | None = None
         self.number = 0
         self.last: LastEpisode | None = None
         self.health: dict[str, dict] = {}
+        self.previews = PreviewStore()  # filled while an operator page is open
         self._health_at = 0.0
         started = time.monotonic() if started is None else started
         wall = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=time.monotonic() - started)
@@ -135,7 +141,9 @@ class Daemon:
                 raise ConfigError(f"api.token_env: environment variable {api.token_env} is not "
                                   f"set or empty; export the API token there")
         try:
-            app = build_app(ApiContext(token, self.control, self.status, self.log, api.timeout_s))
+            self._api_ctx = ApiContext(token, self.control, self.status, self.log,
+                                       api.timeout_s, console=self._console())
+            app = build_app(self._api_ctx)
             self.api = ApiServer(app, api.host, api.port, api.timeout_s)
         except OSError as exc:
             raise ApiBindError(f"api: cannot listen on {api.host}:{api.port} ({exc.strerror}); "
@@ -143,6 +151,20 @@ class Daemon:
         self.api.start()
         self.log("api_listening", host=api.host, port=self.api.port,
                  token_required=token is not None)
+
+    def _console(self) -> ConsoleSource:
+        cfg = self.config
+
+        def recent() -> list:
+            book = self.book
+            return list(reversed(book.recent)) if book is not None else []
+
+        def free() -> float | None:
+            station = self.station
+            return free_gb(station.output) if station is not None else None
+
+        return ConsoleSource(self.status, self.previews, recent, free,
+                             cfg.storage.min_free_gb, task_name(cfg.episode))
 
     # -- the state machine -----------------------------------------------------------------
 
@@ -237,6 +259,8 @@ class Daemon:
         if force or now - self._health_at >= HEALTH_EVERY_S:
             self.health = self._open()[0].health()
             self._health_at = now
+        if self.previews.due(now):  # only while a page is open
+            self.previews.update(self._open()[0].previews(), now)
 
     def _set_state(self, state: str) -> None:
         self.control.set_state(state)
@@ -300,6 +324,8 @@ class Daemon:
         return code
 
     def _close(self) -> None:
+        if self._api_ctx is not None and self._api_ctx.hub is not None:
+            self._api_ctx.hub.close()  # the pages' streams end before the server stops
         if self.api is not None:
             self.api.stop()
             self.api = None

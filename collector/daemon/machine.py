@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 from schemas.api import Accepted, EndWithReason, StartEpisode
 
-ENDINGS = {"stop": None, "reject": "rejected", "abort": "aborted"}
+# The outcome each ending gives; None: the station decides (success / failure, or truncated
+# when cut short). `accept` is the operator's verdict: the episode ends now and is a success.
+ENDINGS = {"stop": None, "accept": "success", "reject": "rejected", "abort": "aborted"}
+ACCEPTED_BY = "accepted by the operator via /episodes/accept"
 
 
 class Conflict(Exception):
@@ -30,7 +33,7 @@ class Conflict(Exception):
 class Ending:
     """How the operator asked the episode in progress to end."""
 
-    command: str  # stop | reject | abort
+    command: str  # stop | accept | reject | abort
     reason: str = ""
 
     @property
@@ -80,6 +83,9 @@ class Controller:
 
     def _stop(self, body) -> None:
         self._end(Ending("stop"))
+
+    def _accept(self, body) -> None:
+        self._end(Ending("accept", ACCEPTED_BY))
 
     def _reject(self, body: EndWithReason) -> None:
         self._end(Ending("reject", body.reason))

@@ -43,10 +43,19 @@ class StationMetrics:
         self.resets = Gauge("collector_device_counter_resets", "device resets (sequence or "
                             "device clock restarted or jumped) the serial parser resynchronized",
                             ["device"], registry=r)
+        self.disk_free = Gauge("collector_disk_free_bytes", "free space on the disk episodes "
+                               "go to", registry=r)
+        self.disk_guard = Gauge("collector_disk_guard_bytes", "storage.min_free_gb: below "
+                                "this free space the station stops recording", registry=r)
         self._lock = threading.Lock()
 
-    def render(self, status: Status) -> str:
+    def render(self, status: Status, disk_free_gb: float | None = None,
+               disk_guard_gb: float | None = None) -> str:
         with self._lock:  # one scrape at a time rewrites the gauges
+            if disk_free_gb is not None:
+                self.disk_free.set(disk_free_gb * 1e9)
+            if disk_guard_gb is not None:
+                self.disk_guard.set(disk_guard_gb * 1e9)
             for state in STATES:
                 self.state.labels(state).set(1 if status.state == state else 0)
             a = status.session

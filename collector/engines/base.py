@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from collector.batch import EpisodeClock
+from collector.previews import Preview
 from collector.stages.computation import Computation
 from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
@@ -101,6 +102,11 @@ class Engine(ABC):
 
     def health(self) -> dict[str, dict]:
         """Per device: rate, samples, last sample age, seconds disconnected (see Capture)."""
+        return {}
+
+    def previews(self) -> dict[str, Preview]:
+        """Camera previews taken since the last call; asking keeps them coming (see
+        collector/previews.py)."""
         return {}
 
     @abstractmethod

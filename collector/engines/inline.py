@@ -16,6 +16,7 @@ from collector.engines.base import (
     video_cameras,
 )
 from collector.errors import StartupInterrupted
+from collector.previews import Preview
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
@@ -69,6 +70,9 @@ class InlineEngine(Engine):
 
     def health(self) -> dict[str, dict]:
         return self.capture.health()
+
+    def previews(self) -> dict[str, Preview]:
+        return self.capture.collect_previews()
 
     def close(self) -> None:
         self.execution.close()

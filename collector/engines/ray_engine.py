@@ -45,6 +45,7 @@ from collector.engines.base import (
 )
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.errors import PipelineError, StartupInterrupted
+from collector.previews import Preview
 from collector.stages.computation import Computation
 from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
@@ -102,6 +103,9 @@ class _CaptureActor(_Hosted):
 
     def health(self) -> dict[str, dict]:
         return self.stage.health()
+
+    def collect_previews(self) -> dict[str, Preview]:
+        return self.stage.collect_previews()
 
     def close(self) -> None:
         self.stage.close()
@@ -406,6 +410,9 @@ class RayEngine(Engine):
 
     def health(self) -> dict[str, dict]:
         return ray.get(self.capture.health.remote())
+
+    def previews(self) -> dict[str, Preview]:
+        return ray.get(self.capture.collect_previews.remote())
 
     def close(self) -> None:
         if self.inflight:  # each batch's error (a disk full each) seen, not left for Ray to

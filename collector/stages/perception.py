@@ -231,12 +231,18 @@ class Perception:
         self._next_tick = 0
 
     def _final_ticks(self, plan: StreamPlan, clock, read_ns: int) -> int:
-        """How many ticks of the episode no future sample of this stream can change."""
+        """How many ticks of the episode no future sample of this stream can change.
+
+        A stream's capture times never step back (drivers/base.py), so every later sample is
+        at or after the newest one: a tick before the newest sample has its nearest sample,
+        both samples it interpolates between, and its whole window already. Waiting for a
+        sample a tolerance past the tick, as before, held the last ticks of most reads back to
+        the next read (~55 ms of every camera tick's latency, at 30 fps)."""
         pending = self._pending[plan.name]
         newest = int(pending.capture_ns[-1]) if len(pending) else -(2**62)
-        settled = max(newest - plan.tolerance_ns, read_ns - plan.tolerance_ns - LATE_NS)
-        ticks = (settled - clock.start_ns) // clock.period_ns  # ticks strictly before `settled`
-        return int(min(max(ticks, 0), clock.ticks))
+        by_sample = -(-(newest - clock.start_ns) // clock.period_ns)  # ticks before `newest`
+        by_time = (read_ns - plan.tolerance_ns - LATE_NS - clock.start_ns) // clock.period_ns
+        return int(min(max(by_sample, by_time, 0), clock.ticks))
 
     def _forget_used(self, clock) -> None:
         """Drop samples no remaining tick can use, so memory stays bounded."""

@@ -107,6 +107,12 @@ RESERVE_MB = 1.0
 # an HDF5 append costs ~0.3 ms whatever its size, and a station writes ~100 datasets per batch.
 # Past this many bytes they are written early (still flushed on time).
 BUFFER_BYTES = 64 * 2**20
+# A batch flushes at once when the last flush is this share of the interval old: batches come
+# about once an interval (episode.chunk_ms), and one that came just before the interval was up
+# would otherwise wait in memory for the timer's next look (which then becomes the rhythm, and
+# adds to every row's capture-to-disk time). A crash still loses at most one interval; flushes
+# stay at most two per interval.
+FLUSH_EARLY = 0.5
 
 
 def batch_bytes(batch: GridBatch) -> int:
@@ -154,6 +160,7 @@ class EpisodeWriter:
         self._error: BaseException | None = None
         self._last_flush = time.monotonic()
         self.commits = CommitLog()
+        self._columns: dict[str, Column | None] = {}  # by path, looked up once (see `Column`)
         self._owner: int | None = None
         self._can_reserve = True  # until the file system says it cannot hold space
         try:
@@ -240,7 +247,8 @@ class EpisodeWriter:
                 self.rows += len(batch)
                 self._dirty = True
                 self._unflushed_bytes += size
-                if time.monotonic() - self._last_flush >= self.storage.flush_interval_s:
+                since = time.monotonic() - self._last_flush
+                if since >= FLUSH_EARLY * self.storage.flush_interval_s:
                     self._flush_locked()
                 elif self._buffered_bytes >= BUFFER_BYTES:
                     self._write_buffered()
@@ -292,23 +300,37 @@ class EpisodeWriter:
         if self.storage.keep_raw and batches:
             self._append_raw(batches)
 
+    def _column(self, path: str) -> Column | None:
+        """The dataset at `path`, looked up once per episode (None: the layout has none)."""
+        column = self._columns.get(path)
+        if column is None and path not in self._columns:
+            ds = self._file.get(path)
+            column = Column(ds) if isinstance(ds, h5py.Dataset) else None
+            self._columns[path] = column
+        return column
+
+    def _put(self, path: str, values: np.ndarray, start: int) -> None:
+        column = self._column(path)
+        assert column is not None, f"{path}: not in the episode's layout"
+        column.append(values, start)
+
     def _append_grid(self, batches: list[GridBatch]) -> None:
-        f = self._file
         start = self._written_rows
         timestamps = np.concatenate([b.timestamps for b in batches])
         for name, s in self.streams.items():
             aligned = [b.streams[name] for b in batches]
             for field in s.fields:
-                _append(f[s.grid_path(field)], _joined([a.values[field] for a in aligned]), start)
-            q = f[f"{QUALITY}/{name}"]
+                self._put(s.grid_path(field), _joined([a.values[field] for a in aligned]),
+                          start)
+            q = f"{QUALITY}/{name}/"
             for key in ("capture_ns", "dt_ns", "missing"):
-                _append(q[key], _joined([getattr(a, key) for a in aligned]), start)
+                self._put(q + key, _joined([getattr(a, key) for a in aligned]), start)
             for key in (*aligned[0].flags, *aligned[0].scores):
-                _append(q[key], _joined([a.flags[key] if key in a.flags else a.scores[key]
-                                         for a in aligned]), start)
+                self._put(q + key, _joined([a.flags[key] if key in a.flags else a.scores[key]
+                                            for a in aligned]), start)
         # /timestamps last: a SWMR reader may see rows before the next flush (HDF5 evicts
         # metadata when it likes), and most readers count rows by /timestamps
-        _append(f[TIMESTAMPS], timestamps, start)
+        self._put(TIMESTAMPS, timestamps, start)
         self._written_rows = start + len(timestamps)
 
     def _append_videos(self, runs: list[dict[str, CameraPackets]]) -> None:
@@ -316,14 +338,14 @@ class EpisodeWriter:
             parts = [r[name] for r in runs if len(r.get(name, ()))]
             if not parts:
                 continue
-            g = self._file[video_path(name)]
+            g = video_path(name) + "/"
             start = self._video_rows[name]
             frames = [p.frames for p in parts]
             for key in ("packets", "keyframe", "capture_ns", "device_ns", "arrival_ns"):
-                _append(g[key], _joined([getattr(x, key) for x in frames]), start)
-            _append(g["seq"], _joined([p.seq for p in parts]), start)
-            if VIDEO_CRC in g:
-                _append(g[VIDEO_CRC], packet_crcs(_joined([x.packets for x in frames])), start)
+                self._put(g + key, _joined([getattr(x, key) for x in frames]), start)
+            self._put(g + "seq", _joined([p.seq for p in parts]), start)
+            if self._column(g + VIDEO_CRC) is not None:  # files with checksums
+                self._put(g + VIDEO_CRC, packet_crcs(_joined([x.packets for x in frames])), start)
             self._video_rows[name] = start + sum(len(p) for p in parts)
 
     def _append_raw(self, batches: list[GridBatch]) -> None:
@@ -331,13 +353,14 @@ class EpisodeWriter:
             chunks = [b.raw[name] for b in batches if len(b.raw.get(name, ()))]
             if not chunks:
                 continue
-            g = self._file[f"{RAW}/{name}"]
+            g = f"{RAW}/{name}/"
             start = self._raw_rows[name]
             for key in ("arrival_ns", "capture_ns", "device_ns", "seq"):
-                _append(g[key], _joined([getattr(c, key) for c in chunks]), start)
+                self._put(g + key, _joined([getattr(c, key) for c in chunks]), start)
             for field in chunks[0].fields:
-                if field in g:
-                    _append(g[field], _joined([c.fields[field] for c in chunks]), start)
+                column = self._column(g + field)
+                if column is not None:
+                    column.append(_joined([c.fields[field] for c in chunks]), start)
             self._raw_rows[name] = start + sum(len(c) for c in chunks)
 
     def flush(self) -> None:
@@ -457,18 +480,42 @@ def commit(partial: Path, final: Path) -> Path:
     return final
 
 
+class Column:
+    """One appendable dataset, written through h5py's low-level calls.
+
+    h5py's `ds[a:b] = v` builds a selection, and reads the dataset's shape and type back from
+    HDF5, on every call; with ~100 datasets a flush, those lookups were most of the writer's
+    time. A column learns them once: its rows so far, its row shape and its dtype."""
+
+    def __init__(self, ds: h5py.Dataset):
+        self.id = ds.id
+        self.rows = int(ds.shape[0])
+        self.row_shape = tuple(int(n) for n in ds.shape[1:])
+        self.dtype = ds.dtype
+        self.vlen = self.dtype == object
+
+    def append(self, values: np.ndarray, start: int) -> None:
+        """Write `values` as rows `start`..., growing the dataset to fit."""
+        n = len(values)
+        if n == 0:
+            return
+        stop = start + n
+        if self.rows < stop:
+            self.id.set_extent((stop, *self.row_shape))
+            self.rows = stop
+        target = self.id.get_space()
+        target.select_hyperslab((start, *(0,) * len(self.row_shape)), (n, *self.row_shape))
+        if self.vlen:
+            # the object array of variable-length rows as it is (h5py's slice assignment
+            # turns equal-length byte arrays into a 2-D array and refuses it)
+            data = values
+        else:
+            data = np.ascontiguousarray(values, self.dtype).reshape(n, *self.row_shape)
+        self.id.write(h5py.h5s.create_simple(data.shape), target, data)
+
+
 def _append(ds: h5py.Dataset, values: np.ndarray, start: int) -> None:
-    stop = start + len(values)
-    if ds.shape[0] < stop:
-        ds.resize(stop, axis=0)
-    if values.dtype == object:
-        # h5py's slice assignment turns equal-length byte arrays into a 2-D array and refuses
-        # it; the low-level write takes the object array of variable-length rows as it is.
-        target = ds.id.get_space()
-        target.select_hyperslab((start,), (len(values),))
-        ds.id.write(h5py.h5s.create_simple((len(values),)), target, values)
-    else:
-        ds[start:stop] = values
+    Column(ds).append(values, start)
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:

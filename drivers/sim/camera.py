@@ -132,19 +132,24 @@ class SimCamera(ThreadedDevice):
             raise DeviceError(f"{self.config.name}: simulated camera unplugged")
         index = self.frame_index
         self.frame_index += 1
-        if self._ring.full():  # the ring would refuse this frame: as a real driver, skip it
-            self._ring.refuse(np.array([index]))  # ...counted as overflow all the same
+        # The frame is drawn straight into the ring's next slot; a full ring refuses it before
+        # it is drawn (as a real driver skips it), counted as overflow all the same.
+        slot = self._reserve(index)
+        if slot is None:
             return None
+        image = slot["image"]
         plan = self.faults
         drawn = self._drawn(index)
         if drawn["frozen"] and self._delivered is not None:
-            image = self._delivered  # a stuck camera repeats, exactly, the frame the host got
+            # a stuck camera repeats, exactly, the frame the host got (still in its slot: the
+            # ring overwrites a slot only after newer frames were delivered)
+            np.copyto(image, self._delivered)
         else:
-            image = self.render(index)
+            self.render(index, out=image)
             if drawn["blurred"]:
-                image = cv2.blur(image, (BLUR_KERNEL, BLUR_KERNEL))
+                cv2.blur(image, (BLUR_KERNEL, BLUR_KERNEL), dst=image)
             if drawn["overexposed"]:
-                image = cv2.add(image, np.full_like(image, OVEREXPOSE_GAIN))
+                cv2.add(image, np.full_like(image, OVEREXPOSE_GAIN), dst=image)
         delay = int(plan.arrival_delay_ns(1)[0])
         if delay and plan.faults.latency_ms + plan.faults.jitter_ms > 0:
             self._stop.wait(max(0.0, (captured_ns + delay - time.monotonic_ns()) / 1e9))
@@ -170,10 +175,15 @@ class SimCamera(ThreadedDevice):
         row = index - block * DRAW_BLOCK
         return {k: bool(v[row]) for k, v in self._draws.items()}
 
-    def render(self, index: int) -> np.ndarray:
-        """Draw the scene as this camera sees it, with the frame counter on top."""
+    def render(self, index: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Draw the scene as this camera sees it, with the frame counter on top; into `out`
+        (a ring slot, a row of a batch) when given."""
         qpos, gripper, obj, _ = self.world.snapshot()
-        image = self._background.copy()
+        if out is None:
+            image = self._background.copy()
+        else:
+            image = out
+            np.copyto(image, self._background)
         h, w = image.shape[:2]
         scale = 0.9 * h
         base = np.array([w * (0.3 + 0.2 * self.view), h * 0.85])
