@@ -36,7 +36,7 @@ GROWN_BYTES = 2_000_000  # the partial holds flushed ticks by then
 
 def record_into(disk: Path, engine: str, roomy: Path) -> subprocess.Popen:
     sets = [f"station.output_dir={disk}", f"engine.kind={engine}", "episode.duration_s=120",
-            "storage.min_free_gb=0.001", "pipeline.images.encoding=jpeg",
+            "storage.min_free_gb=0", "pipeline.images.encoding=jpeg",
             # Ray's own logs and spill files on a roomy disk: on the full one Ray itself
             # prints its failed log writes
             f"engine.temp_dir={roomy / 'ray'}",
