@@ -24,4 +24,13 @@ __all__ = [
     "EpisodeFileError",
     "PipelineError",
     "StartupInterrupted",
+    "raised_by_us",
 ]
+
+
+def raised_by_us(exc: CollectorError) -> CollectorError:
+    """The error as its stage raised it. An error raised in a Ray actor arrives wrapped in one
+    that is both Ray's and ours, whose text is the remote traceback (with terminal colours);
+    its `cause` is ours, with our one line. (No Ray import: only collector/engines has one.)"""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, CollectorError) else exc

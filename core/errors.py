@@ -6,7 +6,10 @@ from typing import Any
 
 
 class CollectorError(Exception):
-    """An expected failure: bad input, a missing device, a full disk. Never a bug."""
+    """An expected failure: bad input, a missing device, a full disk. Never a bug.
+
+    `exit_code`: what every command (and `collector run`) exits with on it; the README's one
+    exit-code table lists them."""
 
     exit_code = 1
 
@@ -19,6 +22,8 @@ class ConfigError(CollectorError):
 
 class DeviceError(CollectorError):
     """A device could not be opened, or stopped answering."""
+
+    exit_code = 3
 
 
 class EpisodeFileError(CollectorError):
@@ -35,6 +40,8 @@ class DiskFullError(CollectorError):
         super().__init__(*args)
         # list[EpisodeSummary]; core sits below collector, so it cannot name the type
         self.summaries: list[Any] = []
+
+    exit_code = 4
 
 
 class PipelineError(CollectorError):

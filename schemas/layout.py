@@ -46,6 +46,10 @@ VLEN_UINT8 = "vlen_uint8"  # encoded images: one variable-length byte array per 
 # shows (NO_FRAME: none yet). The group's attributes say how to decode (core/video.py).
 VIDEO_FIELDS = {"packets": VLEN_UINT8, "keyframe": "bool", "capture_ns": "int64",
                 "device_ns": "int64", "arrival_ns": "int64", "seq": "int64"}
+# HDF5's Fletcher-32 filter checks a chunk's bytes, but a variable-length dataset's chunks hold
+# only pointers to its rows: each packet carries its own zlib CRC-32 here (layouts with
+# `checksums`)
+VIDEO_CRC = "crc32"
 NO_FRAME = -1
 
 # Rows per HDF5 chunk. Grid chunks of 64 ticks (~2 s at 30 Hz) keep a flush cheap and a
@@ -117,6 +121,9 @@ class EpisodeLayout(BaseModel):
     format_version: int = 2  # files written before format 2 say 1 here
     streams: list[StreamSpec]
     keep_raw: bool = True
+    checksums: bool = Field(False, description="fixed-size datasets carry HDF5's Fletcher-32 "
+                            "per chunk, video packets a CRC-32 each (/videos/<camera>/crc32); "
+                            "files written before checksums say false")
 
     def datasets(self) -> list[DatasetSpec]:
         return (self.grid_datasets() + [d for s in self.streams for d in self.raw_datasets(s)]
@@ -152,8 +159,9 @@ class EpisodeLayout(BaseModel):
         """A video-coded camera's frames, once each: all of equal length, their own."""
         if not s.is_video:
             return []
+        fields = {**VIDEO_FIELDS, **({VIDEO_CRC: "uint32"} if self.checksums else {})}
         return [DatasetSpec(video_path(s.name, name), (), dtype, VIDEO_CHUNK, grid=False,
-                            numeric=name != "packets") for name, dtype in VIDEO_FIELDS.items()]
+                            numeric=name != "packets") for name, dtype in fields.items()]
 
 
 def video_path(camera: str, name: str = "") -> str:

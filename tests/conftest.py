@@ -13,6 +13,7 @@ import pytest
 
 from collector.batch import EpisodeClock, GridBatch, StreamCounters, StreamOnGrid
 from collector.storage.layout import StreamLayout
+from collector.storage.validate import validate_file
 from drivers.chunk import Chunk
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -113,6 +114,48 @@ def wait_for_partial(proc: subprocess.Popen, root: Path) -> None:
         return bool(partials(root))
 
     wait_until(started, "the recorder starts an episode")
+
+
+# --- a disk of its own, to fill -------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A size-limited file system of its own, so the rest of the machine never fills up."""
+    def mount(size_mb: int) -> Path:
+        disk = tmp_path / f"disk{size_mb}"
+        disk.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
+                               str(disk)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot mount a {size_mb} MB tmpfs here (needs root or CAP_SYS_ADMIN):"
+                        f" {made.stderr.strip()}")
+        mounted.append(disk)
+        return disk
+
+    mounted: list[Path] = []
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def copy_to_roomy_disk(partial: Path, roomy: Path) -> Path:
+    day = roomy / "sim-01" / partial.parent.name
+    day.mkdir(parents=True)
+    moved = day / partial.name
+    moved.write_bytes(partial.read_bytes())
+    return moved
+
+
+def recover_elsewhere(partial: Path, roomy: Path) -> Path:
+    """Copy a partial off the full disk, run `collector recover` on it, check the result
+    validates; returns the recovered episode."""
+    moved = copy_to_roomy_disk(partial, roomy)
+    recovered = run_cli("recover", str(moved), cwd=ROOT)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    [path] = list(moved.parent.glob("*.h5"))
+    assert validate_file(path) == []
+    return path
+
 
 
 # --- grid batches of one force/torque sensor, for the writer without a pipeline --------------

@@ -62,7 +62,7 @@ def test_robot_replay_tracks_the_recorded_trajectory(recorded, tmp_path):
 def test_robot_replay_over_the_bound_exits_non_zero(recorded):
     result = run_cli("replay", str(recorded), "--to", "robot", "--start", "0.5", "--end", "1.5",
                      "--bound", "0.0000001")
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == 6, result.stderr
     assert "EXCEEDS" in result.stdout and "30 ticks" in result.stdout
 
 

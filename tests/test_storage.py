@@ -24,6 +24,7 @@ from tests.conftest import (
     FT,
     ROOT,
     partials,
+    recover_elsewhere,
     run_cli,
     sensor_batch,
     start_recorder,
@@ -67,7 +68,8 @@ def test_every_compression_round_trips(tmp_path, compression):
         filters = set(grid._filters)
         expected = {"none": set(), "lzf": {"lzf"}, "gzip": {"gzip"},
                     "zstd": {str(hdf5plugin.BLOSC_ID)}}[compression]
-        assert expected <= filters and (expected or not filters - {"shuffle"})
+        assert expected <= filters and (expected or not filters - {"shuffle", "fletcher32"})
+        assert "fletcher32" in filters  # after the compression: it checks the stored bytes
 
 
 def test_flushes_on_time_when_batches_stop_coming(tmp_path):
@@ -127,26 +129,6 @@ def test_second_ctrl_c_aborts_the_episode_into_rejected(tmp_path):
         assert f.attrs["outcome"] == "aborted" and "twice" in f.attrs["reason"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A size-limited file system of its own, so the rest of the machine never fills up."""
-    def mount(size_mb: int) -> Path:
-        disk = tmp_path / f"disk{size_mb}"
-        disk.mkdir()
-        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                               str(disk)], capture_output=True, text=True)
-        if made.returncode != 0:
-            pytest.skip(f"cannot mount a {size_mb} MB tmpfs here (needs root or CAP_SYS_ADMIN):"
-                        f" {made.stderr.strip()}")
-        mounted.append(disk)
-        return disk
-
-    mounted: list[Path] = []
-    yield mount
-    for disk in mounted:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
 SMALL_FRAMES = [f"devices.{cam}.{k}={v}" for cam in ("cam_high", "cam_left_wrist",
                                                      "cam_right_wrist")
                 for k, v in (("width", 384), ("height", 128))]  # sim cameras need >= 384 wide
@@ -167,7 +149,7 @@ def record_until_full(disk: Path, min_free_gb: float, duration_s: float = 1.0,
 def test_low_disk_stops_the_station_cleanly(small_disk):
     disk = small_disk(24)
     result = record_until_full(disk, 0.012)  # stop with 12 MB of 24 left
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 4, result.stderr  # DiskFullError.exit_code
     assert "below storage.min_free_gb" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1  # one clear line
     assert not partials(disk)
@@ -179,30 +161,11 @@ def test_low_disk_stops_the_station_cleanly(small_disk):
     assert os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > 0.010e9
 
 
-def copy_to_roomy_disk(partial: Path, roomy: Path) -> Path:
-    day = roomy / "sim-01" / partial.parent.name
-    day.mkdir(parents=True)
-    moved = day / partial.name
-    moved.write_bytes(partial.read_bytes())
-    return moved
-
-
-def recover_elsewhere(partial: Path, roomy: Path) -> Path:
-    """Copy a partial off the full disk, run `collector recover` on it, check the result
-    validates; returns the recovered episode."""
-    moved = copy_to_roomy_disk(partial, roomy)
-    recovered = run_cli("recover", str(moved), cwd=ROOT)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    [path] = list(moved.parent.glob("*.h5"))
-    assert validate_file(path) == []
-    return path
-
-
 def test_disk_filling_mid_episode_keeps_a_recoverable_partial(small_disk, tmp_path):
     """No min_free_gb guard: the writer itself stops before HDF5 meets ENOSPC."""
     disk = small_disk(12)
     result = record_until_full(disk, 0.0, duration_s=30.0, episodes=1)  # ~2 MB/s: 60 MB
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 4, result.stderr
     assert "collector: error: disk full" in result.stderr and "Traceback" not in result.stderr
     assert "wrote 0 episode(s)" in result.stdout
     [partial] = partials(disk)

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import yaml
 
+from collector.storage.checksums import packet_crcs
 from collector.storage.writer import create_dataset
 from core.video import VideoEncoder, video_attrs
 from schemas.episode import FORMAT_VERSION
@@ -33,6 +34,7 @@ from schemas.layout import (
     QUALITY,
     RAW,
     TIMESTAMPS,
+    VIDEO_CRC,
     EpisodeLayout,
     image_dataset,
     video_path,
@@ -109,6 +111,7 @@ def _restore_camera(f: h5py.File, cam: str, spec: ImageEncoding, fps: float) -> 
     stream = {"packets": np.concatenate([p.packets for p in parts]),
               "keyframe": np.concatenate([p.keyframe for p in parts]),
               "capture_ns": times, "device_ns": device, "arrival_ns": arrival, "seq": seq}
+    stream[VIDEO_CRC] = packet_crcs(stream["packets"])
     attrs = dict(grid.attrs) | {"encoding": spec.encoding}
     del f[f"{IMAGES}/{cam}"], f[f"{RAW}/{cam}"]
     layout = EpisodeLayout.model_validate_json(f.attrs[LAYOUT_ATTR])

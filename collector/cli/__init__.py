@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from collector.errors import CollectorError
+from collector.errors import CollectorError, raised_by_us
 from collector.tuning import tune_process
 
 COMMANDS = ["record", "inspect", "config_cmd", "devices", "recover", "validate", "export", "run",
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CollectorError as exc:
+    except CollectorError as error:
+        exc = raised_by_us(error)
         for line in str(exc).splitlines() or [""]:  # several problems: one line each
             print(f"collector: error: {line}", file=sys.stderr)
         return exc.exit_code

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from collector.efficiency import describe_factors, describe_losses
-from collector.storage.reader import open_episode
+from collector.storage.validate import open_valid, unreadable
 from collector.storage.videos import VideoFrames
 
 
@@ -18,8 +18,12 @@ def register(sub) -> None:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    with open_episode(args.file) as ep:
-        print(format_episode(ep))
+    with open_valid(args.file) as ep:
+        try:
+            text = format_episode(ep)
+        except OSError as exc:
+            raise unreadable(args.file, exc) from None
+    print(text)
     return 0
 
 

@@ -15,9 +15,10 @@ from collector.replay.source import (
     parse_fields,
 )
 from collector.storage.reader import Episode
+from collector.storage.validate import unreadable
 
 MODES = ("robot", "video", "pipeline")
-EXIT_ABOVE_BOUND = 3  # robot replay ran, but tracked worse than the bound
+EXIT_ABOVE_BOUND = 6  # robot replay ran, but tracked worse than the bound (3: a device failed)
 
 
 def register(sub) -> None:
@@ -76,11 +77,16 @@ def replay(args: argparse.Namespace) -> int:
         raise ReplayError(f"--to robot takes no target (got {args.target!r}); use --config")
     with open_recorded(args.episode) as episode:
         ticks = episode_range(episode, args.start, args.end)
-        if args.to == "robot":
-            return _robot(args, episode, ticks)
-        if args.to == "video":
-            return _video(args, episode, ticks)
-        return _pipeline(args, episode, ticks)
+        try:
+            if args.to == "robot":
+                return _robot(args, episode, ticks)
+            if args.to == "video":
+                return _video(args, episode, ticks)
+            return _pipeline(args, episode, ticks)
+        except OSError as exc:
+            if exc.errno is not None:  # the system's: an output that cannot be written
+                raise
+            raise unreadable(args.episode, exc) from None  # HDF5's: a damaged chunk
 
 
 def _robot(args, episode: Episode, ticks) -> int:

@@ -415,6 +415,13 @@ class RayEngine(Engine):
         return ray.get(self.capture.collect_previews.remote())
 
     def close(self) -> None:
+        if self.inflight:  # each batch's error (a disk full each) seen, not left for Ray to
+            refs = list(self.inflight)  # print as "Unhandled error" when the refs are dropped
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=10)
+            for ref in done:
+                with contextlib.suppress(Exception):
+                    ray.get(ref)
+            self.inflight.clear()
         for actor in (self.execution, self.capture):
             with contextlib.suppress(Exception):  # best effort: the actor may be gone
                 ray.get(actor.close.remote(), timeout=10)

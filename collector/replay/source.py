@@ -11,7 +11,8 @@ import numpy as np
 
 from collector.errors import CollectorError
 from collector.storage.layout import ACTIONS, OBSERVATIONS, QUALITY
-from collector.storage.reader import Episode, open_episode
+from collector.storage.reader import Episode
+from collector.storage.validate import open_valid
 
 # The documented bound on the RMS tracking error (rad, over all joints and the whole range) when
 # an episode recorded on the simulated station is replayed on the simulated arm at speed 1.
@@ -29,7 +30,7 @@ def open_recorded(path: str | Path) -> Episode:
     path = Path(path)
     if not path.is_file():
         raise ReplayError(f"{path}: no such episode file; pass the path of a recorded .h5")
-    episode = open_episode(path)
+    episode = open_valid(path)
     if len(episode) == 0:
         episode.close()
         raise ReplayError(f"{path}: the episode has no grid ticks to replay")

@@ -3,8 +3,13 @@ loop use."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from collector.errors import DiskFullError
 
@@ -30,3 +35,27 @@ def check_free_space(path: Path, min_free_gb: float) -> None:
             f"free space under {path} is {free:.2f} GB, below "
             f"storage.min_free_gb={min_free_gb:g}; stopped collecting "
             f"(every committed episode is complete): free some space and start again")
+
+
+FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h: allocate blocks past the end, the size unchanged
+_fallocate: Any
+try:
+    _fallocate = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).fallocate
+    _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+except (AttributeError, OSError, TypeError):  # not Linux: no fallocate
+    _fallocate = None
+
+
+def reserve_past_end(fd: int, nbytes: int) -> bool:
+    """Hold `nbytes` of disk past the end of the open file `fd` without changing its size, so
+    the next writes that append to it cannot meet a full disk: another process filling the
+    disk takes only what is not held. True: held; False: this file system cannot hold space
+    (check free space instead). Raises `OSError` (ENOSPC) when the disk has not that much."""
+    if _fallocate is None:
+        return False
+    if _fallocate(fd, FALLOC_FL_KEEP_SIZE, os.fstat(fd).st_size, nbytes) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(err, os.strerror(err))

@@ -53,7 +53,11 @@ class TickImages:
         return int(self._ds.shape[0])
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return decode_frame(self._ds[index], self.encoding)
+        try:
+            return decode_frame(self._ds[index], self.encoding)
+        except ValueError as exc:  # damaged bytes: the file's problem, not the caller's
+            raise EpisodeFileError(f"{self._ds.file.filename}: {self._ds.name}[{index}]: "
+                                   f"{exc}") from None
 
     def encoded_bytes(self) -> int:
         if self.encoding == "raw":

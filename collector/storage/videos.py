@@ -19,7 +19,7 @@ import numpy as np
 
 from collector.errors import EpisodeFileError
 from core.video import VideoDecoder, keyframe_before
-from schemas.layout import NO_FRAME, VIDEO_CHUNK, VIDEO_FIELDS
+from schemas.layout import NO_FRAME, VIDEO_CHUNK, VIDEO_CRC, VIDEO_FIELDS
 
 VIDEO_TIMES = ("arrival_ns", "capture_ns", "device_ns", "seq")  # a frame's times, as /raw's
 
@@ -27,7 +27,7 @@ VIDEO_TIMES = ("arrival_ns", "capture_ns", "device_ns", "seq")  # a frame's time
 def video_length(group: h5py.Group) -> int:
     """Frames every dataset of the video holds: a file being written (SWMR) can show one
     dataset grown before the writer's next flush has grown the others."""
-    return int(min(group[name].shape[0] for name in VIDEO_FIELDS if name in group))
+    return int(min(group[name].shape[0] for name in (*VIDEO_FIELDS, VIDEO_CRC) if name in group))
 
 
 def read_only(frame: np.ndarray) -> np.ndarray:

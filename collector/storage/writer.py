@@ -23,8 +23,9 @@ import numpy as np
 
 from collector.batch import CameraPackets, GridBatch
 from collector.errors import DiskFullError
+from collector.storage.checksums import packet_crcs
 from collector.storage.commit_log import CommitLog
-from collector.storage.disk import free_gb
+from collector.storage.disk import free_gb, reserve_past_end
 from collector.storage.layout import (
     ALOHA_ACTION,
     ALOHA_QPOS,
@@ -53,6 +54,7 @@ from schemas.layout import (
     FILL_RULE,
     FILL_RULE_ATTR,
     NO_FRAME,
+    VIDEO_CRC,
     DatasetSpec,
     EpisodeLayout,
     FieldSpec,
@@ -77,11 +79,14 @@ def hdf5_dtype(name: str) -> np.dtype[Any]:
 
 
 def create_dataset(f: h5py.File, spec: DatasetSpec, compression: str) -> h5py.Dataset:
-    """An empty, appendable dataset as the layout describes it."""
+    """An empty, appendable dataset as the layout describes it. Every fixed-size one carries
+    HDF5's Fletcher-32 per chunk (after compression: it checks the stored bytes), so a read of
+    a damaged chunk fails instead of returning wrong values; variable-length rows lie outside
+    the chunks (video packets carry a CRC-32 of their own, /videos/<camera>/crc32)."""
     pack = compression_options(compression) if spec.numeric else {}
     return f.create_dataset(spec.path, (0, *spec.shape), hdf5_dtype(spec.dtype),
                             maxshape=(None, *spec.shape), chunks=(spec.chunk_rows, *spec.shape),
-                            **pack)
+                            fletcher32=spec.dtype != VLEN_UINT8, **pack)
 
 
 def describe_field(ds: h5py.Dataset, field: FieldSpec) -> None:
@@ -159,6 +164,7 @@ class EpisodeWriter:
         self.commits = CommitLog()
         self._columns: dict[str, Column | None] = {}  # by path, looked up once (see `Column`)
         self._owner: int | None = None
+        self._can_reserve = True  # until the file system says it cannot hold space
         try:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
             self._create(image_encoding)
@@ -227,9 +233,8 @@ class EpisodeWriter:
                 raise self._error
             size = batch_bytes(batch)
             # a flush writes everything since the last one: that must fit, not just this batch
-            need_gb = (HEADROOM * (self._unflushed_bytes + size) / 1e6 + RESERVE_MB) / 1e3
-            free = free_gb(self.partial_path.parent)
-            if free < need_gb:
+            if not self._room_for(HEADROOM * (self._unflushed_bytes + size) + RESERVE_MB * 1e6):
+                free = free_gb(self.partial_path.parent)
                 self._error = DiskFullError(
                     f"disk full: {free * 1e3:.1f} MB left for {self.partial_path}; stopped "
                     f"before writing more ({self.flushed_rows} ticks flushed, kept): free some "
@@ -252,6 +257,23 @@ class EpisodeWriter:
             except (OSError, RuntimeError) as exc:
                 self._raise_if_disk_full(exc)
                 raise
+
+    def _room_for(self, nbytes: float) -> bool:
+        """Whether the next writes fit. The space is held past the file's end where the file
+        system can (then another process filling the disk cannot take it between this check
+        and HDF5's write: after a failed write HDF5 can neither write nor close the file, and
+        its clean-up crashed the process); elsewhere, free space is compared."""
+        if self._can_reserve:
+            try:
+                self._can_reserve = reserve_past_end(self._file.id.get_vfd_handle(),
+                                                     int(nbytes))
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    return False
+                raise
+            if self._can_reserve:
+                return True
+        return free_gb(self.partial_path.parent) * 1e9 >= nbytes
 
     def append_videos(self, videos: dict[str, CameraPackets]) -> None:
         """Packets of video cameras (a batch's `videos`, or those of a batch whose ticks were
@@ -324,6 +346,8 @@ class EpisodeWriter:
             for key in ("packets", "keyframe", "capture_ns", "device_ns", "arrival_ns"):
                 self._put(g + key, _joined([getattr(x, key) for x in frames]), start)
             self._put(g + "seq", _joined([p.seq for p in parts]), start)
+            if self._column(g + VIDEO_CRC) is not None:  # files with checksums
+                self._put(g + VIDEO_CRC, packet_crcs(_joined([x.packets for x in frames])), start)
             self._video_rows[name] = start + sum(len(p) for p in parts)
 
     def _append_raw(self, batches: list[GridBatch]) -> None:
