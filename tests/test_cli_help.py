@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
+import subprocess
+import sys
+
+import pytest
 
 from collector.cli import build_parser
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
+
+FORMAT1 = ROOT / "tests" / "data" / "format1_episode.h5"
 
 STATED = re.compile(r"default:? ([^;,)\s]+)")
 
@@ -54,3 +62,16 @@ def test_replay_help_states_the_bound_it_applies():
     text = " ".join(result.stdout.split())
     assert f"RMS tracking error bound in rad (default {DEFAULT_BOUND_RAD:g})" in text
     assert "0.02" not in text
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_reader_that_goes_away_ends_the_command_quietly(unbuffered):
+    """`collector inspect ... | head -1`: no traceback, the exit status of a closed pipe."""
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    proc = subprocess.Popen([sys.executable, "-m", "collector", "inspect", str(FORMAT1)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the first line
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and b"Exception ignored" not in err, err.decode()
+    assert proc.returncode == 128 + signal.SIGPIPE

@@ -6,6 +6,8 @@ Every expected failure is a `CollectorError`: printed as one line, with its exit
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 from collector.errors import CollectorError, raised_by_us
@@ -36,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return code
     except CollectorError as error:
         exc = raised_by_us(error)
         for line in str(exc).splitlines() or [""]:  # several problems: one line each
@@ -45,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("collector: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`collector validate ... | head`): as any Unix filter, stop
+        # quietly; stdout goes to /dev/null so the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
