@@ -26,6 +26,7 @@ from collector.errors import (
     DeviceError,
     DiskFullError,
     StartupInterrupted,
+    raised_by_us,
 )
 from collector.station import EpisodeRun, Station
 from collector.storage.disk import free_gb
@@ -317,6 +318,8 @@ class Daemon:
     # -- ending ----------------------------------------------------------------------------
 
     def _fail(self, code: int, event: str, exc: Exception) -> int:
+        if isinstance(exc, CollectorError):  # from a Ray actor: our line, not its traceback
+            exc = raised_by_us(exc)
         self.log.error(event, message=str(exc), exit_code=code)
         if self.book is not None:
             with contextlib.suppress(OSError):  # the disk may be what failed
