@@ -303,3 +303,12 @@ def test_truncated_at_a_hundred_random_lengths(killed_partial, tmp_path):
     lengths = sorted(random.Random(18).sample(range(49, size), 100))
     tally = truncated_recover(killed_partial, tmp_path, lengths)
     assert sum(tally.values()) == 100
+
+
+def test_a_rig_config_that_does_not_parse_is_kept_aside_and_the_file_validates(recovered_set):
+    """validate refuses a rig_config that is not the station's mapping, and what recover writes
+    must validate: the text is kept under its own attribute, rig_config says nothing known."""
+    with h5py.File(recovered_set["day"] / "rig_config_garbage.h5") as f:
+        assert f.attrs["rig_config_unparsed"] == "a: [unclosed"
+        assert f.attrs["rig_config"] == "{}\n"
+        assert any("rig_config does not parse" in x for x in f.attrs["recovery_dropped"])

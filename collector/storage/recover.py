@@ -65,6 +65,7 @@ UNLOCKED_SUFFIX = ".unlocked"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 UNRECOVERABLE_SUFFIX = ".unrecoverable"  # kept in rejected/ under this name, never deleted
 DROPPED_ATTR = "recovery_dropped"  # root attribute of a recovered episode: what was left out
+UNPARSED_RIG_ATTR = "rig_config_unparsed"  # ... and its rig_config, when that did not parse
 # A version 2/3 superblock is 48 bytes: a partial no longer than that holds the file's creation
 # and nothing else (the writer was killed before its first flush put any object on disk).
 SUPERBLOCK_BYTES = 48
@@ -303,6 +304,11 @@ def _salvage(src: h5py.File, partial: Path, staging: Path, beat: Beat) -> Recove
         metadata = _metadata(attrs, partial, result)
         dst.attrs.update({**metadata.model_dump(mode="json"),
                           LAYOUT_ATTR: plan.layout.model_dump_json()})
+        if rig_problem:
+            # the text is kept as it was, out of the way: readers take `rig_config` as the
+            # station's mapping, and an empty one says honestly that it is not known
+            dst.attrs[UNPARSED_RIG_ATTR] = str(attrs.get("rig_config", ""))
+            dst.attrs["rig_config"] = "{}\n"
         if plan.dropped:
             dst.attrs[DROPPED_ATTR] = plan.dropped
         planned_s = _number(rig.get("episode", {}).get("duration_s"), result.seconds)
