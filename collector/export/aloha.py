@@ -32,7 +32,7 @@ import yaml
 from collector.derive import VELOCITY_OF
 from collector.export.arrays import action_parts, grid_field, grid_quality, state_parts, vector
 from collector.export.episodes import check_valid
-from collector.export.robomimic import ROWS, Exported
+from collector.export.robomimic import Exported, write_frames
 from collector.export.staging import staged
 from collector.storage.layout import QUALITY
 from collector.storage.reader import Episode, open_episode
@@ -70,13 +70,7 @@ def _write_episode(f: h5py.File, ep: Episode, images: bool, compression: str | N
     f.create_dataset("action", data=action.values).attrs["names"] = action.names
     group = obs.create_group("images")
     for camera in ep.cameras if images else []:
-        frames = ep.images(camera)
-        h, w, c = frames.shape
-        ds = group.create_dataset(camera, (n, h, w, c), np.uint8, chunks=(1, h, w, c),
-                                  compression=compression)
-        for start in range(0, n, ROWS):
-            stop = min(start + ROWS, n)
-            ds[start:stop] = np.stack([frames[t] for t in range(start, stop)])
+        write_frames(group, camera, ep.images(camera), compression)
     for stream in ep.streams():
         for name, values in grid_quality(ep, stream).items():
             f.create_dataset(f"{QUALITY}/{stream}/{name}", data=values)

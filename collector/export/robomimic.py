@@ -89,7 +89,7 @@ def _write_demo(demo: h5py.Group, ep: Episode, images: bool, compression: str | 
                 obs.create_dataset(f"{name}_{flag}", data=on, compression=compression)
         if kind == "camera":
             if images:
-                _write_frames(obs, f"{name}_image", ep.images(name), compression)
+                write_frames(obs, f"{name}_image", ep.images(name), compression)
             continue
         if kind == "action":
             continue
@@ -111,7 +111,9 @@ def _write_demo(demo: h5py.Group, ep: Episode, images: bool, compression: str | 
     return n
 
 
-def _write_frames(obs: h5py.Group, key: str, frames: Images, compression: str | None) -> None:
+def write_frames(obs: h5py.Group, key: str, frames: Images, compression: str | None) -> None:
+    """An episode's frames of one camera as (n, h, w, 3) uint8, a chunk per frame, decoded and
+    written ROWS at a time."""
     n = len(frames)
     h, w, c = frames.shape
     ds = obs.create_dataset(key, (n, h, w, c), np.uint8, chunks=(1, h, w, c),
