@@ -60,19 +60,27 @@ def is_ray_process(p: psutil.Process) -> bool:
 
 
 def orphaned(pid: int) -> bool:
-    """The process is Ray's and every ancestor up to the init process is Ray's too: the
-    station that started them is gone."""
+    """The process is Ray's and every ancestor up to the init process is Ray's too, or dead:
+    the station that started them is gone. Right after a SIGKILL the station may still be a
+    zombie its own parent has not reaped yet (its Ray children not yet reparented): dead too."""
     try:
-        p: psutil.Process | None = psutil.Process(pid)
-        seen_ray = False
-        while p is not None and p.pid > 1:
-            if not is_ray_process(p):
-                return False
-            seen_ray = True
-            p = p.parent()
-        return seen_ray
+        p = psutil.Process(pid)
+        if not is_ray_process(p):
+            return False
     except psutil.Error:
-        return False  # gone already: the next look at the lock tells
+        return False  # gone already (the next look at the lock tells), or not ours to judge
+    try:
+        while True:
+            parent = p.parent()  # None once the parent is gone
+            if parent is None or parent.pid <= 1 or parent.status() == psutil.STATUS_ZOMBIE:
+                return True
+            if not is_ray_process(parent):
+                return False
+            p = parent
+    except psutil.NoSuchProcess:
+        return True  # an ancestor died while we looked: the station is gone
+    except psutil.Error:
+        return False
 
 
 def held_by_orphans(path: Path) -> bool:
