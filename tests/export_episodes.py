@@ -44,3 +44,9 @@ def mixed_episode(folder: Path, name: str = "mixed.h5", duration_s: float = 2.0,
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def mixed_sources(folder: Path, duration_s: float, n: int = 2) -> list[Path]:
+    """`n` mixed episodes made from one real format-1 recording of `duration_s`."""
+    source = record_format1(folder / "format1", duration_s)
+    return [mixed_episode(folder, f"mixed{i}.h5", source=source)[0] for i in range(n)]

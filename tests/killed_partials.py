@@ -9,7 +9,7 @@ from pathlib import Path
 
 import h5py
 
-from tests.conftest import partials, wait_until
+from tests.conftest import partials, start_recorder, wait_until
 
 
 def flushed_ticks(path: Path) -> int:
@@ -37,3 +37,12 @@ def wait_for_ticks(proc: subprocess.Popen, out: Path, ticks: int) -> Path:
 def kill(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+
+
+def sigkilled_partial(out: Path, ticks: int = 60) -> Path:
+    """A real partial: a 60 s `collector record` SIGKILLed once `ticks` are flushed."""
+    proc = start_recorder(out, 1, 60.0)
+    try:
+        return wait_for_ticks(proc, out, ticks)
+    finally:
+        kill(proc)

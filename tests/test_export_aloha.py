@@ -11,8 +11,7 @@ import pytest
 
 from collector.storage.reader import open_episode
 from tests.conftest import run_cli
-from tests.export_episodes import JPEG, SLOW, STEPPED, mixed_episode
-from tests.video_episodes import record_format1
+from tests.export_episodes import JPEG, SLOW, STEPPED, mixed_sources
 
 CAMERAS = [SLOW, STEPPED, JPEG]
 
@@ -20,8 +19,7 @@ CAMERAS = [SLOW, STEPPED, JPEG]
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("aloha_sources")
-    source = record_format1(folder / "format1", 1.5)
-    return [mixed_episode(folder, f"mixed{i}.h5", source=source)[0] for i in range(2)]
+    return mixed_sources(folder, 1.5)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ import pytest
 
 from collector.storage.reader import open_episode
 from tests.conftest import ROOT, run_cli
-from tests.export_episodes import JPEG, SLOW, STEPPED, mixed_episode, psnr
-from tests.video_episodes import record_format1
+from tests.export_episodes import JPEG, SLOW, STEPPED, mixed_sources, psnr
 
 MIN_PSNR = 35.0  # dB: a decoded frame against the episode's own, the acceptance's bar
 LEROBOT_PYTHON = os.environ.get("COLLECTOR_LEROBOT_PYTHON")
@@ -27,8 +26,7 @@ LOAD_SCRIPT = ROOT / "tests" / "lerobot_load.py"
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("lerobot_sources")
-    source = record_format1(folder / "format1", 2.0)
-    return [mixed_episode(folder, f"mixed{i}.h5", source=source)[0] for i in range(2)]
+    return mixed_sources(folder, 2.0)
 
 
 @pytest.fixture(scope="module")

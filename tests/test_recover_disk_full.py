@@ -14,8 +14,8 @@ import h5py
 import pytest
 
 from collector.errors import DiskFullError
-from tests.conftest import ROOT, partials, run_cli, start_recorder, wait_until
-from tests.killed_partials import kill, wait_for_ticks
+from tests.conftest import ROOT, partials, run_cli, wait_until
+from tests.killed_partials import sigkilled_partial
 
 
 @pytest.fixture
@@ -32,13 +32,7 @@ def small_disk(tmp_path):
 
 @pytest.fixture(scope="module")
 def killed_partial(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("killed")
-    proc = start_recorder(out, 1, 60.0)
-    try:
-        partial = wait_for_ticks(proc, out, 60)
-    finally:
-        kill(proc)
-    return partial
+    return sigkilled_partial(tmp_path_factory.mktemp("killed"))
 
 
 def fill(folder: Path, leave: int = 0) -> Path:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from collector.storage.recover import DROPPED_ATTR
-from tests.conftest import partials, record_one, run_cli, start_recorder
-from tests.killed_partials import kill, wait_for_ticks
+from tests.conftest import partials, record_one, run_cli
+from tests.killed_partials import sigkilled_partial
 from tests.video_episodes import garble
 
 TIMEOUT_S = "20"  # no progress for this long: the worker is killed (the bound, not a wait)
@@ -247,12 +247,7 @@ def test_a_zeroed_block_ends_cleanly(recovered_set):
 @pytest.fixture(scope="module")
 def killed_partial(tmp_path_factory) -> Path:
     """A real partial: `collector record` SIGKILLed once 60 ticks are flushed."""
-    out = tmp_path_factory.mktemp("killed")
-    proc = start_recorder(out, 1, 60.0)
-    try:
-        partial = wait_for_ticks(proc, out, 60)
-    finally:
-        kill(proc)
+    partial = sigkilled_partial(tmp_path_factory.mktemp("killed"))
     kept = tmp_path_factory.mktemp("pristine") / partial.name
     shutil.copyfile(partial, kept)
     return kept
