@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,13 +18,13 @@ from collector.config import dump_station
 from collector.derive import derived_fields
 from collector.engines import start_engine
 from collector.engines.base import Engine, EngineStats, camera_checks, image_encodings
-from collector.errors import DiskFullError
+from collector.errors import DiskFullError, StartupInterrupted
 from collector.previews import Preview
 from collector.quality import quality_datasets
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
 from collector.storage.disk import check_free_space, disk_low
-from collector.storage.layout import REJECTED_DIR, StreamLayout
+from collector.storage.layout import REJECTED_DIR, WARM_UP_DIR, StreamLayout
 from collector.task import episode_seconds, task_name, task_seconds
 from collector.tuning import tune_process
 from core.codec import IMAGE_FIELD, stored_shape
@@ -112,8 +113,11 @@ def image_shapes(config: StationConfig, infos: list[StreamInfo]) -> dict:
 
 class Station:
     def __init__(self, config: StationConfig, realtime: bool = True,
-                 cancel: threading.Event | None = None):
-        """`cancel` set while the engine starts (a signal): `StartupInterrupted`, soon."""
+                 cancel: threading.Event | None = None, warm_up: bool = True):
+        """`cancel` set while the engine starts (a signal): `StartupInterrupted`, soon.
+
+        `warm_up`: run `engine.warm_up_s` of live data through every stage before the first
+        episode (see `warm_up`); a replay turns it off, its devices hand out recorded time."""
         tune_process()
         self.config = config
         self.engine: Engine = start_engine(config, realtime, cancel)
@@ -129,6 +133,42 @@ class Station:
         # How far the last read ran behind its schedule: the pipeline's lag, which is not the
         # devices' health (they keep delivering into their rings meanwhile).
         self.lag_s = 0.0
+        self.warm_up_s = 0.0
+        if warm_up and realtime:
+            try:
+                self.warm_up(cancel or threading.Event())
+            except BaseException:
+                self.engine.close()
+                raise
+
+    def warm_up(self, cancel: threading.Event) -> float:
+        """Record `engine.warm_up_s` through every stage, the task not started, and delete it;
+        returns the seconds it took, which count as start-up.
+
+        Fresh stage processes are slow at first (imports, the first encoder, memory faulted
+        in, Ray still starting workers beside them): measured on the shipped station, the first
+        episode's first seconds reached disk 1.5 s late against 0.2 s in steady state, and set
+        its capture-to-disk p99. Paid here, that stays out of every episode's data and figures
+        and shows where it belongs, in the session's start-up."""
+        seconds = self.config.engine.warm_up_s
+        if seconds <= 0 or disk_low(self.output, self.config.storage.min_free_gb):
+            return 0.0  # a low disk: the first episode's check says so, in its words
+        started = time.monotonic()
+        scratch = self.output / WARM_UP_DIR
+        shutil.rmtree(scratch, ignore_errors=True)  # what a crash mid-warm-up left
+        run = self.begin_episode(seconds, folder=scratch, task=False)
+        while not self.step_episode(run):
+            if cancel.is_set() and not run.cut_by:
+                self.cut_short(run, "start-up interrupted")
+        metadata = EpisodeMetadata(
+            **run.start_metadata, ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+            outcome="aborted", reason="warm-up before the first episode, not kept")
+        self.engine.finish_episode(metadata, run.clock.ticks / self.config.episode.control_hz)
+        shutil.rmtree(scratch, ignore_errors=True)
+        self.warm_up_s = time.monotonic() - started
+        if cancel.is_set():
+            raise StartupInterrupted("start-up interrupted")
+        return self.warm_up_s
 
     def request_stop(self, reason: str, abort: bool = False) -> None:
         self.stop_reason = reason
@@ -215,11 +255,12 @@ class Station:
 
     # The episode in steps, for `run_episode` (and tests that act between chunks).
 
-    def begin_episode(self, duration_s: float | None = None,
-                      lead_ns: int = LEAD_NS) -> EpisodeRun:
+    def begin_episode(self, duration_s: float | None = None, lead_ns: int = LEAD_NS,
+                      folder: Path | None = None, task: bool = True) -> EpisodeRun:
         """Open the writer, discard stale samples and start the task; `duration_s`: at most.
 
         The grid starts `lead_ns` from now (a replay places it far ahead, see collector/replay).
+        `folder` (default: the day's and rejected/) and `task=False` serve the warm-up.
         """
         ep = self.config.episode
         duration_s = episode_seconds(ep, duration_s)
@@ -231,7 +272,8 @@ class Station:
                      control_hz=ep.control_hz, rig_config=dump_station(self.config),
                      software_version=__version__)
         self.engine.begin_episode(EpisodePlan(
-            episode_id=episode_id, final_dir=day, rejected_dir=self.output / REJECTED_DIR,
+            episode_id=episode_id, final_dir=folder or day,
+            rejected_dir=folder or self.output / REJECTED_DIR,
             streams=self.layouts, image_shapes=image_shapes(self.config, self.infos),
             image_encoding=image_encodings(self.config, self.infos),
             storage=self.config.storage, start_metadata=known,
@@ -243,7 +285,8 @@ class Station:
         ticks = max(1, round(duration_s * ep.control_hz))
         # The grid starts a little after the discard, so the first tick has samples on both sides.
         clock = EpisodeClock(episode_id, time.monotonic_ns() + lead_ns, period_ns, ticks)
-        self.engine.begin_task(clock.start_ns, ticks / ep.control_hz)
+        if task:
+            self.engine.begin_task(clock.start_ns, ticks / ep.control_hz)
         return EpisodeRun(episode_id, started_at, clock, ticks / ep.control_hz, known)
 
     def cut_short(self, run: EpisodeRun, by: str) -> None:
@@ -303,10 +346,11 @@ class Station:
 
     @property
     def startup_s(self) -> float:
-        return self.engine.stats().startup_s
+        """The engine's start and the warm-up: the session's time before it could record."""
+        return self.engine.stats().startup_s + self.warm_up_s
 
     def stats(self) -> EngineStats:
-        return self.engine.stats()
+        return replace(self.engine.stats(), warm_up_s=self.warm_up_s)
 
     def discard(self) -> int:
         """Drop the samples the devices delivered since the last read (between episodes)."""

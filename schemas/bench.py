@@ -94,6 +94,7 @@ class Disk(_Model):
 class Startup(_Model):
     engine_s: float  # engine up: Ray, actors, devices
     ray_s: float | None  # ray.init alone; None for the inline engine
+    warm_up_s: float = 0.0  # then the station's warm-up (engine.warm_up_s of data, not kept)
 
 
 class Baselines(_Model):

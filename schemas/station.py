@@ -37,6 +37,10 @@ class EngineConfig(StrictModel):
     batch_deadline_s: float = Field(
         3.0, gt=0, description="a batch still not computed this long after the one before it "
                                "was written is counted lost (its worker is stuck)")
+    warm_up_s: float = Field(
+        2.0, ge=0, le=60, description="seconds of live data run through every stage after "
+                                      "start-up and thrown away, so the first episode starts "
+                                      "on warm processes; counted as start-up; 0: none")
 
 
 class Waypoint(StrictModel):

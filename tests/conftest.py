@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from collector.batch import EpisodeClock, GridBatch, StreamCounters, StreamOnGrid
-from collector.storage.layout import StreamLayout
+from collector.storage.layout import WARM_UP_DIR, StreamLayout
 from collector.storage.validate import validate_file
 from drivers.chunk import Chunk
 
@@ -105,7 +105,8 @@ def start_recorder(out: Path, episodes: int = 3, duration_s: float = 1.5,
 
 
 def partials(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.h5.partial"))
+    """Episodes' partial files (not the station's warm-up, see collector/station.py)."""
+    return sorted(p for p in root.rglob("*.h5.partial") if WARM_UP_DIR not in p.parts)
 
 
 def wait_for_partial(proc: subprocess.Popen, root: Path) -> None:

@@ -55,7 +55,9 @@ def format_result(r: BenchResult) -> str:
         f"  resident memory   peak {res.rss_mb_peak:.0f} MB, growth {res.rss_growth:+.1%} after "
         f"{res.rss_warmup_s:g} s warm-up",
         f"  start-up          engine {r.startup.engine_s:.2f} s"
-        + (f", ray.init {r.startup.ray_s:.2f} s" if r.startup.ray_s is not None else ""),
+        + (f", ray.init {r.startup.ray_s:.2f} s" if r.startup.ray_s is not None else "")
+        + (f"; then warm-up {r.startup.warm_up_s:.2f} s (not recorded)"
+           if r.startup.warm_up_s else ""),
         *(f"  {'checks' if i == 0 else '':<18}{c}" for i, c in enumerate(_checks(r))),
     ]
     return "\n".join(lines)

@@ -108,7 +108,8 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
                 first_offer, fps = fps, offered
         config = station.config
         stats = station.stats()
-        startup = Startup(engine_s=stats.startup_s, ray_s=stats.ray_startup_s)
+        startup = Startup(engine_s=stats.startup_s, ray_s=stats.ray_startup_s,
+                          warm_up_s=stats.warm_up_s)
         monitor.start()
         t0_ns = time.monotonic_ns()
         summaries = station.record(episodes)
@@ -172,7 +173,8 @@ def _start(opts: BenchOptions, cameras: list[str], fps: float, episode_s: float,
     config = load_station(opts.config, [*opts.overrides, *sets])
     say(f"station: {opts.mode} mode, engine {config.engine.kind}, {episodes} x {episode_s:g} s "
         f"episode(s), cameras at {fps:g} fps ...")
-    return Station(config)
+    # max mode warms up with episodes of its own, whose rates it calibrates on
+    return Station(config, warm_up=opts.mode == "realtime")
 
 
 def next_offer(offered: float, rate: float, cameras: int, cap: float) -> float | None:

@@ -8,8 +8,7 @@ from pathlib import Path
 from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
 from collector.storage.checksums import ChunkCheck
-from collector.storage.layout import PARTIAL_SUFFIX
-from collector.storage.recover import in_use
+from collector.storage.recover import find_partials, in_use
 from collector.storage.validate import SAMPLED_FRAMES, check_file, find_episodes
 from collector.storage.videos import VideoCheck
 
@@ -60,7 +59,7 @@ def validate(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         if root.is_dir():
-            for partial in sorted(root.rglob(f"*.h5{PARTIAL_SUFFIX}")):
+            for partial in find_partials(root):  # not a warm-up's
                 if in_use(partial):
                     recording += 1
                     print(f"{partial}: note: a running recorder is writing it, not checked")

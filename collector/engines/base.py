@@ -63,6 +63,7 @@ class EngineStats:
 
     startup_s: float  # bringing the engine up (Ray start, actors, devices)
     ray_startup_s: float | None = None  # of which starting or attaching to Ray
+    warm_up_s: float = 0.0  # after it, the station's warm-up (collector/station.py `warm_up`)
     backpressure_waits: int | None = None  # times the loop waited for the pipeline to drain
     computation_workers: int | None = None
     inflight_budget_mb: float | None = None  # raw batches let live in the object store

@@ -68,7 +68,7 @@ def replay_to_pipeline(config: StationConfig, realtime: bool = False) -> Episode
     Otherwise stepped: no sleeping, each device read is the next chunk of episode time, so the
     result does not depend on how loaded the machine is (the mode for regression tests).
     """
-    station = Station(config, realtime=realtime)
+    station = Station(config, realtime=realtime, warm_up=False)  # it would eat the replay
     try:
         return station.record(1)[0] if realtime else _record_stepped(station)
     finally:

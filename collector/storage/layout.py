@@ -72,6 +72,8 @@ __all__ = [
 
 PARTIAL_SUFFIX = ".partial"
 REJECTED_DIR = "rejected"
+# The station's warm-up recording (collector/station.py): thrown away, never recovered
+WARM_UP_DIR = ".warm-up"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from collector.storage.layout import (
     RAW,
     REJECTED_DIR,
     TIMESTAMPS,
+    WARM_UP_DIR,
 )
 from collector.storage.partial_lock import in_use
 from collector.storage.reader import plain_attr
@@ -98,7 +99,8 @@ def find_partials(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise EpisodeFileError(f"{root}: no such file or folder")
-    return sorted(root.rglob(f"*.h5{PARTIAL_SUFFIX}"))
+    # a warm-up that a crash left behind is no episode: the next start-up clears it
+    return sorted(p for p in root.rglob(f"*.h5{PARTIAL_SUFFIX}") if WARM_UP_DIR not in p.parts)
 
 
 def recently_modified(path: Path, min_age_s: float) -> bool:
