@@ -67,8 +67,13 @@ def orphaned(pid: int) -> bool:
         p = psutil.Process(pid)
         if not is_ray_process(p):
             return False
+    except psutil.NoSuchProcess:
+        # gone, or a zombie (psutil cannot read its command line): a worker dying, no live
+        # recorder; seen holding the lock for a moment as it exits. The next look at the lock
+        # tells whether it is free.
+        return True
     except psutil.Error:
-        return False  # gone already (the next look at the lock tells), or not ours to judge
+        return False  # not ours to judge
     try:
         while True:
             parent = p.parent()  # None once the parent is gone
