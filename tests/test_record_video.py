@@ -159,6 +159,7 @@ def test_sigkill_leaves_packets_that_decode_and_ticks_that_point_at_them(tmp_pat
     with h5py.File(episode, "r") as f:
         ticks = f["timestamps"].shape[0]
         for camera in CAMERAS:
+            assert f"videos/{camera}" in f, recovered.stdout  # recover says what it dropped
             g = f[f"videos/{camera}"]
             n = min(g[k].shape[0] for k in VIDEO_FIELDS)
             assert n > GOP  # the recorder had flushed two groups of pictures before the kill

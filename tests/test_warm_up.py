@@ -70,7 +70,7 @@ def test_sigterm_during_the_warm_up_ends_the_start_up_cleanly(tmp_path):
         wait_until(lambda: proc.poll() is None and bool(_warm_up_partials(tmp_path)),
                    "the recorder's warm-up writes its scratch file")
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
