@@ -119,14 +119,17 @@ def make_clip(path: Path, photo: str, frames: int, seed: int, fps: float = FPS,
     return truth
 
 
-def record_clip(tmp_path: Path, video: Path, duration_s: float, fps: float = FPS) -> str:
-    """One episode of the clip through the real `opencv_camera` driver (inline engine)."""
+def record_clip(tmp_path: Path, video: Path, duration_s: float, fps: float = FPS,
+                camera: dict | None = None, images: dict | None = None) -> str:
+    """One episode of the clip through the real `opencv_camera` driver (inline engine);
+    `camera`: more keys of its device entry, `images`: the `pipeline.images` section."""
     config = validate_station({
         "station": {"id": "footage", "output_dir": str(tmp_path / "out")},
         "engine": {"kind": "inline"},
         "episode": {"control_hz": fps, "duration_s": duration_s, "reset_s": 0},
         "devices": [{"name": "cam", "type": "opencv_camera", "source": str(video),
-                     "width": WIDTH, "height": HEIGHT, "fps": fps}],
+                     "width": WIDTH, "height": HEIGHT, "fps": fps, **(camera or {})}],
+        **({"pipeline": {"images": images}} if images else {}),
     }, source="test")
     return record_config(config).path
 
