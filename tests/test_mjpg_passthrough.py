@@ -201,3 +201,47 @@ def test_passthrough_with_another_fourcc_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="passthrough: jpeg keeps the camera's JPEG bytes, "
                                           "but fourcc YUYV asks it for another format"):
         validate_station(raw, source="test")
+
+
+def remux(source: Path, target: Path, damaged: set[int]) -> list[bytes]:
+    """The source's MJPG frames into a new .avi, those in `damaged` cut after their headers
+    (a transfer the camera lost the middle of: a JPEG that does not decode); PyAV's muxer."""
+    from fractions import Fraction
+
+    import av
+
+    frames = packets(source)
+    out = [f[:200] + b"\xff\xd9" if i in damaged else f for i, f in enumerate(frames)]
+    with av.open(str(target), "w", format="avi") as container:
+        stream = container.add_stream("mjpeg", rate=int(FPS))
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuvj420p"
+        stream.time_base = Fraction(1, int(FPS))
+        for i, data in enumerate(out):
+            packet = av.Packet(data)
+            packet.stream, packet.pts, packet.dts = stream, i, i
+            packet.time_base = stream.time_base
+            container.mux(packet)
+    return out
+
+
+def test_a_frame_that_does_not_decode_is_stored_as_it_came_and_flagged_checksum(tmp_path):
+    pytest.importorskip("skimage")
+    pytest.importorskip("av")
+    clean = tmp_path / "clean.avi"
+    rates = {"blurred": 0.0, "overexposed": 0.0, "underexposed": 0.0, "frozen": 0.0}
+    make_clip(clean, "coffee", int(FPS * 12), 51, rates=rates)
+    video = tmp_path / "damaged.avi"
+    file_frames = remux(clean, video, damaged=set(range(5, int(FPS * 12), 10)))
+    assert cv2.imdecode(np.frombuffer(file_frames[5], np.uint8), cv2.IMREAD_COLOR) is None
+    path = record_clip(tmp_path, video, 4.0, camera=PASSTHROUGH, images=JPEG)
+
+    data, shown, _ = stored_frames(path)
+    with h5py.File(path, "r") as f:
+        q = {k: v[:] for k, v in f["quality/cam"].items()}
+    delivered = shown >= 0
+    bad = delivered & (shown % 10 == 5)
+    assert bad.sum() >= 5 and (delivered & ~bad).sum() >= 50
+    assert all(data[t] == file_frames[shown[t]] for t in np.flatnonzero(delivered))
+    assert q["checksum"][bad].all() and not q["checksum"][delivered & ~bad].any()
+    for check in FAULTS:  # a damaged frame shows no fault of the scene; the clean ones neither
+        assert not q[check][delivered].any(), check
