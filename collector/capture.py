@@ -11,9 +11,8 @@ import time
 from collections import deque
 
 from collector.batch import EpisodeClock, RawBatch
-from collector.previews import Preview, PreviewTap
+from collector.previews import Preview, PreviewTap, newest_frame
 from collector.rig import build_rig
-from core.codec import IMAGE_FIELD
 from drivers.base import StreamInfo, ThreadedDevice
 from drivers.chunk import Chunk
 from schemas.station import StationConfig
@@ -125,7 +124,9 @@ class Capture:
         self._health[chunk.stream].add(read_ns, len(chunk), newest, chunk.lost_s)
         if newest is not None and chunk.kind == "camera" and self.previews.due(chunk.stream,
                                                                                 read_ns):
-            self.previews.take(chunk.stream, chunk.fields[IMAGE_FIELD][-1], newest, read_ns)
+            frame = newest_frame(chunk.fields, device.describe().frame_shape[1])
+            if frame is not None:
+                self.previews.take(chunk.stream, frame, newest, read_ns)
         return chunk
 
     def _preview_due(self, device: ThreadedDevice, read_ns: int) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from collector.batch import HeldBlock, RawBatch
+from core.codec import JPEG_FIELD, JPEG_SIZE_FIELD
 
 FRAME_FIELD = "frame"  # per-sample handle: block * BLOCK_ROWS + row within the block
 FRAME_BEFORE = "frame_before"  # handle of the frame the camera delivered before (-1: none)
@@ -72,20 +73,26 @@ def frame_at(handle: int, camera: str, image_field: str,
     if source is None:
         return None
     assert isinstance(source, RawBatch), "the engine resolves held blocks before computation"
-    return source.chunks[camera].fields[image_field][handle % BLOCK_ROWS]
+    fields = source.chunks[camera].fields
+    row = handle % BLOCK_ROWS
+    if image_field == JPEG_FIELD:  # the frame's bytes, not its whole slot
+        return fields[JPEG_FIELD][row, :int(fields[JPEG_SIZE_FIELD][row, 0])]
+    return fields[image_field][row]
 
 
 def pick_frames(handles: np.ndarray, camera: str, image_field: str,
                 blocks: Mapping[int, RawBatch | HeldBlock],
-                missing: np.ndarray, shape: tuple[int, ...]) -> Sequence[np.ndarray] | np.ndarray:
+                missing: np.ndarray, shape: tuple[int, ...],
+                blank: np.ndarray | None = None) -> Sequence[np.ndarray] | np.ndarray:
     """The frames behind `handles`, as views into their blocks (resolved `RawBatch`es).
 
-    A tick with no sample whose block is gone (an empty stream) shows a black frame; a tick
-    with a sample whose block is gone is a bug upstream.
+    A tick with no sample whose block is gone (an empty stream) shows a black frame (`blank`,
+    when given: a camera's frames are JPEG bytes); a tick with a sample whose block is gone is
+    a bug upstream.
     """
     if len(handles) == 0:
         return np.zeros((0, *shape), np.uint8)
-    black = None
+    black = blank
     frames = []
     for tick, handle in enumerate(handles.tolist()):  # one view per frame: encoding is per frame
         frame = frame_at(handle, camera, image_field, blocks)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.codec import encode_frames
+from core.codec import IMAGE_FIELD, JPEG_FIELD, JPEG_SIZE_FIELD, decode_rgb, encode_frames
 from schemas.station import ImageEncoding
 
 PREVIEW_HZ = 4.0  # per camera: "a few times a second"
@@ -38,6 +38,20 @@ def preview_size(width: int, height: int) -> tuple[int, int]:
     if width <= PREVIEW_WIDTH:
         return width, height
     return PREVIEW_WIDTH, max(1, round(height * PREVIEW_WIDTH / width))
+
+
+def newest_frame(fields: dict[str, np.ndarray], width: int) -> np.ndarray | None:
+    """The newest frame of a camera read (`width` px wide), as RGB: a camera that hands out its
+    own JPEG has it decoded at the smallest scale that is still as wide as a preview (None: it
+    does not decode; the pipeline flags it, the preview waits for the next)."""
+    if JPEG_FIELD not in fields:
+        return fields[IMAGE_FIELD][-1]
+    data = fields[JPEG_FIELD][-1, :int(fields[JPEG_SIZE_FIELD][-1, 0])]
+    scale = next(s for s in (8, 4, 2, 1) if s == 1 or width // s >= PREVIEW_WIDTH)
+    try:
+        return decode_rgb(data, scale)
+    except ValueError:
+        return None
 
 
 class PreviewTap:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from collector.batch import GridBatch
+from core.codec import decode_gray, jpeg_scale
 from schemas.station import CameraChecks, SignalChecks
 
 PERFORMANCE_CHECKS = ("dropped",)  # a sample that never arrived: a performance loss
@@ -72,6 +73,22 @@ def small_gray(frames: np.ndarray, downscale: int) -> np.ndarray:
         return gray.reshape(m, sh, sw)
     return np.stack([cv2.resize(g, (sw, sh), interpolation=cv2.INTER_AREA)
                      for g in gray.reshape(m, h, w)])
+
+
+def jpeg_small_gray(data: np.ndarray, downscale: int, height: int, width: int
+                    ) -> np.ndarray | None:
+    """A camera's own JPEG as the checks see it: gray, `downscale` times smaller, the size
+    `small_gray` gives its decoded frame. libjpeg decodes at 1/2, 1/4 or 1/8 directly (a
+    scaled IDCT of each block: an average, as the area shrink is; luma only, no colour
+    conversion), so no full-size frame is made; the rest of the shrink is an area resize.
+    None when the bytes do not decode."""
+    gray = decode_gray(data, jpeg_scale(downscale))
+    if gray is None:
+        return None
+    size = (max(width // downscale, 1), max(height // downscale, 1))
+    if gray.shape[::-1] != size:  # rest of the shrink, or a size that is no multiple of it
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return gray
 
 
 SHARPNESS_TILES = 6  # per side: a timestamp or a marker covers a few of the 36 tiles, never half
@@ -270,7 +287,10 @@ class BlurJudge:
 
 
 def _clipped(flags: dict[str, np.ndarray]) -> np.ndarray:
-    return flags["overexposed"] | flags["underexposed"]
+    """Ticks with no edges to measure: clipped, or a frame that did not decode (its checks
+    are those of a black frame; flagged `checksum`, see stages/computation.py)."""
+    out = flags["overexposed"] | flags["underexposed"]
+    return out | flags["checksum"] if "checksum" in flags else out
 
 
 def _usable(batch: GridBatch, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,7 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
         else:
             from drivers.registry import open_real_device  # real hardware: imported on demand
 
-            device = open_real_device(spec)
+            device = open_real_device(spec, stores_jpeg(config, spec.name))
             devices.append(device)
             if isinstance(spec, ARM_TYPES):
                 arm = cast("SerialArm", device)  # what open_real_device opens for an arm
@@ -92,6 +92,13 @@ def build_rig(config: StationConfig, realtime: bool = True) -> Rig:
         task = replays[0]
         devices.remove(task)
     return Rig(devices, task)
+
+
+def stores_jpeg(config: StationConfig, camera: str) -> bool:
+    """Whether a camera's frames are stored as JPEG at the size it delivers them: then a camera
+    that delivers JPEG can keep its own bytes (opencv_camera `passthrough: jpeg`)."""
+    spec = config.pipeline.images.for_camera(camera)
+    return spec.encoding == "jpeg" and spec.resize is None
 
 
 def _joints(config: StationConfig) -> int:

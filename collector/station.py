@@ -17,7 +17,13 @@ from collector.batch import EpisodeClock
 from collector.config import dump_station
 from collector.derive import derived_fields
 from collector.engines import start_engine
-from collector.engines.base import Engine, EngineStats, camera_checks, image_encodings
+from collector.engines.base import (
+    Engine,
+    EngineStats,
+    camera_checks,
+    camera_jpeg,
+    image_encodings,
+)
 from collector.errors import DiskFullError, StartupInterrupted
 from collector.previews import Preview
 from collector.quality import quality_datasets
@@ -28,7 +34,7 @@ from collector.storage.layout import REJECTED_DIR, WARM_UP_DIR, StreamLayout
 from collector.task import episode_seconds, task_name, task_seconds
 from collector.tuning import tune_process
 from core.codec import IMAGE_FIELD, stored_shape
-from drivers.base import StreamInfo
+from drivers.base import FieldInfo, StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import DerivedSignals, StationConfig
 
@@ -93,6 +99,8 @@ def stream_layouts(infos: list[StreamInfo],
     layouts = []
     for i in infos:
         fields = {**i.fields, **(derived_fields(i, derived) if derived else {})}
+        if i.kind == "camera":  # its frames, however they travel (pixels, the camera's JPEG)
+            fields = {IMAGE_FIELD: FieldInfo(i.frame_shape, "uint8")}
         layouts.append(StreamLayout(
             name=i.name, kind=i.kind, rate_hz=i.rate_hz,
             fields={k: (f.shape, f.dtype) for k, f in fields.items()},
@@ -107,7 +115,7 @@ def stream_layouts(infos: list[StreamInfo],
 def image_shapes(config: StationConfig, infos: list[StreamInfo]) -> dict:
     """Each camera's frame shape as stored (after its own resize)."""
     encodings = image_encodings(config, infos)
-    return {i.name: stored_shape(encodings[i.name], i.fields[IMAGE_FIELD].shape) for i in infos
+    return {i.name: stored_shape(encodings[i.name], i.frame_shape) for i in infos
             if i.kind == "camera"}
 
 
@@ -278,6 +286,7 @@ class Station:
             image_encoding=image_encodings(self.config, self.infos),
             storage=self.config.storage, start_metadata=known,
             camera_checks=camera_checks(self.config, self.infos),
+            camera_jpeg=camera_jpeg(self.infos),
         ))
         self.engine.discard()
         self.lag_s = 0.0

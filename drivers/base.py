@@ -37,6 +37,13 @@ class StreamInfo:
     kind: str  # camera | sensor | arm | action
     rate_hz: float
     fields: dict[str, FieldInfo] = field(default_factory=dict)
+    # A camera's frame (H, W, 3): its `image` field's shape, or, for a camera that hands out
+    # its own JPEG bytes instead (`jpeg`, see core/codec.py), what they decode to.
+    frame: tuple[int, ...] = ()
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return self.frame or self.fields["image"].shape
 
     @property
     def sample_bytes(self) -> int:

@@ -5,6 +5,12 @@ hands out RGB already), rotated as configured, at the configured size. A device 
 delivering frames raises `DeviceError`; the reader thread reconnects with backoff and counts the
 lost time.
 A video file plays at its own fps (paced), and ends like an unplugged camera.
+
+With `passthrough: jpeg`, when the station stores the camera as JPEG at its own size (the
+caller says so: `stores_jpeg`) and it is not rotated, the driver hands out the camera's own
+JPEG bytes instead of pixels (fields `jpeg`/`jpeg_size`, see core/codec.py): OpenCV's raw mode,
+`CAP_PROP_FORMAT -1` for a file or stream read through FFmpeg (each packet), `CAP_PROP_CONVERT_RGB
+false` for a V4L2 camera asked for MJPG (each buffer). Nothing is decoded here.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import time
 import cv2
 import numpy as np
 
+from core.codec import JPEG_FIELD, JPEG_SIZE_FIELD, jpeg_dimensions
 from core.errors import DeviceError
 from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from schemas.devices import OpenCVCameraConfig
@@ -32,19 +39,32 @@ def is_file(source: int | str) -> bool:
     return isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
 
 
+def is_url(source: int | str) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
 class OpenCVCamera(ThreadedDevice):
-    def __init__(self, config: OpenCVCameraConfig):
+    def __init__(self, config: OpenCVCameraConfig, stores_jpeg: bool = False):
+        """`stores_jpeg`: the station stores this camera's frames as JPEG, at its own size; with
+        `passthrough: jpeg` (and no rotation) its own bytes are kept then."""
         h, w = config.height, config.width
         if config.rotation in (90, 270):
             h, w = w, h
-        super().__init__(StreamInfo(config.name, "camera", config.fps,
-                                    {"image": FieldInfo((h, w, 3), "uint8")}))
+        self.keeps_jpeg = config.passthrough == "jpeg" and stores_jpeg and config.rotation == 0
+        if self.keeps_jpeg:
+            # a JPEG larger than the frame's own pixels is not one a camera makes
+            fields = {JPEG_FIELD: FieldInfo((h * w * 3,), "uint8"),
+                      JPEG_SIZE_FIELD: FieldInfo((1,), "int64")}
+        else:
+            fields = {"image": FieldInfo((h, w, 3), "uint8")}
+        super().__init__(StreamInfo(config.name, "camera", config.fps, fields, frame=(h, w, 3)))
         self.config = config
         self.source = parse_source(config.source)
         self.cap: cv2.VideoCapture | None = None
         self.frame_index = 0
         self._next_ns = 0
         self._period_ns = int(1e9 / config.fps)
+        self._held: tuple[np.ndarray, int] | None = None  # the frame `_connect` looked at
 
     def _connect(self) -> None:
         c = self.config
@@ -53,17 +73,48 @@ class OpenCVCamera(ThreadedDevice):
             cap.release()
             raise DeviceError(f"{c.name}: cannot open camera source {c.source!r}; check the "
                               "index or path (collector devices lists cameras)")
+        device = not is_file(self.source) and not is_url(self.source)
         if not is_file(self.source):
-            if c.fourcc:
-                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*c.fourcc))  # type: ignore[attr-defined]  # cv2 stubs lack it
+            fourcc = c.fourcc or ("MJPG" if self.keeps_jpeg and device else None)
+            if fourcc:
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))  # type: ignore[attr-defined]  # cv2 stubs lack it
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, c.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, c.height)
             cap.set(cv2.CAP_PROP_FPS, c.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, c.buffer_size)
+        if self.keeps_jpeg:
+            raw = cap.set(cv2.CAP_PROP_CONVERT_RGB, 0) if device else \
+                cap.set(cv2.CAP_PROP_FORMAT, -1)
+            if not raw:
+                cap.release()
+                raise DeviceError(f"{c.name}: this OpenCV build cannot hand out the camera's "
+                                  "compressed frames; remove passthrough")
+        if not is_file(self.source):
             for _ in range(c.warmup_frames):  # auto-exposure settles; frames are discarded
                 cap.read()
         self.cap = cap
         self._next_ns = time.monotonic_ns()
+        self._held = None
+        if self.keeps_jpeg:
+            self._held = self._check_jpeg(cap)
+
+    def _check_jpeg(self, cap: cv2.VideoCapture) -> tuple[np.ndarray, int]:
+        """The first frame, read now to be sure the camera delivers JPEG at the configured size
+        (kept for the first `_capture`: a file's first frame is not skipped)."""
+        c = self.config
+        ok, data = cap.read()
+        arrival = time.monotonic_ns()
+        size = jpeg_dimensions(data.reshape(-1)) if ok and data is not None else None
+        if size is None:
+            cap.release()
+            raise DeviceError(f"{c.name}: passthrough: jpeg, but the camera does not deliver "
+                              "JPEG (MJPG); give it fourcc MJPG, or remove passthrough")
+        if size != (c.width, c.height):
+            cap.release()
+            raise DeviceError(f"{c.name}: delivers {size[0]}x{size[1]} JPEG, not the "
+                              f"configured {c.width}x{c.height}; set width and height to what "
+                              "it delivers (passthrough keeps the camera's frames as they are)")
+        return data, arrival
 
     def _capture(self) -> CapturedSamples | None:
         if self.cap is None:
@@ -73,12 +124,17 @@ class OpenCVCamera(ThreadedDevice):
             if delay > 0:
                 self._stop.wait(delay)
             self._next_ns += self._period_ns
-        ok, frame = self.cap.read()
-        arrival = time.monotonic_ns()
-        if not ok or frame is None:
-            raise DeviceError(f"{self.config.name}: camera stopped delivering frames")
+        if self._held is not None:
+            (frame, arrival), self._held = self._held, None
+        else:
+            ok, frame = self.cap.read()
+            arrival = time.monotonic_ns()
+            if not ok or frame is None:
+                raise DeviceError(f"{self.config.name}: camera stopped delivering frames")
         index = self.frame_index
         self.frame_index += 1
+        if self.keeps_jpeg:
+            return self._keep_jpeg(frame.reshape(-1), index, arrival)
         # converted straight into the ring's next slot; a full ring refuses the frame before
         # it is converted
         slot = self._reserve(index)
@@ -87,6 +143,26 @@ class OpenCVCamera(ThreadedDevice):
         self.convert(frame, out=slot["image"])
         return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
                                values={"image": slot["image"][None]},
+                               arrival_ns=np.array([arrival], np.int64))
+
+    def _keep_jpeg(self, data: np.ndarray, index: int, arrival: int) -> CapturedSamples | None:
+        """The camera's JPEG bytes, copied into the ring's next slot as they came."""
+        if data.size < 4 or data[0] != 0xFF or data[1] != 0xD8:
+            # not a JPEG (a damaged transfer): lost, and counted as a checksum failure, as a
+            # serial packet that fails its check is
+            self.checksum_failures += 1
+            return None
+        slot = self._reserve(index)
+        if slot is None:
+            return None
+        buf = slot[JPEG_FIELD]
+        if data.size > buf.size:  # never seen: bigger than the frame's own pixels
+            self._ring.refuse(np.array([index]))
+            return None
+        buf[:data.size] = data
+        slot[JPEG_SIZE_FIELD][0] = data.size
+        return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
+                               values={k: v[None] for k, v in slot.items()},
                                arrival_ns=np.array([arrival], np.int64))
 
     def convert(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -17,8 +17,10 @@ from schemas.devices import (
 )
 
 
-def open_real_device(spec: SerialSensorConfig | SerialArmConfig | OpenCVCameraConfig) -> Device:
-    """The driver for a hardware device entry of the station YAML."""
+def open_real_device(spec: SerialSensorConfig | SerialArmConfig | OpenCVCameraConfig,
+                     stores_jpeg: bool = False) -> Device:
+    """The driver for a hardware device entry of the station YAML. `stores_jpeg`: a camera's
+    frames are stored as JPEG at its own size (what `passthrough: jpeg` needs)."""
     if isinstance(spec, SerialSensorConfig):
         return SerialSensor(spec)
     if isinstance(spec, SerialArmConfig):
@@ -26,7 +28,7 @@ def open_real_device(spec: SerialSensorConfig | SerialArmConfig | OpenCVCameraCo
     if isinstance(spec, OpenCVCameraConfig):
         from drivers.opencv_camera import OpenCVCamera
 
-        return OpenCVCamera(spec)
+        return OpenCVCamera(spec, stores_jpeg)
     raise TypeError(f"no driver for device type {spec.type!r}")  # a new type without a driver
 
 

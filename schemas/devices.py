@@ -71,6 +71,19 @@ class OpenCVCameraConfig(CameraBase):
     rotation: Literal[0, 90, 180, 270] = 0
     warmup_frames: int = Field(5, ge=0)
     buffer_size: int = Field(1, ge=1)
+    passthrough: Literal["jpeg"] | None = Field(
+        None, description="jpeg: a camera that delivers JPEG (fourcc MJPG, an MJPG file or "
+        "stream) has its own bytes stored when its frames are stored as JPEG, not decoded and "
+        "encoded again; the checks see a reduced decode. Decoded as usual when the camera is "
+        "stored otherwise (h264, av1, png, raw), resized or rotated")
+
+    @model_validator(mode="after")
+    def _passthrough_needs_mjpg(self) -> OpenCVCameraConfig:
+        if self.passthrough == "jpeg" and self.fourcc not in (None, "MJPG"):
+            raise ValueError(f"passthrough: jpeg keeps the camera's JPEG bytes, but fourcc "
+                             f"{self.fourcc} asks it for another format; set fourcc: MJPG or "
+                             "remove passthrough")
+        return self
 
     @model_validator(mode="before")
     @classmethod

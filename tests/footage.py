@@ -34,16 +34,18 @@ def photograph(name: str) -> np.ndarray:
     return cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2BGR)
 
 
-def view(image: np.ndarray, t: float) -> np.ndarray:
-    """The photograph as a camera panning and zooming over it sees it at phase t in [0, 1):
-    a crop never smaller than the frame, so no frame is softened by upscaling."""
+def view(image: np.ndarray, t: float, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
+    """The photograph as a camera panning and zooming over it sees it at phase t in [0, 1),
+    `size` (width, height): a crop, so no frame is softened by upscaling when the photograph
+    is larger than the frame."""
+    width, height = size
     ph, pw = image.shape[:2]
     zoom = 0.9 + 0.1 * np.sin(2 * np.pi * 1.3 * t)
-    ch = int(min(ph, pw * HEIGHT / WIDTH) * zoom)
-    cw = int(ch * WIDTH / HEIGHT)
+    ch = int(min(ph, pw * height / width) * zoom)
+    cw = int(ch * width / height)
     x = int((pw - cw) * (0.5 + 0.5 * np.sin(2 * np.pi * t)))
     y = int((ph - ch) * (0.5 + 0.5 * np.cos(2 * np.pi * 0.7 * t)))
-    return cv2.resize(image[y:y + ch, x:x + cw], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image[y:y + ch, x:x + cw], size, interpolation=cv2.INTER_AREA)
 
 
 def overlay(frame: np.ndarray, index: int) -> None:
@@ -82,7 +84,8 @@ def sensor_noise(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_clip(path: Path, photo: str, frames: int, seed: int, fps: float = FPS,
-              rates: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+              rates: dict[str, float] | None = None,
+              size: tuple[int, int] = (WIDTH, HEIGHT)) -> dict[str, np.ndarray]:
     """Write the clip (MJPG .avi); return per frame index which fault it shows.
 
     Faults exclude each other and a frozen frame (an exact copy of the frame written before
@@ -99,14 +102,14 @@ def make_clip(path: Path, photo: str, frames: int, seed: int, fps: float = FPS,
     truth["frozen"][1:] &= clean[:-1]
     clean = ~np.any([truth[n] for n in FAULTS], axis=0)
     image = photograph(photo)
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     assert out.isOpened()
     last = None
     for i in range(frames):
         if truth["frozen"][i]:
             frame = last
         else:
-            frame = view(image, i / 300)
+            frame = view(image, i / 300, size)
             for name in ("blurred", "overexposed", "underexposed"):
                 if truth[name][i]:
                     frame = spoil(frame, name, rng)
@@ -119,14 +122,17 @@ def make_clip(path: Path, photo: str, frames: int, seed: int, fps: float = FPS,
     return truth
 
 
-def record_clip(tmp_path: Path, video: Path, duration_s: float, fps: float = FPS) -> str:
-    """One episode of the clip through the real `opencv_camera` driver (inline engine)."""
+def record_clip(tmp_path: Path, video: Path, duration_s: float, fps: float = FPS,
+                camera: dict | None = None, images: dict | None = None) -> str:
+    """One episode of the clip through the real `opencv_camera` driver (inline engine);
+    `camera`: more keys of its device entry, `images`: the `pipeline.images` section."""
     config = validate_station({
         "station": {"id": "footage", "output_dir": str(tmp_path / "out")},
         "engine": {"kind": "inline"},
         "episode": {"control_hz": fps, "duration_s": duration_s, "reset_s": 0},
         "devices": [{"name": "cam", "type": "opencv_camera", "source": str(video),
-                     "width": WIDTH, "height": HEIGHT, "fps": fps}],
+                     "width": WIDTH, "height": HEIGHT, "fps": fps, **(camera or {})}],
+        **({"pipeline": {"images": images}} if images else {}),
     }, source="test")
     return record_config(config).path
 

@@ -11,7 +11,7 @@ from collector.stages.computation import Computation
 from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
 from collector.stages.perception import Perception, plan_streams
-from core.codec import IMAGE_FIELD
+from core.codec import JPEG_FIELD
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
 from schemas.station import CameraChecks, ImageEncoding, StationConfig
@@ -38,7 +38,7 @@ def video_cameras(config: StationConfig, infos: list[StreamInfo]) -> list[str]:
 def make_encoder(config: StationConfig, infos: list[StreamInfo], camera: str) -> CameraEncoder:
     info = next(i for i in infos if i.name == camera)
     return CameraEncoder(camera, image_encodings(config, infos)[camera],
-                         info.fields[IMAGE_FIELD].shape, info.rate_hz)
+                         info.frame_shape, info.rate_hz)
 
 
 def camera_checks(config: StationConfig, infos: list[StreamInfo]) -> dict[str, CameraChecks]:
@@ -48,9 +48,15 @@ def camera_checks(config: StationConfig, infos: list[StreamInfo]) -> dict[str, C
     return {i.name: config.quality.for_camera(i.name) for i in infos if i.kind == "camera"}
 
 
+def camera_jpeg(infos: list[StreamInfo]) -> frozenset[str]:
+    """The cameras that hand out their own JPEG bytes (stored as they came, not encoded)."""
+    return frozenset(i.name for i in infos if i.kind == "camera" and JPEG_FIELD in i.fields)
+
+
 def make_computation(config: StationConfig, infos: list[StreamInfo]) -> Computation:
-    cameras = {i.name: i.fields[IMAGE_FIELD].shape for i in infos if i.kind == "camera"}
-    return Computation(image_encodings(config, infos), cameras, camera_checks(config, infos))
+    cameras = {i.name: i.frame_shape for i in infos if i.kind == "camera"}
+    return Computation(image_encodings(config, infos), cameras, camera_checks(config, infos),
+                       camera_jpeg(infos))
 
 
 def make_execution() -> Execution:

@@ -37,6 +37,7 @@ class EpisodePlan:
     # partial file before the first sample, so `collector recover` can rebuild the episode.
     start_metadata: dict = field(default_factory=dict)
     camera_checks: dict[str, CameraChecks] = field(default_factory=dict)  # none: not checked
+    camera_jpeg: frozenset[str] = frozenset()  # cameras stored as their own JPEG bytes
 
 
 @dataclass
@@ -90,7 +91,8 @@ class Execution:
                             if spec.is_video}
         partial = partial_path(plan.final_dir, plan.episode_id)
         self._writer = EpisodeWriter(partial, plan.streams, plan.image_shapes,
-                                     plan.image_encoding, plan.storage, plan.start_metadata)
+                                     plan.image_encoding, plan.storage, plan.start_metadata,
+                                     plan.camera_jpeg)
         return str(partial)
 
     def _open(self) -> tuple[EpisodePlan, EpisodeWriter]:

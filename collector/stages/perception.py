@@ -26,7 +26,7 @@ from collector.quality import (
     split_checks,
 )
 from collector.sync import align_to_grid
-from core.codec import IMAGE_FIELD
+from core.codec import FRAME_DATA_FIELDS
 from drivers.base import StreamInfo
 from drivers.chunk import Chunk
 from schemas.devices import AlignSpec
@@ -158,7 +158,7 @@ class Perception:
         before = np.concatenate([[self._last_frame.get(chunk.stream, -1)], handles])[:-1]
         if len(chunk):
             self._last_frame[chunk.stream] = int(handles[-1])
-        fields = {k: v for k, v in chunk.fields.items() if k != IMAGE_FIELD}
+        fields = {k: v for k, v in chunk.fields.items() if k not in FRAME_DATA_FIELDS}
         fields[FRAME_FIELD], fields[FRAME_BEFORE] = handles, before
         return replace(chunk, fields=fields)
 

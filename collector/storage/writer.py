@@ -139,8 +139,10 @@ class EpisodeWriter:
     def __init__(self, partial_path: Path, streams: list[StreamLayout],
                  image_shapes: dict[str, tuple[int, int, int]],
                  image_encoding: dict[str, ImageEncoding], storage: StorageConfig,
-                 start_metadata: dict[str, Any] | None = None):
-        """`image_shapes`, `image_encoding`: per camera, as stored (after resize)."""
+                 start_metadata: dict[str, Any] | None = None,
+                 camera_jpeg: frozenset[str] = frozenset()):
+        """`image_shapes`, `image_encoding`: per camera, as stored (after resize);
+        `camera_jpeg`: the cameras whose frames are their own JPEG bytes."""
         self.partial_path = Path(partial_path)
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         self.streams = {s.name: s for s in streams}
@@ -167,7 +169,7 @@ class EpisodeWriter:
         self._can_reserve = True  # until the file system says it cannot hold space
         try:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
-            self._create(image_encoding)
+            self._create(image_encoding, camera_jpeg)
             # Attributes cannot be added in SWMR mode: everything known now is written first.
             self._file.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION,
                                      **(start_metadata or {})})
@@ -188,7 +190,8 @@ class EpisodeWriter:
 
     # -- layout ---------------------------------------------------------------------------
 
-    def _create(self, image_encoding: dict[str, ImageEncoding]) -> None:
+    def _create(self, image_encoding: dict[str, ImageEncoding],
+                camera_jpeg: frozenset[str]) -> None:
         f = self._file
         for spec in self.layout.datasets():
             create_dataset(f, spec, self.storage.compression)
@@ -204,7 +207,7 @@ class EpisodeWriter:
                     ds.attrs.update({"encoding": camera.encoding, "frames": video_path(s.name),
                                      "no_frame": NO_FRAME})
                 else:
-                    ds.attrs.update(encoding_params(camera))
+                    ds.attrs.update(encoding_params(camera, s.name in camera_jpeg))
                 ds.attrs["height"], ds.attrs["width"] = s.image.height, s.image.width
                 ds.attrs["fps"] = s.rate_hz
             else:
