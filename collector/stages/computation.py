@@ -11,6 +11,7 @@ import numpy as np
 from collector.batch import GridBatch
 from collector.frames import FRAME_BEFORE, FRAME_FIELD, FRAME_INDEX, frame_at, pick_frames
 from collector.quality import PIXEL_CHECKS, SCORE, frame_scores, small_gray
+from collector.storage.checksums import packet_crcs
 from core.codec import IMAGE_FIELD, encode_frames, encoding_params
 from schemas.layout import NO_FRAME
 from schemas.station import CameraChecks, ImageEncoding
@@ -50,7 +51,10 @@ class Computation:
                 stream.values[IMAGE_FIELD] = np.where(stream.capture_ns < 0, NO_FRAME,
                                                       index).astype(np.int64)
             else:
-                stream.values[IMAGE_FIELD] = encode_frames(frames, spec)[shown]
+                encoded = encode_frames(frames, spec)
+                stream.values[IMAGE_FIELD] = encoded[shown]
+                if spec.encoding != "raw":  # variable-length: no chunk checksum covers them
+                    stream.frame_crc32 = packet_crcs(encoded)[shown]
                 batch.encoding[name] = encoding_params(spec)
         batch.frames = {}  # done with the pixels: what travels on is small
         return batch

@@ -73,16 +73,16 @@ def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     streams: list[StreamSpec] = []
     frames: dict[str, int] = {}
     for s in layout.streams:
-        problem = _stream_problem(src, s)
+        problem = _stream_problem(src, layout, s)
         if problem:
             dropped.append(f"stream {s.name}: {problem}")
             continue
         s, lost = _drop_bad_flags(src, s)
         dropped += lost
-        length = min(held_rows(src[d.path], beat) for d in _grid_specs(s))
+        length = min(held_rows(src[d.path], beat) for d in _grid_specs(layout, s))
         count = int(np.searchsorted(rows, length))  # kept rows below the stream's length
         if s.is_video:
-            kept, why, count = _video_usable(src, s, rows[:count], beat)
+            kept, why, count = _video_usable(src, layout, s, rows[:count], beat)
             if why:
                 dropped.append(f"video camera {s.name} cut at frame {kept} ({why})")
             frames[s.name] = kept
@@ -103,11 +103,11 @@ def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     return plan
 
 
-def _grid_specs(s: StreamSpec, flags: bool = True) -> list[DatasetSpec]:
+def _grid_specs(layout: EpisodeLayout, s: StreamSpec, flags: bool = True) -> list[DatasetSpec]:
     """A stream's grid datasets (not /timestamps); without its extra quality flags if asked."""
     if not flags:
         s = s.model_copy(update={"quality": {}})
-    return EpisodeLayout(streams=[s], keep_raw=False).grid_datasets()[1:]
+    return layout.model_copy(update={"streams": [s], "keep_raw": False}).grid_datasets()[1:]
 
 
 def _drop_bad_flags(src: h5py.File, s: StreamSpec) -> tuple[StreamSpec, list[str]]:
@@ -127,10 +127,10 @@ def _drop_bad_flags(src: h5py.File, s: StreamSpec) -> tuple[StreamSpec, list[str
              for k, why in bad.items()])
 
 
-def _stream_problem(src: h5py.File, s: StreamSpec) -> str:
+def _stream_problem(src: h5py.File, layout: EpisodeLayout, s: StreamSpec) -> str:
     """Why a stream cannot be kept at all ("": it can). Its extra quality flags are not asked:
     they are dropped alone."""
-    for spec in _grid_specs(s, flags=False):
+    for spec in _grid_specs(layout, s, flags=False):
         problem = dataset_problem(src, spec)
         if problem:
             return f"/{spec.path} {problem}"
@@ -146,7 +146,7 @@ def _stream_problem(src: h5py.File, s: StreamSpec) -> str:
         group = video_path(s.name)
         if group not in src or not isinstance(src[group], h5py.Group):
             return f"/{group} missing"
-        for spec in EpisodeLayout(streams=[s]).video_datasets(s):
+        for spec in layout.video_datasets(s):
             problem = dataset_problem(src, spec)
             if problem:
                 return f"/{spec.path} {problem}"
@@ -215,7 +215,7 @@ def first_missing(rows: np.ndarray, total: int) -> int:
     return int(gaps[0]) if gaps.size else len(rows) if len(rows) < total else total
 
 
-def _video_usable(src: h5py.File, s: StreamSpec, rows: np.ndarray,
+def _video_usable(src: h5py.File, layout: EpisodeLayout, s: StreamSpec, rows: np.ndarray,
                   beat: Beat) -> tuple[int, str, int]:
     """A video camera: the leading frames that decode, why not more (""), and how many of the
     kept ticks it can give (those showing a kept frame; frame numbers never go back)."""
@@ -223,7 +223,7 @@ def _video_usable(src: h5py.File, s: StreamSpec, rows: np.ndarray,
     stored = video_length(group)
     readable = min(stored, *(held_rows(group[d.path.rsplit("/", 1)[1]], beat,
                                        never_fill=d.path.endswith("/arrival_ns"))
-                             for d in EpisodeLayout(streams=[s]).video_datasets(s)))
+                             for d in layout.video_datasets(s)))
     check = check_video(group, s.name, readable, beat)
     kept, why = check.decodable, ("" if check.decodable == stored
                                   else check.problem or "the rest cannot be read")
