@@ -82,6 +82,9 @@ class StreamOnGrid:
     missing: np.ndarray  # (m,) bool: no sample within tolerance
     flags: dict[str, np.ndarray] = field(default_factory=dict)  # quality flags, (m,) bool
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # quality scores, (m,)
+    # JPEG/PNG cameras: (m,) uint32 zlib CRC-32 of each tick's encoded frame, computed where
+    # it was encoded (None: not known, the writer computes it)
+    frame_crc32: np.ndarray | None = None
 
 
 @dataclass

@@ -51,6 +51,10 @@ VIDEO_FIELDS = {"packets": VLEN_UINT8, "keyframe": "bool", "capture_ns": "int64"
 # `checksums`)
 VIDEO_CRC = "crc32"
 NO_FRAME = -1
+# ... and so do JPEG/PNG frames (variable-length too): the zlib CRC-32 of each tick's encoded
+# frame, one uint32 a tick at /checksums/images/<camera> (layouts with `frame_checksums`). Not
+# beside the frames in /observations/images, whose members readers take for cameras.
+FRAME_CRCS = "checksums/images"
 
 # Rows per HDF5 chunk. Grid chunks of 64 ticks (~2 s at 30 Hz) keep a flush cheap and a
 # per-tick read small; raw chunks of 1024 samples (~1 s of a 1 kHz sensor) likewise; encoded
@@ -124,6 +128,8 @@ class EpisodeLayout(BaseModel):
     checksums: bool = Field(False, description="fixed-size datasets carry HDF5's Fletcher-32 "
                             "per chunk, video packets a CRC-32 each (/videos/<camera>/crc32); "
                             "files written before checksums say false")
+    frame_checksums: bool = Field(False, description="JPEG/PNG frames carry a CRC-32 each "
+                                  "(/checksums/images/<camera>); files written before say false")
 
     def datasets(self) -> list[DatasetSpec]:
         return (self.grid_datasets() + [d for s in self.streams for d in self.raw_datasets(s)]
@@ -135,6 +141,9 @@ class EpisodeLayout(BaseModel):
         for s in self.streams:
             if s.kind == "camera":
                 out.append(image_dataset(s))
+                if self.frame_checksums and has_frame_crcs(s):
+                    out.append(DatasetSpec(frame_crc_path(s.name), (), "uint32", GRID_CHUNK,
+                                           grid=True))
             else:
                 out += [DatasetSpec(grid_path(s, name), f.shape, f.dtype, GRID_CHUNK, grid=True)
                         for name, f in s.fields.items()]
@@ -162,6 +171,16 @@ class EpisodeLayout(BaseModel):
         fields = {**VIDEO_FIELDS, **({VIDEO_CRC: "uint32"} if self.checksums else {})}
         return [DatasetSpec(video_path(s.name, name), (), dtype, VIDEO_CHUNK, grid=False,
                             numeric=name != "packets") for name, dtype in fields.items()]
+
+
+def has_frame_crcs(s: StreamSpec) -> bool:
+    """A camera whose ticks hold encoded frames (JPEG/PNG): variable-length rows, no chunk
+    checksum covers them (raw frames have Fletcher-32, video packets their own CRC-32)."""
+    return s.image is not None and s.image.encoding in ("jpeg", "png")
+
+
+def frame_crc_path(camera: str) -> str:
+    return f"{FRAME_CRCS}/{camera}"
 
 
 def video_path(camera: str, name: str = "") -> str:

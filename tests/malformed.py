@@ -43,6 +43,8 @@ def _grid_paths(f: h5py.File) -> list[str]:
     for s in layout["streams"]:
         if s["kind"] == "camera":
             out.append(f"observations/images/{s['name']}")
+            if f"checksums/images/{s['name']}" in f:  # a JPEG/PNG frame's CRC-32, one a tick
+                out.append(f"checksums/images/{s['name']}")
         else:
             root = "actions" if s["kind"] == "action" else "observations"
             out += [f"{root}/{s['name']}/{k}" for k in s["fields"]]

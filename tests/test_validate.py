@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import zlib
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from core.codec import decode_frame
 from tests.conftest import record_one, run_cli
 
 
@@ -92,8 +95,71 @@ def test_a_frame_that_does_not_decode_is_named(damaged):
         frames.id.write(h5py.h5s.create_simple((1,)), space, junk)
     code, problems = validate(damaged)
     assert code == 1
-    assert len(problems) == 1
-    assert problems[0].startswith(f"/observations/images/cam_high[{n - 1}]: does not decode")
+    assert len(problems) == 2, problems  # its bytes are not those written, and do not decode
+    assert problems[0].startswith(f"/observations/images/cam_high: rows {n - 1} corrupt")
+    assert problems[1].startswith(f"/observations/images/cam_high[{n - 1}]: does not decode")
+
+
+# -- JPEG/PNG frames carry a CRC-32 each (/checksums/images/<camera>) -------------------------
+
+def test_each_frame_carries_the_crc32_of_its_bytes(recorded):
+    with h5py.File(recorded) as f:
+        for cam in f["observations/images"]:
+            frames = f[f"observations/images/{cam}"][:]
+            stored = f[f"checksums/images/{cam}"][:]
+            assert stored.dtype == np.uint32 and len(stored) == len(frames)
+            assert stored.tolist() == [zlib.crc32(x.tobytes()) for x in frames]
+    result = run_cli("validate", str(recorded))
+    assert result.returncode == 0, result.stdout
+    assert "JPEG/PNG frame's CRC-32 verified" in result.stdout
+
+
+def test_bytes_flipped_inside_a_stored_frame_are_named(damaged):
+    """Bit rot inside one JPEG frame as it lies on disk: the frame still decodes (to other
+    pixels), so only its checksum can tell; validate names the dataset and the row."""
+    with h5py.File(damaged) as f:
+        before = [x.tobytes() for x in f["observations/images/cam_left_wrist"][:]]
+    row = len(before) // 2
+    data = bytearray(damaged.read_bytes())
+    at = data.find(before[row])
+    assert at > 0 and data.find(before[row], at + 1) < 0  # stored once
+    middle = at + len(before[row]) // 2  # inside the entropy-coded scan
+    data[middle:middle + 2] = bytes(b ^ 0x10 for b in data[middle:middle + 2])
+    damaged.write_bytes(bytes(data))
+    with h5py.File(damaged) as f:
+        after = f["observations/images/cam_left_wrist"][row]
+        assert after.tobytes() != before[row]
+        assert decode_frame(after, "jpeg").shape == (f["observations/images/cam_left_wrist"]
+                                                     .attrs["height"],
+                                                     f["observations/images/cam_left_wrist"]
+                                                     .attrs["width"], 3)
+    code, problems = validate(damaged)
+    assert code == 1
+    assert problems == [f"/observations/images/cam_left_wrist: rows {row} corrupt (CRC-32 "
+                        f"mismatch in 1 of {len(before)} frames): the file was damaged after "
+                        "it was written"]
+    # the sampled decode alone would have passed it
+    assert run_cli("validate", "--quick", str(damaged)).returncode == 0
+
+
+def test_a_file_written_before_frame_checksums_validates_and_says_so(damaged):
+    """As an older file is: no /checksums group, a layout without `frame_checksums`."""
+    with h5py.File(damaged, "r+") as f:
+        del f["checksums"]
+        layout = json.loads(f.attrs["layout"])
+        del layout["frame_checksums"]
+        f.attrs["layout"] = json.dumps(layout)
+    result = run_cli("validate", str(damaged))
+    assert result.returncode == 0, result.stdout
+    assert "1 file(s) have no frame checksums (written before them)" in result.stdout
+
+
+def test_a_missing_frame_checksum_dataset_is_named(damaged):
+    with h5py.File(damaged, "r+") as f:
+        del f["checksums/images/cam_high"]
+    code, problems = validate(damaged)
+    assert code == 1
+    assert problems == ["/checksums/images/cam_high: missing"]
 
 
 def test_missing_efficiency_accounts_and_a_missing_dataset_are_named(damaged):

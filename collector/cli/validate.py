@@ -40,6 +40,7 @@ def validate(args: argparse.Namespace) -> int:
     videos: list[VideoCheck] = []
     chunks: list[ChunkCheck] = []
     unprotected = 0  # files written before checksums
+    no_frame_crcs = 0  # files with JPEG/PNG frames written before frame checksums
     for root in map(Path, args.paths):
         if not root.exists():
             raise EpisodeFileError(f"{root}: no such file or folder")
@@ -51,6 +52,7 @@ def validate(args: argparse.Namespace) -> int:
             videos += check.videos
             chunks += [check.chunks] if check.chunks is not None else []
             unprotected += not check.checksums
+            no_frame_crcs += bool(check.checksums and check.unchecked_frames)
             failed += bool(check.problems)
             for problem in check.problems:
                 say(f"{path}: {problem}")
@@ -69,7 +71,7 @@ def validate(args: argparse.Namespace) -> int:
     if videos:
         print(_decoded(videos))
     if chunks:
-        print(_read(chunks, unprotected))
+        print(_read(chunks, unprotected, no_frame_crcs))
     print(_summary(checked, failed, unfinished, recording, args.paths))
     return EXIT_NEEDS_WORK if failed or unfinished or not (checked or recording) else 0
 
@@ -85,7 +87,7 @@ def _decoded(videos: list[VideoCheck]) -> str:
             f"{seconds:.2f} s{speed}; {verdict}")
 
 
-def _read(chunks: list[ChunkCheck], unprotected: int) -> str:
+def _read(chunks: list[ChunkCheck], unprotected: int, no_frame_crcs: int) -> str:
     """Every chunk is read: how much, how fast, and how much of it a checksum covered."""
     mb = sum(c.bytes_read for c in chunks) / 1e6
     seconds = sum(c.seconds for c in chunks)
@@ -94,8 +96,12 @@ def _read(chunks: list[ChunkCheck], unprotected: int) -> str:
     if unprotected:
         line += (f"; {unprotected} file(s) have no checksums (written before them): damage "
                  "inside their chunks may go unseen")
+    elif no_frame_crcs:
+        line += (f"; {no_frame_crcs} file(s) have no frame checksums (written before them): a "
+                 "damaged JPEG/PNG frame shows only if it fails to decode (--all-frames)")
     else:
-        line += "; every chunk's Fletcher-32 and every video packet's CRC-32 verified"
+        line += ("; every chunk's Fletcher-32 and every video packet's and JPEG/PNG frame's "
+                 "CRC-32 verified")
     return line
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from collector.batch import GridBatch
 from collector.frames import FRAME_BEFORE, FRAME_FIELD, FRAME_INDEX, frame_at, pick_frames
 from collector.quality import PIXEL_CHECKS, SCORE, frame_scores, jpeg_small_gray, small_gray
+from collector.storage.checksums import packet_crcs
 from core.codec import IMAGE_FIELD, JPEG_FIELD, encode_frames, encoding_params
 from schemas.layout import NO_FRAME
 from schemas.station import CameraChecks, ImageEncoding
@@ -67,9 +68,13 @@ class Computation:
                 for i, data in enumerate(frames):
                     stored[i] = np.array(data, np.uint8)
                 stream.values[IMAGE_FIELD] = stored[shown]
+                stream.frame_crc32 = packet_crcs(stored)[shown]  # as the camera sent them
                 batch.encoding[name] = encoding_params(spec, camera_jpeg=True)
             else:
-                stream.values[IMAGE_FIELD] = encode_frames(frames, spec)[shown]
+                encoded = encode_frames(frames, spec)
+                stream.values[IMAGE_FIELD] = encoded[shown]
+                if spec.encoding != "raw":  # variable-length: no chunk checksum covers them
+                    stream.frame_crc32 = packet_crcs(encoded)[shown]
                 batch.encoding[name] = encoding_params(spec)
         batch.frames = {}  # done with the pixels: what travels on is small
         return batch

@@ -11,6 +11,7 @@ from collector.batch import CameraPackets, EpisodeClock, GridBatch, StreamOnGrid
 from collector.efficiency import EpisodeTally
 from collector.quality import BlurJudge
 from collector.stages.frame_rows import FrameRows
+from collector.storage.checksums import packet_crcs
 from collector.storage.commit_log import CommitLog
 from collector.storage.layout import StreamLayout, partial_path
 from collector.storage.writer import EpisodeWriter
@@ -255,13 +256,17 @@ def gap_batch(clock: EpisodeClock, first: int, stop: int, streams: list[StreamLa
                 frame = encode_frames(black, image_encoding[s.name].model_copy(
                     update={"resize": None}))
             values = {IMAGE_FIELD: np.repeat(frame, m, axis=0)}
+            encoded = image_encoding[s.name].encoding in ("jpeg", "png")
+            crcs = np.repeat(packet_crcs(frame), m) if encoded else None
         else:
             values = {k: np.zeros((m, *shape), dtype) for k, (shape, dtype) in s.fields.items()}
+            crcs = None
         aligned[s.name] = StreamOnGrid(
             values=values, capture_ns=np.full(m, -1, np.int64), dt_ns=np.zeros(m, np.int64),
             missing=np.ones(m, bool),
             flags={k: np.zeros(m, d) for k, d in s.quality.items() if np.dtype(d) == bool},
             scores={k: np.zeros(m, d) for k, d in s.quality.items() if np.dtype(d) != bool},
+            frame_crc32=crcs,
         )
     return GridBatch(clock=clock, index=-1, final=False, first_tick=first,
                      timestamps=clock.times(first, stop), streams=aligned, raw={}, counters={})

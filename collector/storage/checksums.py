@@ -1,9 +1,11 @@
-"""Checksums of stored data: HDF5's Fletcher-32 per chunk, a CRC-32 per video packet.
+"""Checksums of stored data: HDF5's Fletcher-32 per chunk, a CRC-32 per video packet and per
+JPEG/PNG frame.
 
 Fletcher-32 is an HDF5 filter: the library checks it on every read of a chunk and raises
 `OSError` on a mismatch, so checking a dataset means reading all of it, and locating a bad
 chunk means reading chunk by chunk. Variable-length rows (encoded frames, video packets) live
-outside the chunks, which hold only pointers to them: packets carry their own CRC-32.
+outside the chunks, which hold only pointers to them: each carries its own CRC-32, stored in a
+fixed-size dataset beside them (itself under Fletcher-32).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import h5py
 import numpy as np
 
 READ_BYTES = 32 * 2**20  # read a dataset this many stored bytes at a time (bounded memory)
+FRAME_ROWS = 64  # encoded frames read at a time: ~6 MB of JPEG, bounded for PNG too
 
 
 def packet_crcs(packets: Iterable[np.ndarray | bytes]) -> np.ndarray:
@@ -107,3 +110,24 @@ def _read_scalar(ds: h5py.Dataset) -> list[str]:
         first = str(exc).splitlines()[0] if str(exc) else "OSError"
         return [f"{ds.name}: unreadable ({first})"]
     return []
+
+
+def frame_crc_problems(frames: h5py.Dataset, crcs: h5py.Dataset) -> list[str]:
+    """Each tick's encoded frame against the CRC-32 the writer stored for it, a block of
+    frames at a time; the corrupt rows named. Datasets of unequal length are reported by the
+    layout check, and only their common rows compared here."""
+    n = min(frames.shape[0], crcs.shape[0])
+    bad: list[np.ndarray] = []
+    for start in range(0, n, FRAME_ROWS):
+        stop = min(start + FRAME_ROWS, n)
+        try:
+            stored, block = crcs[start:stop], frames[start:stop]
+        except OSError:
+            return []  # a damaged chunk: named by the chunk check
+        bad.append(np.flatnonzero(packet_crcs(block) != stored) + start)
+    rows = np.concatenate(bad) if bad else np.zeros(0, np.int64)
+    if not rows.size:
+        return []
+    shown = ", ".join(map(str, rows[:5].tolist())) + (", ..." if rows.size > 5 else "")
+    return [f"{frames.name}: rows {shown} corrupt (CRC-32 mismatch in {rows.size} of {n} "
+            "frames): the file was damaged after it was written"]

@@ -122,7 +122,7 @@ def episode_layout(streams: list[StreamLayout], image_shapes: dict[str, tuple[in
         quality = {k: np.dtype(v).name for k, v in s.quality.items()}
         specs.append(StreamSpec(name=s.name, kind=s.kind, rate_hz=s.rate_hz, fields=fields,
                                 quality=quality, image=image))
-    return EpisodeLayout(streams=specs, keep_raw=keep_raw, checksums=True)
+    return EpisodeLayout(streams=specs, keep_raw=keep_raw, checksums=True, frame_checksums=True)
 
 
 def partial_path(folder: Path, episode_id: str) -> Path:

@@ -32,6 +32,7 @@ import yaml
 
 from collector.errors import DiskFullError, EpisodeFileError
 from collector.storage.disk import free_gb
+from collector.storage.held import Beat
 from collector.storage.layout import (
     ALOHA_ACTION,
     ALOHA_QPOS,
@@ -46,7 +47,7 @@ from collector.storage.layout import (
 )
 from collector.storage.partial_lock import in_use
 from collector.storage.reader import plain_attr
-from collector.storage.salvage import Beat, NothingFlushed, Plan, plan_salvage, take_blocks
+from collector.storage.salvage import NothingFlushed, Plan, plan_salvage, take_blocks
 from collector.storage.writer import _append, commit, create_dataset, is_disk_full
 from schemas.episode import EfficiencyAccounts, EpisodeMetadata, flatten_accounts
 from schemas.layout import DatasetSpec, EpisodeLayout, video_path

@@ -7,24 +7,26 @@ it dropped and why. Derived data (an extra quality flag, a stream's raw samples)
 its own. A tick whose time is out of order is dropped, not the ticks after it. How many ticks to
 keep trades against how many streams: the plan keeps the most samples (ticks x streams), except
 that a video camera's cut (where its packets stop decoding) cuts the episode, as before.
+Rows a dataset's shape claims but the file never got (a chunk HDF5 never allocated, the fill
+values of a chunk's older version: `collector/storage/held.py`) are not the stream's.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
 
 from collector.errors import EpisodeFileError
+from collector.storage.held import Beat, held_rows
 from collector.storage.layout import IMAGES, QUALITY, RAW, TIMESTAMPS, VLEN_UINT8
 from collector.storage.videos import check_video, video_length
 from collector.storage.writer import hdf5_dtype
 from schemas.layout import NO_FRAME, DatasetSpec, EpisodeLayout, StreamSpec, video_path
 
-Beat = Callable[[], None]  # called between bounded steps: "still making progress"
 COPY_ROWS = 1024  # rows read at a time: memory stays bounded for any episode length
 COPY_BYTES = 64 * 2**20  # ... and about this many bytes of fixed-size rows
 
@@ -58,7 +60,8 @@ def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     ts_problem = dataset_problem(src, DatasetSpec(TIMESTAMPS, (), "int64", 64, grid=True))
     if ts_problem:
         raise EpisodeFileError(f"/{TIMESTAMPS} {ts_problem}: the ticks have no times")
-    total = readable_rows(src[TIMESTAMPS], src[TIMESTAMPS].shape[0], beat)
+    # a tick time is never 0 (HDF5's fill value): a trailing 0 is a row never written
+    total = held_rows(src[TIMESTAMPS], beat, never_fill=True)
     times = src[TIMESTAMPS][:total]
     if total == 0:
         raise NothingFlushed("stopped before the first tick was flushed")
@@ -70,17 +73,16 @@ def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     streams: list[StreamSpec] = []
     frames: dict[str, int] = {}
     for s in layout.streams:
-        problem = _stream_problem(src, s)
+        problem = _stream_problem(src, layout, s)
         if problem:
             dropped.append(f"stream {s.name}: {problem}")
             continue
         s, lost = _drop_bad_flags(src, s)
         dropped += lost
-        length = min(readable_rows(src[d.path], src[d.path].shape[0], beat)
-                     for d in _grid_specs(s))
+        length = min(held_rows(src[d.path], beat) for d in _grid_specs(layout, s))
         count = int(np.searchsorted(rows, length))  # kept rows below the stream's length
         if s.is_video:
-            kept, why, count = _video_usable(src, s, rows[:count], beat)
+            kept, why, count = _video_usable(src, layout, s, rows[:count], beat)
             if why:
                 dropped.append(f"video camera {s.name} cut at frame {kept} ({why})")
             frames[s.name] = kept
@@ -101,11 +103,11 @@ def plan_salvage(src: h5py.File, layout: EpisodeLayout, beat: Beat) -> Plan:
     return plan
 
 
-def _grid_specs(s: StreamSpec, flags: bool = True) -> list[DatasetSpec]:
+def _grid_specs(layout: EpisodeLayout, s: StreamSpec, flags: bool = True) -> list[DatasetSpec]:
     """A stream's grid datasets (not /timestamps); without its extra quality flags if asked."""
     if not flags:
         s = s.model_copy(update={"quality": {}})
-    return EpisodeLayout(streams=[s], keep_raw=False).grid_datasets()[1:]
+    return layout.model_copy(update={"streams": [s], "keep_raw": False}).grid_datasets()[1:]
 
 
 def _drop_bad_flags(src: h5py.File, s: StreamSpec) -> tuple[StreamSpec, list[str]]:
@@ -125,10 +127,10 @@ def _drop_bad_flags(src: h5py.File, s: StreamSpec) -> tuple[StreamSpec, list[str
              for k, why in bad.items()])
 
 
-def _stream_problem(src: h5py.File, s: StreamSpec) -> str:
+def _stream_problem(src: h5py.File, layout: EpisodeLayout, s: StreamSpec) -> str:
     """Why a stream cannot be kept at all ("": it can). Its extra quality flags are not asked:
     they are dropped alone."""
-    for spec in _grid_specs(s, flags=False):
+    for spec in _grid_specs(layout, s, flags=False):
         problem = dataset_problem(src, spec)
         if problem:
             return f"/{spec.path} {problem}"
@@ -144,7 +146,7 @@ def _stream_problem(src: h5py.File, s: StreamSpec) -> str:
         group = video_path(s.name)
         if group not in src or not isinstance(src[group], h5py.Group):
             return f"/{group} missing"
-        for spec in EpisodeLayout(streams=[s]).video_datasets(s):
+        for spec in layout.video_datasets(s):
             problem = dataset_problem(src, spec)
             if problem:
                 return f"/{spec.path} {problem}"
@@ -180,19 +182,6 @@ def dataset_problem(src: h5py.File, spec: DatasetSpec) -> str:
     return ""
 
 
-def readable_rows(ds: h5py.Dataset, rows: int, beat: Beat) -> int:
-    """Leading rows that can be read: a partial cut short (a full disk, a copy stopped) has
-    chunks whose bytes never reached it. Read a chunk at a time, so memory stays bounded."""
-    step = max(ds.chunks[0] if ds.chunks else COPY_ROWS, COPY_ROWS // 8)
-    for start in range(0, rows, step):
-        beat()
-        try:
-            ds[start:min(start + step, rows)]
-        except (OSError, RuntimeError, ValueError):
-            return start
-    return rows
-
-
 def increasing_rows(times: np.ndarray, beat: Beat) -> np.ndarray:
     """The rows of the longest run of strictly increasing tick times (in row order): one tick
     out of order costs that tick, not every tick after it."""
@@ -226,14 +215,15 @@ def first_missing(rows: np.ndarray, total: int) -> int:
     return int(gaps[0]) if gaps.size else len(rows) if len(rows) < total else total
 
 
-def _video_usable(src: h5py.File, s: StreamSpec, rows: np.ndarray,
+def _video_usable(src: h5py.File, layout: EpisodeLayout, s: StreamSpec, rows: np.ndarray,
                   beat: Beat) -> tuple[int, str, int]:
     """A video camera: the leading frames that decode, why not more (""), and how many of the
     kept ticks it can give (those showing a kept frame; frame numbers never go back)."""
     group = src[video_path(s.name)]
     stored = video_length(group)
-    readable = min(readable_rows(group[d.path.rsplit("/", 1)[1]], stored, beat)
-                   for d in EpisodeLayout(streams=[s]).video_datasets(s))
+    readable = min(stored, *(held_rows(group[d.path.rsplit("/", 1)[1]], beat,
+                                       never_fill=d.path.endswith("/arrival_ns"))
+                             for d in layout.video_datasets(s)))
     check = check_video(group, s.name, readable, beat)
     kept, why = check.decodable, ("" if check.decodable == stored
                                   else check.problem or "the rest cannot be read")
@@ -281,7 +271,8 @@ def _plan_raw(src: h5py.File, layout: EpisodeLayout, s: StreamSpec, plan: Plan,
         plan.raw[s.name] = 0
         plan.dropped.append(f"stream {s.name}: raw samples dropped ({problem})")
         return
-    m = min(readable_rows(src[d.path], src[d.path].shape[0], beat) for d in specs)
+    m = min(held_rows(src[d.path], beat, never_fill=d.path.endswith("/arrival_ns"))
+            for d in specs)
     arrival = src[f"{group}/arrival_ns"][:m]
     back = np.flatnonzero(np.diff(arrival) < 0)
     if back.size:

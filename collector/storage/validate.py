@@ -13,7 +13,12 @@ import yaml
 from pydantic import ValidationError
 
 from collector.errors import EpisodeFileError
-from collector.storage.checksums import ChunkCheck, check_chunks, packet_crcs
+from collector.storage.checksums import (
+    ChunkCheck,
+    check_chunks,
+    frame_crc_problems,
+    packet_crcs,
+)
 from collector.storage.layout import (
     EFFICIENCY,
     IMAGES,
@@ -41,6 +46,9 @@ from schemas.layout import (
     EpisodeLayout,
     ImageSpec,
     StreamSpec,
+    frame_crc_path,
+    has_frame_crcs,
+    image_dataset,
     video_path,
 )
 
@@ -61,6 +69,8 @@ class FileCheck:
     videos: list[VideoCheck] = field(default_factory=list)
     chunks: ChunkCheck | None = None  # None: --quick, no chunk was read in full
     checksums: bool = False  # the file carries checksums (written since they exist)
+    # JPEG/PNG cameras whose frames have no CRC-32 (files written before frame checksums)
+    unchecked_frames: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -141,6 +151,8 @@ def _check_open(f: h5py.File, all_frames: bool, quick: bool, decode: bool) -> Fi
         if out.chunks.problems:
             out.problems += out.chunks.problems
             return out
+        if layout is not None:
+            out.problems += _frame_crcs(f, layout, out)
     out.problems += _timestamps(f)
     if layout is not None:
         out.problems += _datasets(f, layout, all_frames) + _images(f, layout)
@@ -303,6 +315,22 @@ def _packet_crcs(group: h5py.Group, where: str) -> list[str]:
     rows = ", ".join(map(str, bad[:5].tolist())) + (", ..." if bad.size > 5 else "")
     return [f"{where}/packets: rows {rows} corrupt (CRC-32 mismatch in {bad.size} of "
             f"{len(stored)} packets): the file was damaged after it was written"]
+
+
+def _frame_crcs(f: h5py.File, layout: EpisodeLayout, out: FileCheck) -> list[str]:
+    """Every JPEG/PNG frame against its CRC-32 (a frame's bytes can change and still decode);
+    cameras of files written before frame checksums are noted in `out`, not failed."""
+    problems = []
+    for s in layout.streams:
+        frames, crcs = f"{IMAGES}/{s.name}", frame_crc_path(s.name)
+        if not has_frame_crcs(s) or frames not in f:
+            continue
+        if not layout.frame_checksums:
+            out.unchecked_frames.append(s.name)
+        elif crcs in f and not _dataset(f, DatasetSpec(crcs, (), "uint32", 1, grid=True), None) \
+                and not _dataset(f, image_dataset(s), None):
+            problems += frame_crc_problems(f[frames], f[crcs])
+    return problems
 
 
 def _images(f: h5py.File, layout: EpisodeLayout) -> list[str]:

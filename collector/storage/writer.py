@@ -21,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from collector.batch import CameraPackets, GridBatch
+from collector.batch import CameraPackets, GridBatch, StreamOnGrid
 from collector.errors import DiskFullError
 from collector.storage.checksums import packet_crcs
 from collector.storage.commit_log import CommitLog
@@ -41,7 +41,7 @@ from collector.storage.layout import (
     StreamLayout,
     episode_layout,
 )
-from core.codec import encoding_params
+from core.codec import IMAGE_FIELD, encoding_params
 from core.video import video_attrs
 from schemas.episode import (
     FORMAT,
@@ -58,6 +58,7 @@ from schemas.layout import (
     DatasetSpec,
     EpisodeLayout,
     FieldSpec,
+    frame_crc_path,
     video_path,
 )
 from schemas.station import ImageEncoding, StorageConfig
@@ -82,7 +83,8 @@ def create_dataset(f: h5py.File, spec: DatasetSpec, compression: str) -> h5py.Da
     """An empty, appendable dataset as the layout describes it. Every fixed-size one carries
     HDF5's Fletcher-32 per chunk (after compression: it checks the stored bytes), so a read of
     a damaged chunk fails instead of returning wrong values; variable-length rows lie outside
-    the chunks (video packets carry a CRC-32 of their own, /videos/<camera>/crc32)."""
+    the chunks (video packets and JPEG/PNG frames carry a CRC-32 of their own,
+    /videos/<camera>/crc32 and /checksums/images/<camera>)."""
     pack = compression_options(compression) if spec.numeric else {}
     return f.create_dataset(spec.path, (0, *spec.shape), hdf5_dtype(spec.dtype),
                             maxshape=(None, *spec.shape), chunks=(spec.chunk_rows, *spec.shape),
@@ -327,6 +329,9 @@ class EpisodeWriter:
             for field in s.fields:
                 self._put(s.grid_path(field), _joined([a.values[field] for a in aligned]),
                           start)
+            crcs = self._column(frame_crc_path(name)) if s.is_camera else None
+            if crcs is not None:  # a JPEG/PNG camera: each frame's CRC-32 beside it
+                crcs.append(_joined([_frame_crcs(a) for a in aligned]), start)
             q = f"{QUALITY}/{name}/"
             for key in ("capture_ns", "dt_ns", "missing"):
                 self._put(q + key, _joined([getattr(a, key) for a in aligned]), start)
@@ -521,6 +526,14 @@ class Column:
 
 def _append(ds: h5py.Dataset, values: np.ndarray, start: int) -> None:
     Column(ds).append(values, start)
+
+
+def _frame_crcs(aligned: StreamOnGrid) -> np.ndarray:
+    """The CRC-32 of each tick's encoded frame: as computed where it was encoded, or here for
+    a batch that came without (one zlib call a frame, in C)."""
+    if aligned.frame_crc32 is not None:
+        return aligned.frame_crc32
+    return packet_crcs(aligned.values[IMAGE_FIELD])
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
