@@ -141,9 +141,7 @@ def test_disconnect_raises_alarm(station, browser):
         return found[0].get_attribute("textContent") if found else ""
 
     # raised while cam_high is unplugged (the page is open by then); listed as cleared once
-    # it is back. The episodes below start after that: an episode that starts while a camera
-    # is down crashes the pipeline when it comes back (IndexError in frames.frame_at, on main
-    # too; reported).
+    # it is back (an episode begun while it is down: tests/test_camera_down.py)
     raised = wait(browser, lambda d: alarm_text(d, "#alarms"), "the cam_high alarm")
     assert "cam_high is disconnected" in raised
     wait(browser, lambda d: alarm_text(d, "#alarms-cleared"), "the alarm cleared")

@@ -41,9 +41,14 @@ class Computation:
                                  stream.missing[first], shape)
             if name in self.checks and len(frames):
                 scores = self._check(name, frames, handles, before, batch.frames)
+                # a tick with no frame (the camera was down) shows a black stand-in: its
+                # pixels say nothing of the camera, so it raises no pixel flag
+                none = handles < 0
                 for check in PIXEL_CHECKS:
-                    stream.flags[check] = scores[check][shown]
-                    stream.scores[check + SCORE] = scores[check + SCORE][shown]
+                    flags = scores[check] & ~none
+                    values = np.where(none, np.nan, scores[check + SCORE]).astype(np.float32)
+                    stream.flags[check] = flags[shown]
+                    stream.scores[check + SCORE] = values[shown]
             spec = self.images[name]
             if spec.is_video:  # stored once by its encoder: point at it
                 index = stream.values.pop(FRAME_INDEX)
