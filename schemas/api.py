@@ -58,8 +58,8 @@ class LastEpisode(BaseModel):
 
 
 class StreamRecent(BaseModel):
-    """One stream's grid ticks written in the last `window_s` seconds (none between episodes
-    once the window has passed)."""
+    """One stream's grid ticks written in the last `window_s` seconds (between episodes, once
+    the window has passed: no ticks, no p99)."""
 
     window_s: float = Field(description="the window, in seconds, up to now")
     ticks: int = Field(description="delivered (not missing) ticks in the window")
