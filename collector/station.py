@@ -27,6 +27,7 @@ from collector.engines.base import (
 from collector.errors import DiskFullError, StartupInterrupted
 from collector.previews import Preview
 from collector.quality import quality_datasets
+from collector.recent import RecentFigures
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from collector.stages.perception import LATE_NS
 from collector.storage.disk import check_free_space, disk_low
@@ -370,6 +371,10 @@ class Station:
 
     def previews(self) -> dict[str, Preview]:
         return self.engine.previews()
+
+    def recent_ticks(self) -> dict[str, RecentFigures]:
+        """Per stream, the ticks written in the last seconds: |dt| p99, quality flags."""
+        return self.engine.recent_ticks(time.monotonic_ns())
 
     def close(self) -> None:
         self.engine.close()

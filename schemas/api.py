@@ -57,6 +57,18 @@ class LastEpisode(BaseModel):
     accounts: EfficiencyAccounts
 
 
+class StreamRecent(BaseModel):
+    """One stream's grid ticks written in the last `window_s` seconds (between episodes, once
+    the window has passed: no ticks, no p99)."""
+
+    window_s: float = Field(description="the window, in seconds, up to now")
+    ticks: int = Field(description="delivered (not missing) ticks in the window")
+    dt_p99_ms: float | None = Field(description="99th percentile of |tick time - capture time| "
+                                    "of those ticks, in ms; null: no tick in the window")
+    flagged: dict[str, int] = Field(description="per quality check, the delivered ticks of "
+                                    "the window it flagged")
+
+
 class Status(BaseModel):
     station_id: str
     session_id: str
@@ -68,6 +80,8 @@ class Status(BaseModel):
     current_episode: EpisodeStatus | None
     last_episode: LastEpisode | None
     devices: dict[str, dict[str, Any]]
+    recent: dict[str, StreamRecent] = Field(default_factory=dict, description="per stream, "
+                                            "its ticks written in the last seconds")
     pipeline_lag_s: float = Field(0.0, description="how far the episode's reads run behind "
                                   "their schedule (a slow pipeline holds the loop); 0 between "
                                   "episodes")

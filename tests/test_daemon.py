@@ -44,6 +44,15 @@ def test_drive_the_daemon_through_the_api_then_sigterm(tmp_path):
         daemon.wait_for(lambda s: s["state"] == "recording", what="recording")
         code, body = daemon.post("/episodes/start")
         assert code == 409 and "recording" in body["error"]
+        # the last seconds' figures of the ticks written so far: a camera's |dt| is within
+        # its alignment tolerance (half a frame, plus 5 ms) on every delivered tick
+        status = daemon.wait_for(lambda s: s["recent"].get("cam_high", {}).get("ticks", 0) > 0,
+                                 what="ticks written in the last seconds")
+        recent = status["recent"]["cam_high"]
+        assert recent["window_s"] == 10
+        assert 0 <= recent["dt_p99_ms"] <= 1e3 * (0.5 / 30 + 0.005)
+        code, text = daemon.request("GET", "/metrics")
+        assert 'collector_stream_dt_p99_seconds{stream="cam_high"}' in text
         time.sleep(1.0)
         assert daemon.post("/episodes/stop")[0] == 202
         status = daemon.wait_for(lambda s: sum(s["episodes"].values()) == 1, what="1 episode")

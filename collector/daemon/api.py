@@ -68,7 +68,8 @@ class ApiContext:
 
 def build_app(ctx: ApiContext) -> ASGIApp:
     metrics = StationMetrics()
-    document = openapi_document(COMMANDS, secured=ctx.token is not None)
+    document = openapi_document(COMMANDS, secured=ctx.token is not None,
+                                page=ctx.console is not None)
 
     async def status(request: Request) -> Response:
         return _json(HTTPStatus.OK, await run_in_threadpool(ctx.status))

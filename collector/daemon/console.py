@@ -28,6 +28,7 @@ from collector.daemon.alarms import AlarmBook
 from collector.daemon.bodies import ApiFault
 from collector.daemon.previews import PreviewStore
 from collector.efficiency import PERFORMANCE_CAUSES
+from collector.recent import RECENT_S
 from schemas.api import Status
 from schemas.names import name_problem
 from schemas.session import SessionRecord
@@ -131,6 +132,7 @@ class EventHub:
             "episode": status.current_episode.model_dump() if status.current_episode else None,
             "last_episode": _last(status),
             "streams": _streams(status),
+            "window_s": RECENT_S,
             "previews": s.previews.seqs(),
             "efficiency": _efficiency(status),
             "recent": [_episode_row(r) for r in s.recent()],
@@ -152,19 +154,22 @@ def _last(status: Status) -> dict | None:
 
 def _streams(status: Status) -> list[dict]:
     """Per stream: rate against nominal, samples lost on the grid this session (dropped or
-    overflowed), last-sample age, connected."""
+    overflowed), last-sample age, connected; and over its ticks written in the last seconds
+    (`window`: none before the first episode): |dt| p99 and the flags raised."""
     losses = status.session.loss_samples
     rows = []
     for name, h in status.devices.items():
         lost = sum(n for cause, n in losses.items()
                    if cause.split(":", 1)[-1] == name
                    and cause.split(":", 1)[0] in ("dropped", "overflow"))
+        recent = status.recent.get(name)
         rows.append({"name": name, "kind": h.get("kind"), "rate_hz": h.get("rate_hz", 0.0),
                      "nominal_hz": h.get("nominal_hz"), "samples": h.get("samples", 0),
                      "dropped": lost, "last_sample_age_s": h.get("last_sample_age_s"),
                      "connected": bool(h.get("connected", True)),
                      "disconnected_s": h.get("disconnected_s", 0.0),
-                     "flags": _flags(losses, name)})
+                     "flags": _flags(losses, name),
+                     "window": recent.model_dump() if recent else None})
     return rows
 
 

@@ -31,7 +31,7 @@ from collector.errors import (
 from collector.station import EpisodeRun, Station
 from collector.storage.disk import free_gb
 from collector.task import task_name
-from schemas.api import EpisodeStatus, LastEpisode, StartEpisode, Status
+from schemas.api import EpisodeStatus, LastEpisode, StartEpisode, Status, StreamRecent
 from schemas.station import StationConfig
 
 HEALTH_EVERY_S = 0.5
@@ -77,6 +77,7 @@ class Daemon:
         self.number = 0
         self.last: LastEpisode | None = None
         self.health: dict[str, dict] = {}
+        self.recent: dict[str, StreamRecent] = {}  # per stream, its last seconds of ticks
         self.previews = PreviewStore()  # filled while an operator page is open
         self._health_at = 0.0
         started = time.monotonic() if started is None else started
@@ -258,7 +259,10 @@ class Daemon:
     def _refresh_health(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._health_at >= HEALTH_EVERY_S:
-            self.health = self._open()[0].health()
+            station = self._open()[0]
+            self.health = station.health()
+            self.recent = {name: StreamRecent(**asdict(figures))
+                           for name, figures in station.recent_ticks().items()}
             self._health_at = now
         if self.previews.due(now):  # only while a page is open
             self.previews.update(self._open()[0].previews(), now)
@@ -301,6 +305,7 @@ class Daemon:
             mode=c.mode, paused=c.paused, shutdown_requested=c.shutdown,
             episodes=dict(self.book.outcomes) if self.book else {},
             current_episode=current, last_episode=self.last, devices=self.health,
+            recent=self.recent,
             # a run implies the station: begun by it
             pipeline_lag_s=(self.station.lag_s if run is not None and self.station is not None
                             else 0.0),

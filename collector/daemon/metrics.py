@@ -8,6 +8,7 @@ from typing import get_args
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from collector.efficiency import loss_totals
+from collector.recent import RECENT_S
 from schemas.api import State, Status
 
 STATES = get_args(State)
@@ -38,6 +39,9 @@ class StationMetrics:
                         registry=r)
         self.lag = Gauge("collector_pipeline_lag_seconds", "how far the episode's device reads "
                          "run behind their schedule; 0 between episodes", registry=r)
+        self.dt_p99 = Gauge("collector_stream_dt_p99_seconds", "99th percentile of |tick time "
+                            "- capture time| over the stream's grid ticks written in the last "
+                            f"{RECENT_S:g} s; absent while none were", ["stream"], registry=r)
         self.down_s = Gauge("collector_device_disconnected_seconds",
                             "time the device was disconnected", ["device"], registry=r)
         self.resets = Gauge("collector_device_counter_resets", "device resets (sequence or "
@@ -76,6 +80,10 @@ class StationMetrics:
                     gauge.labels(label).set(value)
             for gauge in (self.rate, self.up, self.down_s, self.resets):
                 gauge.clear()
+            self.dt_p99.clear()
+            for stream, recent in status.recent.items():
+                if recent.dt_p99_ms is not None:
+                    self.dt_p99.labels(stream).set(recent.dt_p99_ms / 1e3)
             for device, h in status.devices.items():
                 self.rate.labels(device).set(h.get("rate_hz", 0.0))
                 self.up.labels(device).set(1 if h.get("connected") else 0)

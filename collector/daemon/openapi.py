@@ -10,6 +10,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from collector import __version__
 from schemas.api import Accepted, ApiError, Status
+from schemas.console import ConsoleSnapshot
 
 REF = "#/components/schemas/{model}"
 # what any command may answer besides 202, and why
@@ -24,11 +25,14 @@ UNAUTHORIZED = {"401": "missing or wrong bearer token"}
 
 
 def openapi_document(commands: dict[str, tuple[str, type[BaseModel]]],
-                     secured: bool) -> dict[str, Any]:
+                     secured: bool, page: bool = False) -> dict[str, Any]:
+    """`page`: the operator page is served, and with it its data routes (the feed, previews,
+    downloads); the page itself (`/`, `/static/*`) is HTML for a browser, not an API."""
     bodies = {model for _, model in commands.values()}
+    answers = (Accepted, ApiError, Status, *((ConsoleSnapshot,) if page else ()))
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         *((m, "validation") for m in sorted(bodies, key=lambda m: m.__name__)),
-        *((m, "serialization") for m in (Accepted, ApiError, Status))]
+        *((m, "serialization") for m in answers)]
     _, schemas = models_json_schema(models, ref_template=REF)
     paths: dict[str, Any] = {
         "/status": {"get": _operation("status", "the station's state, devices and accounts",
@@ -37,6 +41,8 @@ def openapi_document(commands: dict[str, tuple[str, type[BaseModel]]],
             "description": "the metrics",
             "content": {"text/plain": {"schema": {"type": "string"}}}}}, secured)},
     }
+    if page:
+        paths |= _page_data(secured)
     for path, (name, model) in commands.items():
         errors = {**COMMAND_ERRORS, **({} if name == "shutdown" else CONFLICT)}
         op = _operation(name, (model.__doc__ or name).strip().splitlines()[0],
@@ -71,3 +77,42 @@ def _operation(name: str, summary: str, responses: dict[str, Any],
 def _answer(description: str, model: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {
         "schema": {"$ref": REF.format(model=model)}}}}
+
+
+def _page_data(secured: bool) -> dict[str, Any]:
+    """The routes the operator page reads, which a script may read as well."""
+    missing = {"404": _answer("no such preview or episode (the message says why)", "ApiError")}
+    return {
+        "/events": {"get": _operation(
+            "events", "the operator page's live feed: server-sent events", {
+                "200": {"description": (
+                    "an endless text/event-stream: a few times a second an `event: snapshot` "
+                    "whose `data:` line is one ConsoleSnapshot as JSON (x-event-data), and a "
+                    "`: keep-alive` comment when nothing else was sent for 10 s. A client "
+                    "that falls 2 s behind is cut off: reconnect (the stream's `retry:` says "
+                    "after how long)"),
+                    "content": {"text/event-stream": {
+                        "schema": {"type": "string"},
+                        "x-event-data": {"$ref": REF.format(model="ConsoleSnapshot")}}}},
+                "503": _answer("too many pages are open", "ApiError")}, secured)},
+        "/previews/{camera}.jpg": {"get": {
+            **_operation("preview", "a camera's latest preview: its newest frame, downscaled, "
+                         "taken while a feed is open", {
+                             "200": {"description": "the JPEG; X-Preview-Seq: its number",
+                                     "content": {"image/jpeg": {"schema": {
+                                         "type": "string", "format": "binary"}}}},
+                             **missing}, secured),
+            "parameters": [_path_parameter("camera", "the camera's stream name")]}},
+        "/downloads/{episode_id}.h5": {"get": {
+            **_operation("download", "one of this session's recent episodes, as committed", {
+                "200": {"description": "the episode file",
+                        "content": {"application/x-hdf5": {"schema": {
+                            "type": "string", "format": "binary"}}}},
+                **missing}, secured),
+            "parameters": [_path_parameter("episode_id", "as in the feed's `recent`")]}},
+    }
+
+
+def _path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}

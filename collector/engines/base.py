@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from collector.batch import EpisodeClock
 from collector.previews import Preview
+from collector.recent import RecentFigures, RecentTicks
 from collector.stages.computation import Computation
 from collector.stages.encoding import CameraEncoder
 from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
@@ -79,6 +80,7 @@ class Engine(ABC):
     """Drives capture -> perception -> computation -> execution, one batch per device read."""
 
     startup_s: float = 0.0  # time to bring the engine up (Ray start, actors, devices)
+    recent: RecentTicks  # the last seconds of written ticks: fed from execution's results
 
     @abstractmethod
     def describe(self) -> list[StreamInfo]: ...
@@ -110,6 +112,11 @@ class Engine(ABC):
     def health(self) -> dict[str, dict]:
         """Per device: rate, samples, last sample age, seconds disconnected (see Capture)."""
         return {}
+
+    def recent_ticks(self, now_ns: int) -> dict[str, RecentFigures]:
+        """Per stream, its ticks written in the last seconds before `now_ns` (the station's
+        clock): |dt| p99 and the quality flags raised (collector/recent.py)."""
+        return self.recent.view(now_ns)
 
     def previews(self) -> dict[str, Preview]:
         """Camera previews taken since the last call; asking keeps them coming (see

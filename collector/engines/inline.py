@@ -17,6 +17,7 @@ from collector.engines.base import (
 )
 from collector.errors import StartupInterrupted
 from collector.previews import Preview
+from collector.recent import RecentTicks
 from collector.stages.execution import EpisodePlan, EpisodeSummary
 from drivers.base import StreamInfo
 from schemas.episode import EpisodeMetadata
@@ -35,6 +36,7 @@ class InlineEngine(Engine):
         self.perception = make_perception(config, infos)
         self.computation = make_computation(config, infos)
         self.execution = make_execution()
+        self.recent = RecentTicks()
         self.encoders = {name: make_encoder(config, infos, name)
                          for name in video_cameras(config, infos)}
         self.startup_s = time.perf_counter() - started
@@ -62,11 +64,13 @@ class InlineEngine(Engine):
                   for name, encoder in self.encoders.items()}
         grid = self.computation.process(grid)
         grid.videos = videos
-        self.execution.append(grid)
+        self.recent.add(self.execution.append(grid).digests)
 
     def finish_episode(self, metadata: EpisodeMetadata, recording_s: float) -> EpisodeSummary:
         tails = {name: encoder.finish() for name, encoder in self.encoders.items()}
-        return self.execution.finish(metadata, recording_s, tails)
+        summary = self.execution.finish(metadata, recording_s, tails)
+        self.recent.add(summary.digests)
+        return summary
 
     def health(self) -> dict[str, dict]:
         return self.capture.health()

@@ -46,9 +46,10 @@ from collector.engines.base import (
 from collector.engines.ray_session import capture_placement, ensure_ray
 from collector.errors import PipelineError, StartupInterrupted
 from collector.previews import Preview
+from collector.recent import RecentTicks
 from collector.stages.computation import Computation
 from collector.stages.encoding import CameraEncoder
-from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution
+from collector.stages.execution import EpisodePlan, EpisodeSummary, Execution, Written
 from collector.stages.perception import Perception
 from collector.tuning import tune_process
 from drivers.base import StreamInfo
@@ -170,7 +171,7 @@ class _ExecutionActor(_Hosted):
 
     def append_from(self, clock: EpisodeClock, index: int, boxed: list, worker: str,
                     wait_s: float | None, roles: dict[str, str], videos: dict[str, list],
-                    upstream: list) -> int:
+                    upstream: list) -> Written:
         """Execution side: resolve the batch and append it, or account for its loss; with
         the packets of its video cameras either way (`videos`: camera -> boxed ref).
 
@@ -305,6 +306,7 @@ class RayEngine(Engine):
         self._sizes: deque = deque(maxlen=self.max_inflight + PERCEPTION_HOLDS)  # bytes per read
         self._last_read: float | None = None
         self.backpressure_waits = 0  # times the loop waited for the pipeline to drain
+        self.recent = RecentTicks()  # from each batch's result: nothing asks the busy actor
 
     # -- start-up that a signal can end at any step ------------------------------------------
 
@@ -368,11 +370,12 @@ class RayEngine(Engine):
     def _written(self) -> None:
         """Wait until the oldest batch in flight is written (or accounted lost)."""
         try:
-            ray.get(self.inflight.popleft(), timeout=self._hang_s)
+            written = ray.get(self.inflight.popleft(), timeout=self._hang_s)
         except GetTimeoutError:
             raise PipelineError(
                 f"batch not written in {self._hang_s:.0f} s: a pipeline stage hangs (its Ray "
                 "worker log says where); what was written stays in the .h5.partial") from None
+        self.recent.add(written.digests)
 
     def _store_use(self) -> float:
         """Estimated bytes of raw batches alive in the object store: those in flight, and at
@@ -406,7 +409,9 @@ class RayEngine(Engine):
             self._written()
         self._last_read = None
         tails = {name: [e.finish.remote()] for name, e in self.encoders.items()}
-        return ray.get(self.execution.finish.remote(metadata, recording_s, tails))
+        summary = ray.get(self.execution.finish.remote(metadata, recording_s, tails))
+        self.recent.add(summary.digests)
+        return summary
 
     def health(self) -> dict[str, dict]:
         return ray.get(self.capture.health.remote())

@@ -51,9 +51,14 @@ class Computation:
                                  self._black.get(name))
             if name in self.checks and len(frames):
                 scores, corrupt = self._check(name, frames, handles, before, batch.frames, jpeg)
+                # a tick with no frame (the camera was down) shows a black stand-in: its
+                # pixels say nothing of the camera, so it raises no pixel flag
+                none = handles < 0
                 for check in PIXEL_CHECKS:
-                    stream.flags[check] = scores[check][shown]
-                    stream.scores[check + SCORE] = scores[check + SCORE][shown]
+                    flags = scores[check] & ~none
+                    values = np.where(none, np.nan, scores[check + SCORE]).astype(np.float32)
+                    stream.flags[check] = flags[shown]
+                    stream.scores[check + SCORE] = values[shown]
                 if corrupt.any():  # a JPEG that does not decode: the camera sent it damaged
                     stream.flags["checksum"] = stream.flags["checksum"] | corrupt[shown]
                     stream.scores["checksum" + SCORE] = (stream.scores["checksum" + SCORE]

@@ -10,6 +10,7 @@ import numpy as np
 from collector.batch import CameraPackets, EpisodeClock, GridBatch, StreamOnGrid
 from collector.efficiency import EpisodeTally
 from collector.quality import BlurJudge
+from collector.recent import TickDigest, digest
 from collector.stages.frame_rows import FrameRows
 from collector.storage.checksums import packet_crcs
 from collector.storage.commit_log import CommitLog
@@ -61,6 +62,17 @@ class EpisodeSummary:
     missing: int  # grid samples filled from the nearest sample: /quality/<stream>/missing, summed
     reason: str = ""  # why the episode ended as it did (its `reason` attribute)
     commits: CommitLog | None = None  # capture-to-disk timing of every row (`collector bench`)
+    digests: list[dict[str, TickDigest]] = field(default_factory=list)  # see `Written`
+
+
+@dataclass
+class Written:
+    """What one `append` or `lose` wrote: the episode's rows so far, and a digest of each
+    batch it wrote (none while a camera's first frames wait for their blur verdict; several
+    once they are judged), for the live figures (collector/recent.py)."""
+
+    rows: int
+    digests: list[dict[str, TickDigest]]
 
 
 class Execution:
@@ -77,6 +89,7 @@ class Execution:
         self._last_frames: dict[str, np.ndarray] = {}  # camera -> last encoded frame written
         self._frame_rows: dict[str, FrameRows] = {}  # video camera -> its frames' rows
         self._blur = BlurJudge()  # kept across episodes: each camera's recent sharpness
+        self._digests: list[dict[str, TickDigest]] = []  # batches written, not yet handed out
 
     def begin(self, plan: EpisodePlan) -> str:
         if self._writer is not None:
@@ -84,6 +97,7 @@ class Execution:
         self._plan = plan
         self._tally = EpisodeTally(rates={s.name: s.rate_hz for s in plan.streams})
         self._waiting.clear()
+        self._digests = []
         self._next_index = 0
         self._clock = None
         self._lost_cause = None
@@ -101,14 +115,13 @@ class Execution:
         assert self._plan is not None and self._writer is not None, "no episode begun"
         return self._plan, self._writer
 
-    def append(self, batch: GridBatch) -> int:
-        """Returns how many grid rows the episode holds so far."""
+    def append(self, batch: GridBatch) -> Written:
         self._waiting[batch.index] = batch
         self._drain()
-        return self._open()[1].rows
+        return self._written()
 
     def lose(self, index: int, cause: str, clock: EpisodeClock,
-             videos: dict[str, CameraPackets] | None = None) -> int:
+             videos: dict[str, CameraPackets] | None = None) -> Written:
         """Batch `index` will never come (a stage crashed with it): account for it, move on.
 
         Its ticks are filled as missing when the next batch shows where the grid resumes;
@@ -117,7 +130,10 @@ class Execution:
         self._clock = self._clock or clock
         self._waiting[index] = LostBatch(cause, videos or {})
         self._drain()
-        return self._open()[1].rows
+        return self._written()
+
+    def _written(self) -> Written:
+        return Written(self._open()[1].rows, self._take_digests())
 
     def _drain(self, flush: bool = False) -> None:
         while self._next_index in self._waiting:
@@ -140,6 +156,7 @@ class Execution:
             self._blur.apply(ready, plan.camera_checks, (ahead or [])[1:])
             writer.append(ready)
             self._tally.add(ready)
+            self._digests.append(digest(ready))
             for name, ticks in lost.items():
                 self._tally.blame(name, f"crash:encoder-{name}", ticks)
             self._remember_last_frames(ready)
@@ -227,7 +244,12 @@ class Execution:
             missing=self._tally.held,
             reason=metadata.reason,
             commits=writer.commits.trimmed(),
+            digests=self._take_digests(),
         )
+
+    def _take_digests(self) -> list[dict[str, TickDigest]]:
+        ticks, self._digests = self._digests, []
+        return ticks
 
     def close(self) -> None:
         if self._writer is not None:

@@ -6,7 +6,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from collector.batch import EncodeJob, GridBatch, HeldBlock, RawBatch, StreamCounters
+from collector.batch import (
+    EncodeJob,
+    GridBatch,
+    HeldBlock,
+    RawBatch,
+    StreamCounters,
+    StreamOnGrid,
+)
 from collector.derive import Deriver, derived_fields
 from collector.errors import ConfigError
 from collector.frames import (
@@ -25,7 +32,7 @@ from collector.quality import (
     dropped_on_grid,
     split_checks,
 )
-from collector.sync import align_to_grid
+from collector.sync import NO_SAMPLE, align_to_grid
 from core.codec import FRAME_DATA_FIELDS
 from drivers.base import StreamInfo
 from drivers.chunk import Chunk
@@ -196,6 +203,8 @@ class Perception:
         data, _, _ = split_checks(pending.fields)
         aligned = align_to_grid(pending.capture_ns, data, grid, plan.method, plan.tolerance_ns,
                                 period_ns)
+        if plan.kind == "camera":
+            _no_frame_without_sample(aligned)
         if plan.checker is None:
             return aligned
         # a tick's checks are those of the sample it shows, or the worst in its window
@@ -274,3 +283,14 @@ class Perception:
             self._last_seq[chunk.stream] = int(chunk.seq[-1])
         return StreamCounters(samples=len(chunk), dropped=dropped, overflow=chunk.overflow,
                               checksum_failures=chunk.checksum_failures, lost_s=chunk.lost_s)
+
+
+def _no_frame_without_sample(aligned: StreamOnGrid) -> None:
+    """A tick with no sample at all points at no frame. Alignment fills an empty stream's
+    values with zeros, and a zero is a real handle (block 0, row 0) and a real frame number:
+    a camera down since its episode began would show, or index past, another read's frame."""
+    none = aligned.capture_ns == NO_SAMPLE
+    if none.any():
+        for key in (FRAME_FIELD, FRAME_BEFORE, FRAME_INDEX):
+            if key in aligned.values:
+                aligned.values[key] = np.where(none, np.int64(-1), aligned.values[key])

@@ -8,7 +8,8 @@ const pct = (x) => (x == null ? "-" : (100 * x).toFixed(1) + " %");
 const num = (x, digits) => (x == null ? "-" : Number(x).toFixed(digits));
 const cams = {};  // camera -> {card, img, loading, shown, wanted}
 
-function text(id, value) { const el = $(id); if (el.textContent !== value) el.textContent = value; }
+function setText(el, value) { if (el.textContent !== value) el.textContent = value; }
+function text(id, value) { setText($(id), value); }
 
 function cell(row, value, cls) {
   const td = document.createElement("td");
@@ -112,7 +113,8 @@ function camera(name) {
   card.className = "camera";
   card.id = "camera-" + name;
   card.innerHTML = '<img alt=""><figcaption><div class="name"></div>' +
-    '<div class="line rate"></div><div class="line age"></div><div class="line flags"></div></figcaption>';
+    '<div class="line rate"></div><div class="line age"></div><div class="line recent-flags"></div>' +
+    '<div class="line flags dim"></div></figcaption>';
   card.querySelector(".name").textContent = name;
   card.querySelector("img").alt = "latest frame of " + name;
   $("cameras").appendChild(card);
@@ -131,6 +133,15 @@ function askPreview(name) {
   c.img.src = `/previews/${encodeURIComponent(name)}.jpg?seq=${c.wanted}`;
 }
 
+// The quality flags raised over the camera's ticks written in the last seconds.
+function recentFlags(r, windowS) {
+  const head = `last ${num(windowS, 0)} s: `;
+  if (!r || !r.ticks) return head + "no ticks written (not recording)";
+  const raised = Object.entries(r.flagged).filter(([, n]) => n > 0);
+  if (!raised.length) return head + `no flags in ${r.ticks} ticks`;
+  return head + raised.map(([k, n]) => `${k} ${n}`).join(", ") + ` of ${r.ticks} ticks`;
+}
+
 function renderCameras(s) {
   for (const st of s.streams.filter((x) => x.kind === "camera")) {
     const c = camera(st.name);
@@ -140,8 +151,12 @@ function renderCameras(s) {
     const p = s.previews[st.name];
     c.card.querySelector(".age").textContent = p
       ? `preview ${p.width}x${p.height}, frame age ${num(p.age_s, 1)} s` : "preview: waiting";
+    const recent = c.card.querySelector(".recent-flags");
+    setText(recent, recentFlags(st.window, s.window_s));
+    const raised = st.window && Object.values(st.window.flagged).some((n) => n > 0);
+    recent.className = "line recent-flags " + (raised ? "warn" : "");
     const flags = Object.entries(st.flags).map(([k, v]) => `${k} ${v}`).join(", ");
-    c.card.querySelector(".flags").textContent = "flagged samples (session): " + (flags || "none");
+    c.card.querySelector(".flags").textContent = "flagged samples this session: " + (flags || "none");
     if (p) { c.wanted = p.seq; askPreview(st.name); }
   }
 }
@@ -154,17 +169,20 @@ function renderStreams(s) {
     if (!tr) {
       tr = body.insertRow();
       tr.id = "stream-" + st.name;
-      for (const cls of ["", "", "num rate", "num", "num", "num", ""]) cell(tr, "", cls);
+      for (const cls of ["", "", "num rate", "num", "num", "num dt", "num", "device"]) cell(tr, "", cls);
       tr.cells[0].textContent = st.name;
     }
     const low = st.nominal_hz && st.rate_hz < 0.9 * st.nominal_hz;
+    const r = st.window;
     const values = [st.name, st.kind, num(st.rate_hz, 1), num(st.nominal_hz, 0),
-      String(st.dropped), num(st.last_sample_age_s, 2),
+      String(st.dropped), r && r.ticks ? num(r.dt_p99_ms, 2) : "-", num(st.last_sample_age_s, 2),
       st.connected ? "connected" : `reconnecting (${num(st.disconnected_s, 1)} s down)`];
-    values.forEach((v, i) => { if (tr.cells[i].textContent !== v) tr.cells[i].textContent = v; });
+    values.forEach((v, i) => setText(tr.cells[i], v));
     tr.cells[2].className = "num rate " + (low ? "warn" : "");
-    tr.cells[6].className = st.connected ? "ok" : "bad";
+    tr.cells[5].title = r && r.ticks ? `over ${r.ticks} ticks` : "no ticks written in the window";
+    tr.cells[7].className = "device " + (st.connected ? "ok" : "bad");
   }
+  for (const el of document.querySelectorAll(".recent-s")) setText(el, num(s.window_s, 0));
 }
 
 function renderRecent(s) {
