@@ -173,6 +173,7 @@ class Station:
             **run.start_metadata, ended_at=dt.datetime.now(dt.timezone.utc).isoformat(),
             outcome="aborted", reason="warm-up before the first episode, not kept")
         self.engine.finish_episode(metadata, run.clock.ticks / self.config.episode.control_hz)
+        self.engine.forget_recent()
         shutil.rmtree(scratch, ignore_errors=True)
         self.warm_up_s = time.monotonic() - started
         if cancel.is_set():

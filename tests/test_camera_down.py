@@ -62,7 +62,9 @@ def record_down_at_start(out: Path, engine: str) -> Path:
     config = load_station(SIM_CONFIG, [
         f"station.output_dir={out}", f"engine.kind={engine}", f"episode.duration_s={LOOK_S}",
         f"devices.cam_high.faults.disconnect_at_s={DOWN_AT_S}",
-        f"devices.cam_high.faults.disconnect_for_s={DOWN_FOR_S}"])
+        f"devices.cam_high.faults.disconnect_for_s={DOWN_FOR_S}",
+        # the fault is timed from the devices' open: a warm-up would spend it before we look
+        "engine.warm_up_s=0"])
     station = Station(config)
     try:
         wait_until_down(station, "cam_high")

@@ -42,7 +42,10 @@ def station(tmp_path_factory):
     sets = small_station(out, **{
         "api.token": TOKEN, "episode.duration_s": "60", "episode.reset_s": "0.3",
         "devices.cam_high.faults.disconnect_at_s": str(DISCONNECT_AT_S),
-        "devices.cam_high.faults.disconnect_for_s": str(DISCONNECT_FOR_S)})
+        "devices.cam_high.faults.disconnect_for_s": str(DISCONNECT_FOR_S),
+        # the fault is timed from the devices' open: a warm-up would spend it before the page
+        # is open (tests/test_warm_up.py tests the warm-up)
+        "engine.warm_up_s": "0"})
     daemon = Daemon(sets, "--mode", "manual", "--session", "page", token=TOKEN)
     daemon.event("ready", timeout=120)
     daemon.out = out

@@ -27,7 +27,9 @@ def faulty_station(tmp_path, duration_s: float, disconnect_at_s: float,
     extra = {"episode.duration_s": str(duration_s), "episode.reset_s": "0.3",
              "episode.task_success_rate": str(SUCCESS_RATE),
              "devices.cam_high.faults.disconnect_at_s": str(disconnect_at_s),
-             "devices.cam_high.faults.disconnect_for_s": str(disconnect_for_s)}
+             "devices.cam_high.faults.disconnect_for_s": str(disconnect_for_s),
+             # the fault is timed from the devices' open, not the first episode's
+             "engine.warm_up_s": "0"}
     for device in (*CAMERAS, "ft", "arm"):
         extra[f"devices.{device}.faults.drop_rate"] = str(DROP_RATE)
     return small_station(tmp_path, **extra)

@@ -218,27 +218,36 @@ class Daemon:
         reason = summary.reason
         now = time.monotonic()
         a = summary.accounts
+        # Straight into the reset when one follows: an "idle" between commit and reset would
+        # invite a start that the reset then refuses (409, "while resetting").
+        after = "resetting" if self._reset_follows() else "idle"
         with self.control.lock:  # status sees the episode booked and the state moved together
             book.committed(summary, cause_start.mono, cause_start.wall, now)
-            self._interval = _Interval("idle", now, dt.datetime.now(dt.timezone.utc))
+            self._interval = _Interval("reset" if after == "resetting" else "idle", now,
+                                       dt.datetime.now(dt.timezone.utc))
             self.last = LastEpisode(episode_id=summary.episode_id, outcome=summary.outcome,
                                     reason=reason, path=summary.path, accounts=a)
             self.run_ = None
-            self.control.set_state("idle", locked=True)
+            self.control.set_state(after, locked=True)
         self.log("episode_committed", episode_id=summary.episode_id, outcome=summary.outcome,
                  reason=reason, path=summary.path, ticks=summary.ticks,
                  recording_s=round(a.recording_s, 3), efficiency=round(a.efficiency, 4),
                  availability=round(a.availability, 4), performance=round(a.performance, 4),
                  quality=round(a.quality, 4), loss_seconds=a.loss_seconds,
                  loss_samples=a.loss_samples)
-        self._set_state("idle")
+        self._set_state(after)
+
+    def _reset_follows(self) -> bool:
+        c = self.control
+        return self.config.episode.reset_s > 0 and not (c.shutdown or c.paused)
 
     def _reset(self) -> None:
         reset_s = self.config.episode.reset_s
         if reset_s <= 0:
             return
-        self._close_interval("reset")
-        self._set_state("resetting")
+        if self.control.state != "resetting":  # `_record` moved there at the commit
+            self._close_interval("reset")
+            self._set_state("resetting")
         deadline = time.monotonic() + reset_s
         while not self.control.shutdown and time.monotonic() < deadline:
             self.control.wake.wait(min(IDLE_POLL_S, max(deadline - time.monotonic(), 0)))

@@ -113,6 +113,10 @@ class Engine(ABC):
         """Per device: rate, samples, last sample age, seconds disconnected (see Capture)."""
         return {}
 
+    def forget_recent(self) -> None:
+        """Drop the live figures gathered so far (the warm-up's ticks: never written)."""
+        self.recent = RecentTicks()
+
     def recent_ticks(self, now_ns: int) -> dict[str, RecentFigures]:
         """Per stream, its ticks written in the last seconds before `now_ns` (the station's
         clock): |dt| p99 and the quality flags raised (collector/recent.py)."""
