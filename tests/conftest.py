@@ -51,7 +51,7 @@ def run_cli(*args: str, cwd: Path | None = None,
 def short_run(tmp_path: Path, duration_s: float = 1.0, **extra: str) -> list[str]:
     """`--set` overrides for a quick simulated recording into tmp_path."""
     sets = {"station.output_dir": str(tmp_path), "episode.duration_s": str(duration_s),
-            "episode.reset_s": "0.2", **extra}
+            "episode.reset_s": "0.2", "engine.warm_up_s": "0.5", **extra}
     out = []
     for key, value in sets.items():
         out += ["--set", f"{key}={value}"]
@@ -63,7 +63,8 @@ def record_one(out: Path, duration_s: float = 1.0, *overrides: str, engine: str 
     from collector.config import load_station
 
     config = load_station(SIM_CONFIG, [f"station.output_dir={out}", f"engine.kind={engine}",
-                                       f"episode.duration_s={duration_s}", *overrides])
+                                       f"episode.duration_s={duration_s}",
+                                       "engine.warm_up_s=0.5", *overrides])
     return record_config(config)
 
 

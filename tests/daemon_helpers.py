@@ -28,7 +28,9 @@ def small_cameras() -> list[str]:
 def small_station(tmp_path: Path, **extra: str) -> list[str]:
     """`--set` overrides: small frames, inline engine, any free port, output in tmp_path."""
     sets = {"station.output_dir": str(tmp_path), "engine.kind": "inline", "api.port": "0",
-            "episode.reset_s": "0.3", "episode.duration_s": "30"}
+            "episode.reset_s": "0.3", "episode.duration_s": "30",
+            # short, as the episodes are: the warm-up runs, without costing each test seconds
+            "engine.warm_up_s": "0.5"}
     sets.update(item.split("=", 1) for item in small_cameras())
     sets.update(extra)
     out = []
