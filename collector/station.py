@@ -174,6 +174,7 @@ class Station:
             outcome="aborted", reason="warm-up before the first episode, not kept")
         self.engine.finish_episode(metadata, run.clock.ticks / self.config.episode.control_hz)
         self.engine.forget_recent()
+        self.lag_s = 0.0  # not recording: no lag (metrics say collector_pipeline_lag_seconds)
         shutil.rmtree(scratch, ignore_errors=True)
         self.warm_up_s = time.monotonic() - started
         if cancel.is_set():
