@@ -7,6 +7,7 @@ raised now and the last few that cleared, with when, so a short outage is still 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -64,11 +65,17 @@ class AlarmBook:
     def __init__(self) -> None:
         self.active: dict[str, Alarm] = {}
         self.cleared: deque[Alarm] = deque(maxlen=CLEARED_KEPT)
+        # judged by the daemon's loop (every health refresh) and by each page snapshot
+        self._lock = threading.Lock()
 
     def update(self, status: Status, free_gb: float | None, guard_gb: float,
                now: float | None = None) -> None:
         now = time.time() if now is None else now
         found = judge(status, free_gb, guard_gb)
+        with self._lock:
+            self._update(found, now)
+
+    def _update(self, found: dict[str, tuple[str, str]], now: float) -> None:
         for key in list(self.active):
             if key not in found:
                 alarm = self.active.pop(key)
@@ -81,5 +88,6 @@ class AlarmBook:
                 self.active[key] = Alarm(key, kind, message, now)
 
     def view(self) -> dict:
-        return {"active": [asdict(a) for a in self.active.values()],
-                "cleared": [asdict(a) for a in self.cleared]}
+        with self._lock:
+            return {"active": [asdict(a) for a in self.active.values()],
+                    "cleared": [asdict(a) for a in self.cleared]}

@@ -120,11 +120,18 @@ class EventHub:
     def snapshot_text(self) -> str:
         return json.dumps(self.snapshot(), separators=(",", ":"))
 
+    def judge_alarms(self) -> tuple[Status, float | None]:
+        """Raise and clear alarms from the station's state now. The daemon calls it at every
+        health refresh, so an outage while no page is open is still listed as cleared when
+        one opens; each snapshot calls it too."""
+        s = self.source
+        status, free = s.status(), s.free_gb()
+        self.alarms.update(status, free, s.guard_gb)
+        return status, free
+
     def snapshot(self) -> dict:
         s = self.source
-        status = s.status()
-        free = s.free_gb()
-        self.alarms.update(status, free, s.guard_gb)
+        status, free = self.judge_alarms()
         return {
             "station_id": status.station_id, "session_id": status.session_id,
             "state": status.state, "mode": status.mode, "paused": status.paused,

@@ -273,6 +273,9 @@ class Daemon:
             self.recent = {name: StreamRecent(**asdict(figures))
                            for name, figures in station.recent_ticks().items()}
             self._health_at = now
+            hub = self._api_ctx.hub if self._api_ctx is not None else None
+            if hub is not None:  # alarms judged whether or not a page is open
+                hub.judge_alarms()
         if self.previews.due(now):  # only while a page is open
             self.previews.update(self._open()[0].previews(), now)
 
