@@ -274,7 +274,8 @@ class Station:
         `folder` (default: the day's and rejected/) and `task=False` serve the warm-up.
         """
         ep = self.config.episode
-        duration_s = episode_seconds(ep, duration_s)
+        # the warm-up runs its own length, not capped at the episode's (or the task's)
+        duration_s = episode_seconds(ep, duration_s) if task else float(duration_s or 0)
         started_at = dt.datetime.now(dt.timezone.utc)
         episode_id = f"{self.config.station.id}-{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         day = self.output / f"{started_at:%Y-%m-%d}"
