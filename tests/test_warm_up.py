@@ -40,16 +40,22 @@ def test_the_warm_up_keeps_nothing_and_counts_as_start_up(tmp_path):
     assert _session_intervals(tmp_path)["startup"] >= 1.5
 
 
-def test_a_warm_up_killed_leaves_nothing_to_recover_and_the_next_start_clears_it(tmp_path):
-    proc = start_recorder(tmp_path, 1, 1.0, "--set", "engine.warm_up_s=60")
+def _recorder_warming_up(out) -> subprocess.Popen:
+    """A `collector record` in its (long) warm-up: its scratch file is on disk."""
+    proc = start_recorder(out, 1, 1.0, "--set", "engine.warm_up_s=60")
     try:
-        wait_until(lambda: proc.poll() is None and bool(_warm_up_partials(tmp_path)),
+        wait_until(lambda: proc.poll() is None and bool(_warm_up_partials(out)),
                    "the recorder's warm-up writes its scratch file")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def test_a_warm_up_killed_leaves_nothing_to_recover_and_the_next_start_clears_it(tmp_path):
+    proc = _recorder_warming_up(tmp_path)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
     [scratch] = _warm_up_partials(tmp_path)
     assert not partials(tmp_path), "the warm-up wrote an episode's partial"
 
@@ -65,10 +71,8 @@ def test_a_warm_up_killed_leaves_nothing_to_recover_and_the_next_start_clears_it
 
 
 def test_sigterm_during_the_warm_up_ends_the_start_up_cleanly(tmp_path):
-    proc = start_recorder(tmp_path, 1, 1.0, "--set", "engine.warm_up_s=60")
+    proc = _recorder_warming_up(tmp_path)
     try:
-        wait_until(lambda: proc.poll() is None and bool(_warm_up_partials(tmp_path)),
-                   "the recorder's warm-up writes its scratch file")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:

@@ -98,7 +98,11 @@ def wait_for_orphans(path: Path, wait_s: float = ORPHAN_WAIT_S) -> bool:
     file is free; False when a live recorder holds it, or the orphans outlived the wait."""
     deadline = time.monotonic() + wait_s
     while in_use(path):
-        if not held_by_orphans(path) or time.monotonic() >= deadline:
+        holders = lock_holders(path)
+        # no holder named: the lock went between the two looks (or /proc/locks is unreadable):
+        # look again, until the deadline
+        live = bool(holders) and not all(orphaned(pid) for pid in holders)
+        if live or time.monotonic() >= deadline:
             return False
         time.sleep(POLL_S)
     return True
