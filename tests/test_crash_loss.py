@@ -6,7 +6,8 @@ bound is `flush_interval_s + sync horizon + one chunk` when the pipeline keeps u
 running behind (a loaded machine) adds its lag. The test measures that lag from outside while
 the recorder runs (the age of the newest tick a reader can see, at the last look before the kill)
 and asserts the kill lost nothing a reader had seen flushed: the loss is at most that lag, which
-is under the bound whenever the pipeline keeps up (an unloaded station).
+is under the bound whenever the pipeline keeps up (an unloaded station). Each recovered file
+must also pass `collector validate` (every chunk's checksum, every video packet decodes).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def kill_once(out: Path, engine: str, seed: int) -> dict:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "skipped" not in done.stdout, done.stdout  # an orphan's lock is waited out
     [final] = out.rglob("*.h5")
+    checked = run_cli("validate", str(final))  # every chunk's checksum, every packet decodes
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     with h5py.File(final) as f:
         ts = f["timestamps"][:]
         assert f.attrs["outcome"] == "recovered"
