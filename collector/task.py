@@ -135,7 +135,13 @@ def make_task(episode: EpisodeConfig, joints: int):
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"episode.task {spec!r}: cannot import it ({exc})") from None
-    return cls(joints, episode.task_success_rate)
+    try:
+        return cls(joints, episode.task_success_rate)
+    except Exception as exc:  # the user's class: whatever it raises, it is not a task we can run
+        raise ConfigError(f"episode.task {spec!r}: {name}(joints={joints}, success_rate="
+                          f"{episode.task_success_rate}) failed ({type(exc).__name__}: {exc}); a "
+                          "task class takes those two arguments (see PickPlaceTask in "
+                          "collector/task.py)") from None
 
 
 def task_name(episode: EpisodeConfig) -> str:

@@ -222,3 +222,58 @@ def test_sigterm_while_the_daemon_starts_ray_exits_0(tmp_path):
     assert "ready" not in events  # the start-up stopped; it did not run on to the end
     assert "Traceback" not in daemon.stderr_tail()
     assert not list(tmp_path.rglob("*.h5*"))
+
+
+GATED_TASK = '''"""A task module as slow to import as the test wants (as one importing torch)."""
+import os
+
+with open(os.environ["COLLECTOR_TEST_GATE"]) as gate:  # blocks until the test opens the gate
+    gate.read()
+
+
+from collector.task import PickPlaceTask
+
+
+class Gated(PickPlaceTask):
+    pass
+'''
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_before_the_daemon_has_its_handlers_is_a_clean_stop(tmp_path, sig):
+    """`collector run` loads its YAML (and the task module it names) before its handlers are in
+    place: a signal then used to end it the default way (exit -15 for SIGTERM, a traceback and
+    130 for SIGINT). It is held until the handlers are in place, and then stops the start-up."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    (tmp_path / "gated_task.py").write_text(GATED_TASK)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLLECTOR_TEST_GATE": str(gate),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", str(SIM_CONFIG), "--mode", "manual",
+         *small_station(tmp_path, **{"episode.task": "gated_task:Gated"})],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    writer: list[int] = []
+
+    def importing() -> bool:  # the config check is importing the task: it opened the gate
+        assert proc.poll() is None, proc.communicate()
+        try:
+            writer.append(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: nobody reads it yet
+            return False
+        return True
+
+    try:
+        wait_until(importing, "the daemon imports its task module")
+        proc.send_signal(sig)
+        os.close(writer[0])  # the import ends; the command goes on with a signal behind it
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert "signal" in events and "stopped" in events, out
+    assert "ready" not in events  # the start-up stopped
+    assert not list(tmp_path.rglob("*.h5*"))

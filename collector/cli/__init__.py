@@ -10,9 +10,12 @@ import os
 import signal
 import sys
 
+from collector.cli import early_signals
 from collector.errors import CollectorError, raised_by_us
 from collector.tuning import tune_process
 
+# the commands that handle SIGTERM and SIGINT themselves (a clean stop, exit 0, in any state)
+HANDLE_SIGNALS = ("record", "run")
 COMMANDS = ["record", "inspect", "config_cmd", "devices", "recover", "validate", "export", "run",
             "report", "replay", "plot", "bench"]
 
@@ -34,10 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    early_signals.hold()  # first: a signal during the imports below must not kill `run`
     tune_process()  # before any frame buffer: every command may move frames
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:  # --help, --version, a usage error: argparse has said what
+            early_signals.release()
+            raise
+        if args.command not in HANDLE_SIGNALS:  # `run` and `record` take them over themselves
+            early_signals.release()
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
         return code

@@ -10,7 +10,7 @@ import sys
 import threading
 import uuid
 
-from collector.cli import add_config_args
+from collector.cli import add_config_args, early_signals
 from collector.config import load_station
 from collector.daemon.accounts import SessionBook
 from collector.efficiency import describe_factors, describe_losses
@@ -94,8 +94,8 @@ class _StopOnSignals:
         self.cancel = threading.Event()  # the start-up's: set by a signal before `attach`
         self.first = ""  # the first signal's name
         self.station: Station | None = None
-        self._previous = {signum: signal.signal(signum, self._handle)
-                          for signum in (signal.SIGTERM, signal.SIGINT)}
+        # with any that came while the command started (collector/cli/early_signals.py)
+        self._previous = early_signals.hand_over(self._handle)
 
     def attach(self, station: Station) -> None:
         self.station = station

@@ -15,7 +15,7 @@ import time
 
 import psutil
 
-from collector.cli import add_config_args
+from collector.cli import add_config_args, early_signals
 from collector.config import load_station
 from collector.daemon.accounts import check_session_id
 from collector.daemon.daemon import Daemon
@@ -60,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, on_signal)
 
     daemon = Daemon(config, session, args.mode, log, started, install)
-    install()  # before the slow start-up (Ray, devices): a signal there ends it cleanly
+    # before the slow start-up (Ray, devices): a signal there ends it cleanly, as does one
+    # that came while the command started (collector/cli/early_signals.py)
+    early_signals.hand_over(on_signal)
     return daemon.run()
