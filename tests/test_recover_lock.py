@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from collector.storage.partial_lock import in_use, lock_holders, orphaned, wait_for_orphans
+from collector.storage.partial_lock import Lock, in_use, lock_holders, orphaned, wait_for_orphans
 
 HOLD = """
 import fcntl, os, sys
@@ -27,9 +27,9 @@ def test_a_live_holder_is_named_and_not_waited_for(tmp_path):
         assert holder.pid in lock_holders(partial)
         # a plain process whose parent (this test) lives: a recorder, never an orphan
         assert not orphaned(holder.pid)
-        assert wait_for_orphans(partial, 10.0) is False  # answered at once: skip it
+        assert wait_for_orphans(partial, 10.0) is Lock.LIVE  # answered at once: skip it
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
     assert not in_use(partial) and lock_holders(partial) == []
-    assert wait_for_orphans(partial, 10.0) is True
+    assert wait_for_orphans(partial, 10.0) is Lock.FREE

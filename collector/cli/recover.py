@@ -10,7 +10,8 @@ from collector.cli.progress import progress, say
 from collector.errors import EpisodeFileError
 from collector.storage.partial_lock import (
     ORPHAN_WAIT_S,
-    held_by_orphans,
+    Lock,
+    holders_text,
     in_use,
     wait_for_orphans,
 )
@@ -69,12 +70,13 @@ def _recover_one(worker: RecoverWorker, partial: Path, min_age: float) -> bool:
         say(f"skipped {partial}: gone (its recorder committed it)")
         return False
     # a Ray worker left by a killed recorder holds the lock a few seconds more
-    if in_use(partial) and not wait_for_orphans(partial, ORPHAN_WAIT_S):
-        if held_by_orphans(partial):  # the recorder is gone; its Ray workers are not, yet
-            say(f"skipped {partial}: the Ray workers of a recorder that is gone still hold it "
-                f"after {ORPHAN_WAIT_S:g} s; run recover again once they have exited")
-        else:
-            say(f"skipped {partial}: a running recorder is writing it")
+    lock = wait_for_orphans(partial, ORPHAN_WAIT_S) if in_use(partial) else Lock.FREE
+    if lock is Lock.ORPHANS:  # the recorder is gone; its Ray workers are not, yet
+        say(f"skipped {partial}: the Ray workers of a recorder that is gone still hold it "
+            f"after {ORPHAN_WAIT_S:g} s; run recover again once they have exited")
+        return False
+    if lock is Lock.LIVE:
+        say(f"skipped {partial}: a running recorder is writing it ({holders_text(partial)})")
         return False
     if recently_modified(partial, min_age):
         say(f"skipped {partial}: modified less than {min_age:g} s ago, a recorder may "

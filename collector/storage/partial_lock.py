@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import time
+from enum import Enum
 from pathlib import Path
 
 import psutil
@@ -59,25 +60,32 @@ def is_ray_process(p: psutil.Process) -> bool:
                                                                     "default_worker.py"))
 
 
+def _ending(p: psutil.Process) -> bool:
+    """Dead, a zombie, or exiting: a process whose memory is already released has an empty
+    command line (the kernel reads it from that memory) before it turns zombie. Under load
+    that moment lasts long enough to be seen: an exiting Ray worker then looked like nobody's
+    and its exiting raylet like a live parent that is not Ray's."""
+    return p.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD) or not p.cmdline()
+
+
 def orphaned(pid: int) -> bool:
     """The process is Ray's and every ancestor up to the init process is Ray's too, or dead:
     the station that started them is gone. Right after a SIGKILL the station may still be a
     zombie its own parent has not reaped yet (its Ray children not yet reparented): dead too."""
     try:
         p = psutil.Process(pid)
+        if _ending(p):
+            return True  # a worker dying: the next look at the lock tells whether it is free
         if not is_ray_process(p):
             return False
-    except psutil.NoSuchProcess:
-        # gone, or a zombie (psutil cannot read its command line): a worker dying, no live
-        # recorder; seen holding the lock for a moment as it exits. The next look at the lock
-        # tells whether it is free.
+    except psutil.NoSuchProcess:  # gone (a zombie too, where psutil cannot read it)
         return True
     except psutil.Error:
         return False  # not ours to judge
     try:
         while True:
             parent = p.parent()  # None once the parent is gone
-            if parent is None or parent.pid <= 1 or parent.status() == psutil.STATUS_ZOMBIE:
+            if parent is None or parent.pid <= 1 or _ending(parent):
                 return True
             if not is_ray_process(parent):
                 return False
@@ -88,21 +96,42 @@ def orphaned(pid: int) -> bool:
         return False
 
 
-def held_by_orphans(path: Path) -> bool:
-    holders = lock_holders(path)
-    return bool(holders) and all(orphaned(pid) for pid in holders)
+def holders_text(path: Path) -> str:
+    """Who holds the file's lock, for the operator: `pid 1234: collector record ...`."""
+    out = []
+    for pid in lock_holders(path):
+        try:
+            out.append(f"pid {pid}: {' '.join(psutil.Process(pid).cmdline())[:80]}")
+        except psutil.Error:
+            out.append(f"pid {pid}")
+    return "; ".join(out) or "its holder is not named in /proc/locks"
 
 
-def wait_for_orphans(path: Path, wait_s: float = ORPHAN_WAIT_S) -> bool:
-    """While only orphans hold the lock, wait (up to `wait_s`) for them to die. True when the
-    file is free; False when a live recorder holds it, or the orphans outlived the wait."""
+class Lock(Enum):
+    """What `wait_for_orphans` found."""
+
+    FREE = "free"  # nobody holds it (any more)
+    LIVE = "live"  # a live recorder holds it
+    ORPHANS = "orphans"  # only a gone recorder's Ray workers, still there at the deadline
+
+
+def wait_for_orphans(path: Path, wait_s: float = ORPHAN_WAIT_S) -> Lock:
+    """While only orphans hold the lock, wait (up to `wait_s`) for them to die.
+
+    A holder is judged live only when two looks in a row say so: the state of a process tree
+    that is being torn down changes between two reads of /proc, and one wrong read must not
+    make recover skip a file whose recorder is gone."""
     deadline = time.monotonic() + wait_s
+    live_seen: set[int] = set()
     while in_use(path):
         holders = lock_holders(path)
         # no holder named: the lock went between the two looks (or /proc/locks is unreadable):
         # look again, until the deadline
-        live = bool(holders) and not all(orphaned(pid) for pid in holders)
-        if live or time.monotonic() >= deadline:
-            return False
+        live = {pid for pid in holders if not orphaned(pid)}
+        if live & live_seen:
+            return Lock.LIVE
+        live_seen = live
+        if time.monotonic() >= deadline:
+            return Lock.LIVE if live or not holders else Lock.ORPHANS
         time.sleep(POLL_S)
-    return True
+    return Lock.FREE
