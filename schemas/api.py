@@ -69,6 +69,16 @@ class StreamRecent(BaseModel):
                                     "the window it flagged")
 
 
+class LossTotalsShown(BaseModel):
+    """The loss totals of `collector/efficiency.py` `loss_totals`: counts stay counts."""
+
+    missing: int = Field(0, description="expected grid samples never delivered (performance)")
+    flagged: int = Field(0, description="delivered samples a quality check failed (quality)")
+    discarded: int = Field(0, description="good samples of a failed, truncated, rejected or "
+                           "aborted episode (quality)")
+    lost_s: float = Field(0.0, description="scheduled seconds not recording (availability)")
+
+
 class Status(BaseModel):
     station_id: str
     session_id: str
@@ -86,6 +96,6 @@ class Status(BaseModel):
                                   "their schedule (a slow pipeline holds the loop); 0 between "
                                   "episodes")
     session: EfficiencyAccounts
-    losses: dict[str, float] = Field(default_factory=dict, description="the session's loss "
-                                     "totals: missing, flagged, discarded (grid samples), "
-                                     "lost_s (seconds)")
+    losses: LossTotalsShown = Field(default_factory=lambda: LossTotalsShown(),
+                                    description="the session's loss totals, in the words "
+                                    "record, inspect, report and /metrics use")
