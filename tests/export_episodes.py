@@ -46,7 +46,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
+# quality flags set on the mixed sources at known ticks (a recording of clean frames raises
+# none): each export must carry them, tick for tick
+MARKED = {(SLOW, "blurred"): [2, 5], (JPEG, "overexposed"): [1], (STEPPED, "frozen"): [4]}
+
+
 def mixed_sources(folder: Path, duration_s: float, n: int = 2) -> list[Path]:
-    """`n` mixed episodes made from one real format-1 recording of `duration_s`."""
+    """`n` mixed episodes made from one real format-1 recording of `duration_s`, with the
+    camera flags of `MARKED` raised."""
     source = record_format1(folder / "format1", duration_s)
-    return [mixed_episode(folder, f"mixed{i}.h5", source=source)[0] for i in range(n)]
+    out = [mixed_episode(folder, f"mixed{i}.h5", source=source)[0] for i in range(n)]
+    for path in out:
+        with h5py.File(path, "r+") as f:
+            for (camera, check), ticks in MARKED.items():
+                f[f"{QUALITY}/{camera}/{check}"][ticks] = True
+    return out

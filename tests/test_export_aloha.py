@@ -11,7 +11,7 @@ import pytest
 
 from collector.storage.reader import open_episode
 from tests.conftest import run_cli
-from tests.export_episodes import JPEG, SLOW, STEPPED, mixed_sources
+from tests.export_episodes import JPEG, MARKED, SLOW, STEPPED, mixed_sources
 
 CAMERAS = [SLOW, STEPPED, JPEG]
 
@@ -66,9 +66,13 @@ def test_act_reads_each_episode_as_it_reads_aloha_files(exported, episodes):
             grip = arm["gripper"][:, 0]
             dt = np.diff(ep.timestamps) / 1e9
             np.testing.assert_allclose(root["/observations/qvel"][1:, 6], np.diff(grip) / dt)
-            # every mask travels along
-            np.testing.assert_array_equal(root[f"/quality/{SLOW}/missing"][:],
-                                          ep.quality(SLOW)["missing"])
+            # every mask and score travels along, the flags raised included
+            for stream in ep.file["quality"]:
+                for name, values in ep.quality(stream).items():
+                    np.testing.assert_array_equal(root[f"/quality/{stream}/{name}"][:], values,
+                                                  err_msg=f"{stream}/{name}")
+            for (camera, check), ticks in MARKED.items():
+                assert np.flatnonzero(root[f"/quality/{camera}/{check}"][:]).tolist() == ticks
             assert "missing" in root.attrs["missing_fill"]
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from collector.storage.reader import open_episode
 from tests.conftest import ROOT, run_cli
-from tests.export_episodes import JPEG, SLOW, STEPPED, mixed_sources, psnr
+from tests.export_episodes import JPEG, MARKED, SLOW, STEPPED, mixed_sources, psnr
 
 MIN_PSNR = 35.0  # dB: a decoded frame against the episode's own, the acceptance's bar
 LEROBOT_PYTHON = os.environ.get("COLLECTOR_LEROBOT_PYTHON")
@@ -88,6 +88,12 @@ def test_rows_are_the_episode_with_every_mask(dataset, episodes):
         assert table[f"quality.{SLOW}.missing"] == quality["missing"].tolist()
         assert table[f"quality.{SLOW}.capture_ns"] == quality["capture_ns"].tolist()
         assert table["quality.ft.dt_ns"] == ep.quality("ft")["dt_ns"].tolist()
+        for stream in ep.file["quality"]:  # every mask and score, the flags raised included
+            for name, values in ep.quality(stream).items():
+                np.testing.assert_array_equal(table[f"quality.{stream}.{name}"], values,
+                                              err_msg=f"{stream}.{name}")
+        for (camera, check), ticks in MARKED.items():
+            assert np.flatnonzero(table[f"quality.{camera}.{check}"]).tolist() == ticks
     episodes_meta = pq.read_table(dataset / "meta/episodes/chunk-000/file-000.parquet")
     rows = episodes_meta.to_pylist()
     assert [r["length"] for r in rows] == [n, n]
