@@ -234,7 +234,7 @@ def test_contact_sheet(recorded, tmp_path):
 
 @pytest.mark.parametrize("args, problem", [
     (["--to", "video", "{tmp}/v.mp4", "--start", "1.5", "--end", "1"], "must be after --start"),
-    (["--to", "video", "{tmp}/v.mp4", "--fields", "ft.torque[0]"], "no field 'torque'"),
+    (["--to", "video", "{tmp}/v.mp4", "--fields", "ft.torque[0]"], "no field or channel 'torque'"),
     (["--to", "video", "{tmp}/v.mp4", "--fields", "gripper.value"], "no stream 'gripper'"),
     (["--to", "robot", "--start", "99"], "only 2.00 s long"),
     (["--to", "teleport"], "expected one of robot"),

@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 from collector.config import load_station
+from collector.errors import CollectorError
 from collector.replay.plot import episode_figure
 from collector.replay.source import episode_range, open_recorded, parse_fields
 from collector.replay.video import Mosaic, legend_label
@@ -166,3 +167,11 @@ def test_color_attributes_say_what_each_decoder_returns(recorded):
     assert np.allclose(pil[centre].mean(axis=(0, 1)), order[attrs["pil_color_order"]], atol=8)
     assert np.allclose(cv[centre].mean(axis=(0, 1)), order[attrs["cv2_color_order"]], atol=8)
     assert attrs["pil_color_order"] != attrs["cv2_color_order"]
+
+
+def test_fields_are_picked_by_the_rigs_channel_names(recorded):
+    with open_recorded(recorded) as episode:
+        assert parse_fields("ft.tz,ft.fx", episode) == parse_fields("ft.value[5],ft.value[0]",
+                                                                    episode)
+        with pytest.raises(CollectorError, match="its channels: fx, fy, fz, tx, ty, tz"):
+            parse_fields("ft.torque", episode)

@@ -52,7 +52,8 @@ def register(sub) -> None:
                             "stored packets remuxed (no re-encode), a jpeg/png/raw camera's "
                             "images re-encoded with h264; OUT: .mp4 or .mkv")
     video.add_argument("--fields", help="fields to plot under the video, e.g. "
-                                        "ft.value[2],arm.qpos[0] (default: first of each)")
+                                        "ft.value[2],arm.qpos[0], or by channel name: ft.tz "
+                                        "(default: first of each)")
     video.add_argument("--frames", type=int, default=None,
                        help="write a contact sheet of N frames (PNG) instead of a video")
     video.add_argument("--tile-width", type=int, default=320,

@@ -86,7 +86,8 @@ def control_hz(episode: Episode) -> float:
 
 @dataclass(frozen=True)
 class FieldRef:
-    """One channel of one stream, as the user writes it: `ft.value[2]`, `arm.qpos[0]`."""
+    """One channel of one stream, as the user writes it: `ft.value[2]`, `arm.qpos[0]`, or by
+    the channel's name from the rig: `ft.tz`."""
 
     stream: str
     field: str
@@ -101,27 +102,46 @@ _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+
 
 
 def parse_fields(text: str | None, episode: Episode) -> list[FieldRef]:
-    """`ft.value[2],arm.qpos[0]` -> refs checked against the episode; None: a default choice."""
+    """`ft.value[2],arm.qpos[0]` or `ft.tz` -> refs checked against the episode; None: a
+    default choice."""
     if not text:
         return default_fields(episode)
     refs = []
     for item in (s.strip() for s in text.split(",") if s.strip()):
         match = _FIELD.match(item)
         if not match:
-            raise ReplayError(f"--fields {item!r}: expected stream.field[index], e.g. ft.value[2]")
+            raise ReplayError(f"--fields {item!r}: expected stream.field[index] or "
+                              "stream.channel, e.g. ft.value[2] or ft.tz")
         stream, field, index = match.group(1), match.group(2), int(match.group(3) or 0)
         fields = grid_fields(episode).get(stream)
         if fields is None:
             raise ReplayError(f"--fields {item!r}: no stream {stream!r}; the episode has "
                               f"{', '.join(grid_fields(episode))}")
+        if field not in fields and match.group(3) is None:  # a channel's name: ft.tz
+            named = _named_channel(episode, stream, list(fields), field)
+            if named is not None:
+                refs.append(named)
+                continue
         if field not in fields:
-            raise ReplayError(f"--fields {item!r}: stream {stream!r} has no field {field!r}; "
-                              f"it has {', '.join(fields)}")
+            channels = [n for f in fields for n in episode.channels(stream, f).names]
+            raise ReplayError(f"--fields {item!r}: stream {stream!r} has no field or channel "
+                              f"{field!r}; its fields: {', '.join(fields)}; its channels: "
+                              f"{', '.join(channels)}")
         width = fields[field]
         if index >= width:
             raise ReplayError(f"--fields {item!r}: {stream}.{field} has {width} channel(s)")
         refs.append(FieldRef(stream, field, index))
     return refs
+
+
+def _named_channel(episode: Episode, stream: str, fields: list[str],
+                   name: str) -> FieldRef | None:
+    """The channel the rig's YAML named `name` (`channels: [fx, ..., tz]`), in whichever field."""
+    for field in fields:
+        names = episode.channels(stream, field).names
+        if name in names:
+            return FieldRef(stream, field, names.index(name))
+    return None
 
 
 def grid_fields(episode: Episode) -> dict[str, dict[str, int]]:
