@@ -10,7 +10,9 @@ ends like an unplugged camera.
 
 Frames are numbered by the camera's own frame times (drivers/frame_numbers.py), so a frame the
 camera, file or stream skipped leaves a sequence gap, which the pipeline flags `dropped` on the
-tick that should have shown it.
+tick that should have shown it. A file's frame times are also its device clock (`device_ns`):
+its frames are captured when they play, however late the reader thread got to them, as a real
+camera's frame is captured when its sensor took it.
 
 With `passthrough: jpeg`, when the station stores the camera as JPEG at its own size (the
 caller says so: `stores_jpeg`) and it is not rotated, the driver hands out the camera's own
@@ -146,19 +148,21 @@ class OpenCVCamera(ThreadedDevice):
                 raise DeviceError(f"{self.config.name}: camera stopped delivering frames")
         if is_file(self.source):
             numbered = self.numbers.number(stamp_ms)
-            arrival = self._play(numbered)
+            arrival, device = self._play(numbered), numbered.play_ns
         else:
-            numbered = self.numbers.number(stamp_ms, arrival)
+            # A live camera's times stay out of device_ns: only V4L2's are known to be a clock
+            # (FFmpeg's for an MJPEG stream are a guess, above), and none was tried on a device.
+            numbered, device = self.numbers.number(stamp_ms, arrival), -1
         index = numbered.seq
         if self.keeps_jpeg:
-            return self._keep_jpeg(frame.reshape(-1), index, arrival)
+            return self._keep_jpeg(frame.reshape(-1), index, arrival, device)
         # converted straight into the ring's next slot; a full ring refuses the frame before
         # it is converted
         slot = self._reserve(index)
         if slot is None:
             return None
         self.convert(frame, out=slot["image"])
-        return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
+        return CapturedSamples(device_ns=np.array([device], np.int64), seq=np.array([index]),
                                values={"image": slot["image"][None]},
                                arrival_ns=np.array([arrival], np.int64))
 
@@ -170,7 +174,8 @@ class OpenCVCamera(ThreadedDevice):
             self._stop.wait(delay)
         return time.monotonic_ns()
 
-    def _keep_jpeg(self, data: np.ndarray, index: int, arrival: int) -> CapturedSamples | None:
+    def _keep_jpeg(self, data: np.ndarray, index: int, arrival: int,
+                   device: int) -> CapturedSamples | None:
         """The camera's JPEG bytes, copied into the ring's next slot as they came."""
         if data.size < 4 or data[0] != 0xFF or data[1] != 0xD8:
             # not a JPEG (a damaged transfer): lost, and counted as a checksum failure, as a
@@ -186,7 +191,7 @@ class OpenCVCamera(ThreadedDevice):
             return None
         buf[:data.size] = data
         slot[JPEG_SIZE_FIELD][0] = data.size
-        return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
+        return CapturedSamples(device_ns=np.array([device], np.int64), seq=np.array([index]),
                                values={k: v[None] for k, v in slot.items()},
                                arrival_ns=np.array([arrival], np.int64))
 

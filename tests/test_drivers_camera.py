@@ -91,8 +91,8 @@ def test_a_file_with_frames_left_out_gives_exactly_those_sequence_gaps(tmp_path,
                                                                         passthrough):
     """Numbered by its frame times, each frame of the file gets its original index: the frames
     left out are gaps in the sequence, which the pipeline flags `dropped`. The file plays at
-    those times (a frame after a gap comes that much later); played again after it ends
-    (a reconnect), the numbers go on from the last one, with the same gaps."""
+    those times (a frame after a gap comes that much later), which are its device clock; played
+    again after it ends (a reconnect), the numbers go on from the last one, with the same gaps."""
     pytest.importorskip("av")
     from core.codec import JPEG_FIELD, JPEG_SIZE_FIELD
 
@@ -106,6 +106,7 @@ def test_a_file_with_frames_left_out_gives_exactly_those_sequence_gaps(tmp_path,
         chunks = collect(camera, len(written) + 4)
     seq = np.concatenate([c.seq for c in chunks])
     arrival = np.concatenate([c.arrival_ns for c in chunks])
+    device = np.concatenate([c.device_ns for c in chunks])
     if passthrough:
         jpeg = np.concatenate([c.fields[JPEG_FIELD] for c in chunks])
         size = np.concatenate([c.fields[JPEG_SIZE_FIELD] for c in chunks])[:, 0]
@@ -116,7 +117,10 @@ def test_a_file_with_frames_left_out_gives_exactly_those_sequence_gaps(tmp_path,
     assert [read_counter(f) for f in frames[:n]] == written == seq[:n].tolist()
     assert seq[n:n + 4].tolist() == [20, 21, 22, 24]  # played again: frame 3 is missing again
     # no frame came before its time: the last one plays 19 periods after the first, not 15
-    due = np.array(written) * 33_333_333 - 1_000_000  # (.mkv keeps times to the ms)
+    plays = np.array(written) * 33_333_333
+    assert np.abs(device[:n] - plays).max() <= 1_000_000  # (.mkv keeps times to the ms)
+    assert device[n] == 0  # played again: its clock starts over (the clock fit restarts)
+    due = plays - 1_000_000
     assert np.all(arrival[:n] - opened >= due), (arrival[:n] - opened - due).min()
 
 
