@@ -4,7 +4,15 @@ Frames enter the pipeline as RGB (OpenCV delivers BGR; `delivers: rgb` names a c
 hands out RGB already), rotated as configured, at the configured size. A device that stops
 delivering frames raises `DeviceError`; the reader thread reconnects with backoff and counts the
 lost time.
-A video file plays at its own fps (paced), and ends like an unplugged camera.
+A video file plays at its own frame times (paced: a frame after a gap in them comes that much
+later, as a real camera's frame after a drop does; one frame per period where it has none), and
+ends like an unplugged camera.
+
+Frames are numbered by the camera's own frame times (drivers/frame_numbers.py), so a frame the
+camera, file or stream skipped leaves a sequence gap, which the pipeline flags `dropped` on the
+tick that should have shown it. A file's frame times are also its device clock (`device_ns`):
+its frames are captured when they play, however late the reader thread got to them, as a real
+camera's frame is captured when its sensor took it.
 
 With `passthrough: jpeg`, when the station stores the camera as JPEG at its own size (the
 caller says so: `stores_jpeg`) and it is not rotated, the driver hands out the camera's own
@@ -23,6 +31,7 @@ import numpy as np
 from core.codec import JPEG_FIELD, JPEG_SIZE_FIELD, jpeg_dimensions
 from core.errors import DeviceError
 from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
+from drivers.frame_numbers import FrameNumbers, Numbered
 from schemas.devices import OpenCVCameraConfig
 
 ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
@@ -61,10 +70,10 @@ class OpenCVCamera(ThreadedDevice):
         self.config = config
         self.source = parse_source(config.source)
         self.cap: cv2.VideoCapture | None = None
-        self.frame_index = 0
-        self._next_ns = 0
-        self._period_ns = int(1e9 / config.fps)
-        self._held: tuple[np.ndarray, int] | None = None  # the frame `_connect` looked at
+        self.numbers = FrameNumbers(int(1e9 / config.fps), paced=is_file(self.source))
+        self._opened_ns = 0  # when the connection began: a file's frames play from then
+        # the frame `_connect` looked at: its pixels or bytes, time (ms) and arrival
+        self._held: tuple[np.ndarray, float, int] | None = None
 
     def _connect(self) -> None:
         c = self.config
@@ -93,17 +102,18 @@ class OpenCVCamera(ThreadedDevice):
             for _ in range(c.warmup_frames):  # auto-exposure settles; frames are discarded
                 cap.read()
         self.cap = cap
-        self._next_ns = time.monotonic_ns()
+        self.numbers.restart()
+        self._opened_ns = time.monotonic_ns()
         self._held = None
         if self.keeps_jpeg:
             self._held = self._check_jpeg(cap)
 
-    def _check_jpeg(self, cap: cv2.VideoCapture) -> tuple[np.ndarray, int]:
-        """The first frame, read now to be sure the camera delivers JPEG at the configured size
-        (kept for the first `_capture`: a file's first frame is not skipped)."""
+    def _check_jpeg(self, cap: cv2.VideoCapture) -> tuple[np.ndarray, float, int]:
+        """The first frame and its time, read now to be sure the camera delivers JPEG at the
+        configured size (kept for the first `_capture`: a file's first frame is not skipped)."""
         c = self.config
         ok, data = cap.read()
-        arrival = time.monotonic_ns()
+        stamp_ms, arrival = cap.get(cv2.CAP_PROP_POS_MSEC), time.monotonic_ns()
         size = jpeg_dimensions(data.reshape(-1)) if ok and data is not None else None
         if size is None:
             cap.release()
@@ -114,38 +124,58 @@ class OpenCVCamera(ThreadedDevice):
             raise DeviceError(f"{c.name}: delivers {size[0]}x{size[1]} JPEG, not the "
                               f"configured {c.width}x{c.height}; set width and height to what "
                               "it delivers (passthrough keeps the camera's frames as they are)")
-        return data, arrival
+        return data, stamp_ms, arrival
 
     def _capture(self) -> CapturedSamples | None:
         if self.cap is None:
             raise DeviceError(f"{self.config.name}: not connected")
-        if is_file(self.source):  # a file has no clock of its own: play it at its fps
-            delay = (self._next_ns - time.monotonic_ns()) / 1e9
-            if delay > 0:
-                self._stop.wait(delay)
-            self._next_ns += self._period_ns
         if self._held is not None:
-            (frame, arrival), self._held = self._held, None
+            (frame, stamp_ms, arrival), self._held = self._held, None
         else:
             ok, frame = self.cap.read()
             arrival = time.monotonic_ns()
+            # Read after the frame: its presentation time through FFmpeg, its buffer time
+            # through V4L2. Seen with OpenCV 5.0 (FFmpeg backend) on files written by PyAV at
+            # rate 30 with frames left out (`pts` the original index): .mkv (ms time base)
+            # 0, 33, 67, 133, ... ms; .mp4 (h264 with B-frames, mpeg4) and MJPG .avi 0, 33.333,
+            # 66.667, 133.333, ... - the gaps kept, in presentation order, and the same in raw
+            # mode (`CAP_PROP_FORMAT -1`, passthrough). CAP_PROP_FPS is no help: it said 24 for
+            # that .mp4 (frames over duration). An MJPEG-over-HTTP stream gets FFmpeg's guessed
+            # 25 fps (0, 40, 80 ms, whatever the camera sends): FrameNumbers does not believe
+            # such gaps.
+            stamp_ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
             if not ok or frame is None:
                 raise DeviceError(f"{self.config.name}: camera stopped delivering frames")
-        index = self.frame_index
-        self.frame_index += 1
+        if is_file(self.source):
+            numbered = self.numbers.number(stamp_ms)
+            arrival, device = self._play(numbered), numbered.play_ns
+        else:
+            # A live camera's times stay out of device_ns: only V4L2's are known to be a clock
+            # (FFmpeg's for an MJPEG stream are a guess, above), and none was tried on a device.
+            numbered, device = self.numbers.number(stamp_ms, arrival), -1
+        index = numbered.seq
         if self.keeps_jpeg:
-            return self._keep_jpeg(frame.reshape(-1), index, arrival)
+            return self._keep_jpeg(frame.reshape(-1), index, arrival, device)
         # converted straight into the ring's next slot; a full ring refuses the frame before
         # it is converted
         slot = self._reserve(index)
         if slot is None:
             return None
         self.convert(frame, out=slot["image"])
-        return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
+        return CapturedSamples(device_ns=np.array([device], np.int64), seq=np.array([index]),
                                values={"image": slot["image"][None]},
                                arrival_ns=np.array([arrival], np.int64))
 
-    def _keep_jpeg(self, data: np.ndarray, index: int, arrival: int) -> CapturedSamples | None:
+    def _play(self, numbered: Numbered) -> int:
+        """Wait until a file's frame is due (its play time since the file opened): when it
+        arrives."""
+        delay = (self._opened_ns + numbered.play_ns - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            self._stop.wait(delay)
+        return time.monotonic_ns()
+
+    def _keep_jpeg(self, data: np.ndarray, index: int, arrival: int,
+                   device: int) -> CapturedSamples | None:
         """The camera's JPEG bytes, copied into the ring's next slot as they came."""
         if data.size < 4 or data[0] != 0xFF or data[1] != 0xD8:
             # not a JPEG (a damaged transfer): lost, and counted as a checksum failure, as a
@@ -161,7 +191,7 @@ class OpenCVCamera(ThreadedDevice):
             return None
         buf[:data.size] = data
         slot[JPEG_SIZE_FIELD][0] = data.size
-        return CapturedSamples(device_ns=np.array([-1], np.int64), seq=np.array([index]),
+        return CapturedSamples(device_ns=np.array([device], np.int64), seq=np.array([index]),
                                values={k: v[None] for k, v in slot.items()},
                                arrival_ns=np.array([arrival], np.int64))
 

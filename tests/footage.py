@@ -4,6 +4,10 @@ driver, and the stored flags scored against what was injected.
 
 Every frame carries a burned-in timestamp and a sharp marker drawn after any fault, as a real
 camera's overlay would be: a small sharp region that must not hide a defocused scene.
+
+Dropped frames (`drop_rate`) are left out of the file with their presentation times kept: the
+frames after them play as late as a real camera's frame after a drop arrives, and the driver
+numbers each frame by its time, so its number is the frame's index in the clip.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from tests.conftest import record_config
 WIDTH, HEIGHT, FPS = 320, 240, 30.0
 FAULTS = ("blurred", "overexposed", "underexposed", "frozen")
 RATES = {"blurred": 0.08, "overexposed": 0.05, "underexposed": 0.05, "frozen": 0.05}
+DROPPED = "dropped"
+DROP_RATE = 0.05
+# A dropped frame due this close to halfway between two ticks may be either tick's: which one
+# its neighbours' capture times put it on is rounding, not a finding.
+HALFWAY_NS = 2_000_000
 
 
 def photograph(name: str) -> np.ndarray:
@@ -85,24 +94,26 @@ def sensor_noise(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def make_clip(path: Path, photo: str, frames: int, seed: int, fps: float = FPS,
               rates: dict[str, float] | None = None,
-              size: tuple[int, int] = (WIDTH, HEIGHT)) -> dict[str, np.ndarray]:
-    """Write the clip (MJPG .avi); return per frame index which fault it shows.
+              size: tuple[int, int] = (WIDTH, HEIGHT),
+              drop_rate: float = 0.0) -> dict[str, np.ndarray]:
+    """Write the clip (MJPG .avi); return per frame index which fault it shows, and with
+    `drop_rate` which frames were left out of the file (`dropped`).
 
-    Faults exclude each other and a frozen frame (an exact copy of the frame written before
-    it) follows a clean one, so each frame shows at most one fault."""
+    Faults exclude each other, a dropped frame shows none, and a frozen frame (an exact copy of
+    the frame written before it) follows a clean one, so each frame shows at most one fault."""
     rng = np.random.default_rng(seed)
     draw = rng.random(frames)
     truth, edge = {}, 0.0
-    for name in FAULTS:
-        rate = (rates or RATES)[name]
+    for name, rate in [(n, (rates or RATES)[n]) for n in FAULTS] + [(DROPPED, drop_rate)]:
         truth[name] = (draw >= edge) & (draw < edge + rate)
         edge += rate
-    truth["frozen"][0] = False
-    clean = ~np.any([truth[n] for n in FAULTS], axis=0)
+    truth["frozen"][0] = truth[DROPPED][0] = False  # the first frame's time is the clip's origin
+    clean = ~np.any([truth[n] for n in (*FAULTS, DROPPED)], axis=0)
     truth["frozen"][1:] &= clean[:-1]
-    clean = ~np.any([truth[n] for n in FAULTS], axis=0)
+    clean = ~np.any([truth[n] for n in (*FAULTS, DROPPED)], axis=0)
     image = photograph(photo)
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    written = path.with_suffix(".all.avi") if drop_rate else path
+    out = cv2.VideoWriter(str(written), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     assert out.isOpened()
     last = None
     for i in range(frames):
@@ -118,8 +129,38 @@ def make_clip(path: Path, photo: str, frames: int, seed: int, fps: float = FPS,
         out.write(frame)
         last = frame
     out.release()
+    if drop_rate:
+        leave_out(written, path, truth[DROPPED], fps)
+        written.unlink()
+    else:
+        del truth[DROPPED]
     truth["clean"] = clean
     return truth
+
+
+def leave_out(source: Path, target: Path, dropped: np.ndarray, fps: float) -> None:
+    """The source's MJPG frames into `target` (.avi, PyAV's muxer) but for the dropped ones,
+    each at its own presentation time (its index at `fps`): the JPEG bytes are OpenCV's, as
+    in a clip without drops, and the frames left out leave their gaps in time."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(source)) as container:
+        frames = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    assert len(frames) == len(dropped)
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(target), "w", format="avi") as container:
+        stream = container.add_stream("mjpeg", rate=rate)
+        stream.width, stream.height = cv2.imdecode(np.frombuffer(frames[0], np.uint8),
+                                                   cv2.IMREAD_COLOR).shape[1::-1]
+        stream.pix_fmt = "yuvj420p"
+        stream.time_base = 1 / rate
+        for i in np.flatnonzero(~dropped):
+            packet = av.Packet(frames[i])
+            packet.stream, packet.pts, packet.dts = stream, int(i), int(i)
+            packet.time_base = stream.time_base
+            container.mux(packet)
 
 
 def record_clip(tmp_path: Path, video: Path, duration_s: float, fps: float = FPS,
@@ -155,9 +196,14 @@ class Figures:
 
 def score(path: str, truth: dict[str, np.ndarray]) -> dict[str, Figures]:
     """Per check: of the delivered ticks showing its fault, how many it flagged; of the others,
-    how many it flagged all the same. Read back with plain h5py."""
+    how many it flagged all the same. With dropped frames in the clip, `dropped` too (see
+    `score_drops`). Read back with plain h5py.
+
+    A tick shows the frame whose capture time it stored; that frame's number (the driver's,
+    from its presentation time) is its index in the clip."""
     with h5py.File(path, "r") as f:
         q = {k: v[:] for k, v in f["quality/cam"].items()}
+        ticks = f["timestamps"][:]
     with open_episode(path) as ep:  # a video camera's frame times are its video's, not /raw's
         raw = ep.raw("cam")
         raw_capture, raw_seq = raw["capture_ns"], raw["seq"]
@@ -173,4 +219,41 @@ def score(path: str, truth: dict[str, np.ndarray]) -> dict[str, Figures]:
         flagged = q[name].astype(bool)
         out[name] = Figures(int(shows.sum()), int((flagged & shows).sum()),
                             int(others.sum()), int((flagged & others).sum()))
+    if DROPPED in truth:
+        # a frame left out of the file can never have been delivered: if one were, the
+        # driver's numbers would not be the clip's indices and every figure here would be off
+        assert not truth[DROPPED][raw_seq].any(), "a frame left out was numbered as delivered"
+        out[DROPPED] = score_drops(q[DROPPED].astype(bool), ticks, raw_capture, raw_seq,
+                                   truth[DROPPED])
     return out
+
+
+def score_drops(flagged: np.ndarray, ticks: np.ndarray, capture: np.ndarray, seq: np.ndarray,
+                dropped: np.ndarray) -> Figures:
+    """Of the frames left out of the clip, how many the tick that should have shown them flags
+    `dropped`; of the other ticks, how many are flagged all the same.
+
+    A left-out frame would have been captured where its index puts it between the frames the
+    episode did get (their capture times); the tick nearest that time should have shown it
+    (either of two, within HALFWAY_NS of halfway between them). Only frames with delivered
+    frames on both sides are counted, and only the ticks between the episode's first and last
+    frames: at an edge the episode holds no frame to see the gap from."""
+    period = int(np.median(np.diff(ticks)))
+    lost = np.flatnonzero(dropped)
+    lost = lost[(lost > seq.min()) & (lost < seq.max())]
+    due = (np.interp(lost, seq, capture) - ticks[0]) / period  # in ticks
+    on_grid = (due > -0.5) & (due < ticks.shape[0] - 0.5)
+    lost, due = lost[on_grid], due[on_grid]
+    below = np.floor(due).astype(np.int64)
+    nearest = np.where(due - below < 0.5, below, below + 1)
+    other = np.where(nearest == below, below + 1, below)
+    either = (np.abs(due - below - 0.5) * period < HALFWAY_NS) & (other >= 0) & (
+        other < ticks.shape[0])
+    other = np.where(either, other, nearest)
+    scored = (ticks >= capture.min()) & (ticks <= capture.max())
+    should = np.zeros(ticks.shape[0], bool)
+    should[nearest] = True
+    should[other] = True
+    found = flagged[nearest] | flagged[other]
+    return Figures(int(lost.size), int(found.sum()), int((scored & ~should).sum()),
+                   int((scored & ~should & flagged).sum()))

@@ -42,8 +42,9 @@ def collect(camera: OpenCVCamera, want: int, timeout_s: float = 20.0):
 def test_video_file_frames_arrive_in_order_as_rgb(tmp_path):
     video = tmp_path / "clip.avi"
     write_video(video, 20)
+    # the file's own rate: it plays at its frame times, numbered in periods of `fps`
     config = OpenCVCameraConfig(name="cam", type="opencv_camera", source=str(video),
-                                width=W, height=H, fps=100)
+                                width=W, height=H, fps=30)
     camera = OpenCVCamera(config)
     with camera:
         chunks = collect(camera, 20)
@@ -53,6 +54,74 @@ def test_video_file_frames_arrive_in_order_as_rgb(tmp_path):
     assert [read_counter(f) for f in frames] == list(range(20)) == seq.tolist()
     block = frames[0, 120:180, 70:130].reshape(-1, 3).mean(axis=0)
     assert block[2] > 200 and block[0] < 50  # RGB order: blue lands in the last channel
+
+
+LEFT_OUT = {3, 7, 8, 15}  # frames of a 20-frame file a camera dropped
+
+
+def write_with_gaps(path, frames: int, left_out: set[int], codec: str) -> list[int]:
+    """Frames with a readable counter, those in `left_out` not written: each frame's
+    presentation time is its index at rate 30 (PyAV), so the ones left out leave their gap in
+    time, as a camera that dropped them would. Returns the indices written."""
+    from fractions import Fraction
+
+    import av
+
+    written = [i for i in range(frames) if i not in left_out]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height = W, H
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for i in written:
+            bgr = np.full((H, W, 3), 90, np.uint8)
+            write_counter(bgr, i)
+            frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return written
+
+
+@pytest.mark.parametrize(("name", "codec", "passthrough"), [
+    ("gaps.mkv", "mjpeg", False), ("gaps.mp4", "libx264", False), ("gaps.avi", "mjpeg", False),
+    ("gaps.avi", "mjpeg", True)])
+def test_a_file_with_frames_left_out_gives_exactly_those_sequence_gaps(tmp_path, name, codec,
+                                                                        passthrough):
+    """Numbered by its frame times, each frame of the file gets its original index: the frames
+    left out are gaps in the sequence, which the pipeline flags `dropped`. The file plays at
+    those times (a frame after a gap comes that much later), which are its device clock; played
+    again after it ends (a reconnect), the numbers go on from the last one, with the same gaps."""
+    pytest.importorskip("av")
+    from core.codec import JPEG_FIELD, JPEG_SIZE_FIELD
+
+    video = tmp_path / name
+    written = write_with_gaps(video, 20, LEFT_OUT, codec)
+    config = OpenCVCameraConfig(name="cam", type="opencv_camera", source=str(video), width=W,
+                                height=H, fps=30, passthrough="jpeg" if passthrough else None)
+    camera = OpenCVCamera(config, stores_jpeg=passthrough)
+    opened = time.monotonic_ns()
+    with camera:
+        chunks = collect(camera, len(written) + 4)
+    seq = np.concatenate([c.seq for c in chunks])
+    arrival = np.concatenate([c.arrival_ns for c in chunks])
+    device = np.concatenate([c.device_ns for c in chunks])
+    if passthrough:
+        jpeg = np.concatenate([c.fields[JPEG_FIELD] for c in chunks])
+        size = np.concatenate([c.fields[JPEG_SIZE_FIELD] for c in chunks])[:, 0]
+        frames = [cv2.imdecode(b[:n], cv2.IMREAD_COLOR) for b, n in zip(jpeg, size, strict=True)]
+    else:
+        frames = list(np.concatenate([c.fields["image"] for c in chunks]))
+    n = len(written)
+    assert [read_counter(f) for f in frames[:n]] == written == seq[:n].tolist()
+    assert seq[n:n + 4].tolist() == [20, 21, 22, 24]  # played again: frame 3 is missing again
+    # no frame came before its time: the last one plays 19 periods after the first, not 15
+    plays = np.array(written) * 33_333_333
+    assert np.abs(device[:n] - plays).max() <= 1_000_000  # (.mkv keeps times to the ms)
+    assert device[n] == 0  # played again: its clock starts over (the clock fit restarts)
+    due = plays - 1_000_000
+    assert np.all(arrival[:n] - opened >= due), (arrival[:n] - opened - due).min()
 
 
 def test_rotation_and_a_capture_that_delivers_rgb(tmp_path):
@@ -102,7 +171,7 @@ def test_camera_that_goes_away_reconnects_and_accounts_the_gap(tmp_path):
     write_video(video, 15)
     away = tmp_path / "away.avi"
     config = OpenCVCameraConfig(name="cam", type="opencv_camera", source=str(video),
-                                width=W, height=H, fps=50)
+                                width=W, height=H, fps=30)
     camera = OpenCVCamera(config)
     chunks = []
 
@@ -111,7 +180,7 @@ def test_camera_that_goes_away_reconnects_and_accounts_the_gap(tmp_path):
 
     with camera:
         unplugged = time.monotonic()
-        video.rename(away)  # the open capture keeps playing its 15 frames (0.3 s), then fails
+        video.rename(away)  # the open capture keeps playing its 15 frames (0.5 s), then fails
         read_until(lambda: chunks[-1].lost_s > 0, "the driver noticing the source is gone")
         noticed = time.monotonic()
         time.sleep(0.5)  # the outage this test makes (not a wait for a result)
@@ -168,6 +237,10 @@ def test_http_mjpeg_stream_url():
     counters = [read_counter(f) for f in frames]
     assert len(counters) == 20 and counters[0] <= 5
     assert counters == list(range(counters[0], counters[0] + 20))  # every frame, in order
+    # FFmpeg stamps this stream at a guessed 25 fps (40 ms steps) while its frames come every
+    # 20 ms: steps that look like a missed frame each at 50 fps, and are none
+    seq = np.concatenate([c.seq for c in chunks])[:20]
+    assert np.all(np.diff(seq) == 1), seq
 
 
 @pytest.mark.parametrize("width,height", [(1, 1), (7, 5), (23, 17), (100, 3), (320, 240),

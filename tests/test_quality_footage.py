@@ -1,6 +1,8 @@
 """Camera checks on real photographs, recorded through the real OpenCV driver from a video file
 (tests/footage.py): each check finds >= 95% of the frames showing its fault and flags <= 2% of
-the others. The longer version, over more scenes and seeds, is benchmarks/test_quality_footage.py.
+the others; `dropped` finds >= 95% of the frames left out of the file on the ticks that should
+have shown them, and flags <= 2% of the other ticks. The longer version, over more scenes and
+seeds, is benchmarks/test_quality_footage.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collector.batch import EpisodeClock, GridBatch, StreamOnGrid
 from collector.quality import BlurJudge, frame_scores, small_gray
 from schemas.station import CameraChecks
 from tests.footage import (
+    DROP_RATE,
+    DROPPED,
     FAULTS,
     FPS,
     make_clip,
@@ -34,11 +38,11 @@ CLIP_FRAMES = int(FPS * (DURATION_S + 8))
 def test_real_footage_faults_are_found(tmp_path, photo, seed):
     pytest.importorskip("skimage")
     video = tmp_path / f"{photo}.avi"
-    truth = make_clip(video, photo, CLIP_FRAMES, seed)
+    truth = make_clip(video, photo, CLIP_FRAMES, seed, drop_rate=DROP_RATE)
     figures = score(record_clip(tmp_path, video, DURATION_S), truth)
     print(f"\n{photo} seed {seed}: " + ", ".join(
         f"{n} {f.found}/{f.shown} found, {f.false}/{f.others} false" for n, f in figures.items()))
-    for name in FAULTS:
+    for name in (*FAULTS, DROPPED):
         f = figures[name]
         assert f.shown >= 5, (name, f)  # enough injected frames shown to measure recall
         assert f.recall >= 0.95, (name, f)
