@@ -8,6 +8,7 @@ import json
 import h5py
 import pytest
 
+from collector.cli.report import find_sessions, session_figure
 from collector.config import load_station
 from collector.daemon.accounts import SessionBook, session_path
 from collector.station import Station
@@ -61,6 +62,14 @@ def test_report_of_a_session_file(one_episode):
     assert "task_failure" in table.stdout
     data = chart.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    # each factor is told apart from the others, with the value the table prints: the lines
+    # of coinciding factors (efficiency = availability x 100% x 100%) lie on one another
+    fig = session_figure(find_sessions(out))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == [f"{name} {total[name] * 100:.1f}%" for name in
+                      ("availability", "performance", "quality", "efficiency")]
+    styles = {(line.get_linestyle(), line.get_linewidth()) for line in fig.axes[0].get_lines()}
+    assert len(styles) == 4
 
 
 def test_a_damaged_session_file_is_named(tmp_path):

@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from collector.daemon.accounts import SESSIONS_DIR, fold, read_session
 from collector.efficiency import combine, describe_losses
@@ -19,6 +20,12 @@ from schemas.episode import EfficiencyAccounts
 from schemas.session import SessionRecord
 
 FACTORS = ("availability", "performance", "quality", "efficiency")
+FACTOR_STYLE = {"availability": {"color": "tab:blue", "linewidth": 1.6, "zorder": 3},
+                "performance": {"color": "tab:orange", "linewidth": 1.6, "linestyle": "--",
+                                "zorder": 3},
+                "quality": {"color": "tab:green", "linewidth": 1.8, "linestyle": ":",
+                            "zorder": 4},
+                "efficiency": {"color": "tab:red", "linewidth": 4.0, "alpha": 0.6, "zorder": 2}}
 TOP_CAUSES = 8  # the chart names this many causes per panel; the rest are "other"
 
 
@@ -183,6 +190,17 @@ def plot(sessions: list[Session], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = session_figure(sessions)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def session_figure(sessions: list[Session]) -> Any:
+    """The efficiency so far, time lost and samples lost over the sessions (a matplotlib
+    Figure; matplotlib is imported only when a chart is asked for)."""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
@@ -195,8 +213,11 @@ def plot(sessions: list[Session], path: Path) -> None:
     for name in FACTORS:
         values = [getattr(a, name) * 100 if a.expected_samples or name == "availability"
                   else float("nan") for a in running]  # no samples yet: no factor to show
-        ax.plot(times, values, label=name,
-                linewidth=2.4 if name == "efficiency" else 1.4, drawstyle="steps-post")
+        # factors often coincide (100% quality, efficiency = availability): the thick
+        # efficiency line goes under the others, each with its own dash, and the legend
+        # gives each one's final value, so none hides behind another
+        ax.plot(times, values, label=f"{name} {values[-1]:.1f}%" if values else name,
+                drawstyle="steps-post", **FACTOR_STYLE[name])
     ax.set_ylabel("session so far, %")
     ax.set_ylim(0, 105)
     ax.grid(alpha=0.3)
@@ -209,9 +230,7 @@ def plot(sessions: list[Session], path: Path) -> None:
     axes[2].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axes[2].set_xlabel("time (UTC)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def _stacked(ax, times: list, losses: list[dict], label: str) -> None:
