@@ -10,7 +10,11 @@ import json
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
+
+from collector.bench.plot import bench_figure
 from collector.bench.report import figures, load_result
+from schemas.bench import BenchResult
 from tests.conftest import ROOT, run_cli
 
 QUICK = ["--engine", "inline", "--baseline-s", "0.5", "--disk-mb", "8"]
@@ -131,3 +135,18 @@ def test_realtime_report_prints_only_the_checks_that_apply():
         format_result(busy)
     maxed = load_result(ROOT / "benchmarks" / "runs" / "2026-11-29-max-30s-ray-v3.json")
     assert "at least 1.5x a bare loop: NO (0.72x)" in format_result(maxed)
+
+
+def test_the_bench_plot_reads_true():
+    """Memory from zero (+4.5% must not look like a climb), CPU against all the host's cores,
+    the run's p99 named, each y axis in its line's colour."""
+    r = BenchResult.model_validate_json(
+        (ROOT / "benchmarks/runs/2026-12-02-realtime-300s-ray-quiet.json").read_text())
+    fig = bench_figure(r)
+    latency, resources = fig.axes[1], fig.axes[2]
+    memory = fig.axes[3]  # the twin of the resources panel
+    assert memory.get_ylim()[0] == 0 and "+4.5%" in memory.get_ylabel()
+    assert resources.get_ylim() == (0, 200) and "of 200%" in resources.get_ylabel()
+    assert "p99 of the run: 314 ms" in [t.get_text() for t in latency.get_legend().get_texts()]
+    assert memory.yaxis.label.get_color() == memory.get_lines()[0].get_color()
+    plt.close(fig)
