@@ -220,9 +220,13 @@ def test_a_killed_encoder_actor_loses_only_its_frames_and_restarts_at_a_keyframe
         same = g["capture_ns"][:][index[shown]] == f["quality/cam_high/capture_ns"][:][shown]
         # a tick whose frame died with the encoder shows the frame before and is missing
         assert f["quality/cam_high/missing"][:][shown][~same].all()
-        # those ticks are blamed on the encoder's crash, not on sync
-        blamed = summary.accounts.loss_samples.get("crash:encoder-cam_high", 0)
-        assert (blamed > 0) == bool((~same).any())
+        # those ticks are blamed on the encoder's crash, not on sync; a tick already missing
+        # for another cause (a late frame on a loaded host) keeps its first cause: each lost
+        # tick is counted once, so every such tick is under one of cam_high's causes
+        losses = summary.accounts.loss_samples
+        blamed = losses.get("crash:encoder-cam_high", 0)
+        charged = sum(n for cause, n in losses.items() if cause.endswith(":cam_high"))
+        assert blamed <= (~same).sum() <= blamed + charged
         assert blamed <= f["quality/cam_high/missing"][:].sum()
         for camera in CAMERAS[1:]:  # the other cameras' encoders never noticed
             check_video_camera(f, camera, gop=LONG_GOP)
