@@ -96,6 +96,6 @@ class Status(BaseModel):
                                   "their schedule (a slow pipeline holds the loop); 0 between "
                                   "episodes")
     session: EfficiencyAccounts
-    losses: LossTotalsShown = Field(default_factory=lambda: LossTotalsShown(),
+    losses: LossTotalsShown = Field(default_factory=LossTotalsShown,
                                     description="the session's loss totals, in the words "
                                     "record, inspect, report and /metrics use")
