@@ -15,6 +15,7 @@ from core.errors import DeviceError
 from drivers.chunk import Chunk
 from drivers.clock import ClockMap
 from drivers.ring import SampleRing
+from drivers.thread_names import show_thread_name
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ class ThreadedDevice(Device):
         return out
 
     def _run(self) -> None:
+        show_thread_name()
         backoff = 0.05
         while not self._stop.is_set():
             try:

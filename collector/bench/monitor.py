@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
 
+from drivers.thread_names import SIMULATED_THREAD_PREFIX
 from schemas.bench import Point
 
 MAX_POINTS = 1200  # the series halves its resolution rather than grow past this
@@ -15,18 +18,24 @@ MAX_POINTS = 1200  # the series halves its resolution rather than grow past this
 # smaps_rollup, which costs ~10 ms per Ray worker (at 0.5 s intervals, a tenth of a core that
 # the bench would then count as the station's)
 MEMORY_EVERY_S = 5.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc stat's unit
 
 
 class ResourceMonitor:
     """Samples this process and all its descendants on a timer into a bounded series.
 
     The CPU counted is the station's: the monitor's own thread (which runs in the station's
-    driver process) is left out of every figure."""
+    driver process) is left out of every figure. Of that, `simulated_s` is what the threads of
+    simulated hardware took (named `sim-*` to the OS, drivers/thread_names.py): a real serial
+    device's firmware does not run on the station's host. Such threads are looked for as
+    often as memory is read; one found later is counted from then on."""
 
     def __init__(self, interval_s: float = 0.5):
         self.interval_s = interval_s
         self.points: list[Point] = []
         self.cpu_s = 0.0  # CPU-seconds of every station process, start to stop
+        self.simulated_s = 0.0  # of which the simulated devices' threads
+        self._simulated: dict[tuple[int, int], float] = {}  # (pid, tid) -> its CPU-s last sample
         self._cpu_times: dict[int, float] = {}  # pid -> its CPU-seconds at the last sample
         self._procs: dict[int, psutil.Process] = {}
         self._own_s = 0.0  # this thread's CPU-seconds at the last sample
@@ -40,7 +49,7 @@ class ResourceMonitor:
     def start(self) -> None:
         self._t0 = self._last = time.monotonic()
         self._sample()  # the CPU times every later sample is counted from
-        self.cpu_s = 0.0
+        self.cpu_s = self.simulated_s = 0.0
         self._thread.start()
 
     def stop(self) -> list[Point]:
@@ -79,6 +88,7 @@ class ResourceMonitor:
             used += total - self._cpu_times.get(p.pid, total)
             alive[p.pid], times[p.pid] = known, total
         self._procs, self._cpu_times = alive, times
+        self.simulated_s += self._simulated_cpu(alive, discover=read_memory)
         if threading.current_thread() is self._thread:  # leave the monitor's own CPU out
             own = time.thread_time()
             used -= own - self._own_s
@@ -91,6 +101,52 @@ class ResourceMonitor:
         return Point(t_s=round(now - self._t0, 3),
                      cpu_percent=round(100 * used / span, 1) if span > 0 else 0.0,
                      rss_mb=round(self._rss / 2**20, 1), processes=len(alive))
+
+
+    def _simulated_cpu(self, procs: dict[int, psutil.Process], discover: bool) -> float:
+        """CPU-seconds the simulated devices' threads took since the last sample."""
+        known = dict(self._simulated)
+        if discover:
+            for pid in procs:
+                for tid in _simulated_threads(pid):
+                    known.setdefault((pid, tid), -1.0)  # -1: first seen, counted from now
+        used, now = 0.0, {}
+        for (pid, tid), before in known.items():
+            spent = _thread_cpu_s(pid, tid)
+            if spent is None:
+                continue  # ended: what it took since the last sample stays the station's
+            if before >= 0:
+                used += max(spent - before, 0.0)
+            now[(pid, tid)] = spent
+        self._simulated = now
+        return used
+
+
+def _simulated_threads(pid: int) -> list[int]:
+    """The threads of process `pid` that simulate hardware, by the name the OS knows."""
+    try:
+        tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+    except (OSError, ValueError):
+        return []
+    found = []
+    for tid in tids:
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text(errors="replace")
+        except OSError:
+            continue
+        if name.startswith(SIMULATED_THREAD_PREFIX):
+            found.append(tid)
+    return found
+
+
+def _thread_cpu_s(pid: int, tid: int) -> float | None:
+    """User + system CPU-seconds of one thread (None: it has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text(errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after the name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: stat(5) 14, 15
 
 
 def _resident(p: psutil.Process) -> int:

@@ -52,6 +52,7 @@ def format_result(r: BenchResult) -> str:
         f"{res.cpu_ms_per_camera_frame:.2f} ms per camera frame = "
         f"{q.cpu_per_frame_vs_bare_loop:.2f}x the bare loop's "
         f"({b.bare_loop_cpu_ms_per_frame:.2f} ms)",
+        *_simulated_line(r),
         f"  resident memory   peak {res.rss_mb_peak:.0f} MB, growth {res.rss_growth:+.1%} after "
         f"{res.rss_warmup_s:g} s warm-up",
         f"  start-up          engine {r.startup.engine_s:.2f} s"
@@ -61,6 +62,17 @@ def format_result(r: BenchResult) -> str:
         *(f"  {'checks' if i == 0 else '':<18}{c}" for i, c in enumerate(_checks(r))),
     ]
     return "\n".join(lines)
+
+
+def _simulated_line(r: BenchResult) -> list[str]:
+    """What the simulated devices took of that CPU, and the station's share without it."""
+    sim = r.resources.simulated_devices_cpu_ms_per_camera_frame
+    if not sim:
+        return []
+    station = r.resources.cpu_ms_per_camera_frame - sim
+    return [f"                    of which simulated devices {sim:.2f} ms (their firmware: real "
+            f"hardware does not run it on the host); the station without them {station:.2f} ms "
+            f"= {r.ratios.station_cpu_per_frame_vs_bare_loop:.2f}x the bare loop's"]
 
 
 def _ok(flag: bool) -> str:
@@ -80,8 +92,11 @@ def _checks(r: BenchResult) -> list[str]:
                       f"({a.camera_fps_vs_bare_loop:.2f}x)")
     # (runs recorded before these figures existed have none to judge)
     if a.cpu_per_frame_at_most_2_5x is not None:
+        judged = a.station_cpu_per_frame_vs_bare_loop or a.cpu_per_frame_vs_bare_loop
         checks.append(f"CPU per camera frame at most 2.5x the bare loop's: "
-                      f"{_ok(a.cpu_per_frame_at_most_2_5x)} ({a.cpu_per_frame_vs_bare_loop:.2f}x)")
+                      f"{_ok(a.cpu_per_frame_at_most_2_5x)} ({judged:.2f}x"
+                      + (", simulated devices left out)" if a.station_cpu_per_frame_vs_bare_loop
+                         else ")"))
     if a.at_least_0_65x_all_cores is not None:
         checks.append(f"at least 0.65x a bare loop on every core: "
                       f"{_ok(a.at_least_0_65x_all_cores)} "

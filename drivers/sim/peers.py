@@ -23,6 +23,7 @@ from drivers.sim.faults import FaultPlan
 from drivers.sim.link import make_link
 from drivers.sim.sensor import BLOCK_S, ft_signal
 from drivers.sim.world import Pacer, SimWorld
+from drivers.thread_names import SIMULATED_THREAD_PREFIX, show_thread_name
 from schemas.devices import TIME_UNITS_NS, Faults, PacketSpec, SimArmConfig, SimSensorConfig
 
 
@@ -55,7 +56,8 @@ class SerialPeer:
         self.pacer.next_ns = now
         self.begin(now)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"peer-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"{SIMULATED_THREAD_PREFIX}{self.name}")
         self._thread.start()
 
     def stop(self) -> None:
@@ -66,6 +68,7 @@ class SerialPeer:
         self.link.close()
 
     def _run(self) -> None:
+        show_thread_name()
         try:
             while not self._stop.is_set():
                 now = self.pacer.wait(self._stop)
