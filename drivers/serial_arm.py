@@ -23,7 +23,7 @@ import numpy as np
 from core.errors import DeviceError
 from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.packet import PacketFormat, PacketStream
-from drivers.serial_port import capture_packets, open_port, write_all
+from drivers.serial_port import ReadPacer, capture_packets, open_port, write_all
 from schemas.devices import PacketField, PacketSpec, SerialArmConfig
 
 
@@ -57,6 +57,7 @@ class SerialArm(ThreadedDevice):
         self.commands_lost = 0  # while the arm was unplugged
         self._write_lock = threading.Lock()
         self.port = None
+        self.pacer = ReadPacer(config.read_interval_ms / 1000, self._stop)  # t_us: a clock
 
     def command(self, qpos: np.ndarray, gripper: float) -> None:
         """Send a joint position target (rad) and a gripper closure (0 open .. 1 closed)."""
@@ -83,7 +84,7 @@ class SerialArm(ThreadedDevice):
             self.port = port
 
     def _capture(self) -> CapturedSamples | None:
-        capture = capture_packets(self.port, self.config.name, self.state)
+        capture = capture_packets(self.port, self.config.name, self.state, self.pacer)
         self._note_parser(self.state.failures, self.state.resets)
         if capture is not None:  # joint state is float64 on the grid, whatever the wire carries
             capture.values = {k: v.astype(np.float64) for k, v in capture.values.items()}

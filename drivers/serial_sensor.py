@@ -12,7 +12,7 @@ import contextlib
 from drivers.base import CapturedSamples, FieldInfo, StreamInfo, ThreadedDevice
 from drivers.lines import LineStream
 from drivers.packet import PacketStream
-from drivers.serial_port import capture_packets, open_port
+from drivers.serial_port import ReadPacer, capture_packets, open_port
 from schemas.devices import ChannelField, SerialSensorConfig
 
 
@@ -36,6 +36,9 @@ class SerialSensor(ThreadedDevice):
         super().__init__(StreamInfo(config.name, "sensor", config.rate_hz, fields))
         self.config = config
         self.port = None
+        # read on arrival without a device clock: there the read's time is the capture time
+        clocked = self.stream.format.device_time is not None
+        self.pacer = ReadPacer(config.read_interval_ms / 1000 if clocked else 0.0, self._stop)
 
     @property
     def skipped_bytes(self) -> int:
@@ -46,7 +49,7 @@ class SerialSensor(ThreadedDevice):
         self.stream.reset()
 
     def _capture(self) -> CapturedSamples | None:
-        capture = capture_packets(self.port, self.config.name, self.stream)
+        capture = capture_packets(self.port, self.config.name, self.stream, self.pacer)
         self._note_parser(self.stream.failures, self.stream.resets)
         return capture
 

@@ -236,6 +236,12 @@ class LineSpec(StrictModel):
 class SerialBase(DeviceBase):
     baudrate: int = Field(115200, gt=0)
     rate_hz: float = Field(1000.0, gt=0, le=100_000, description="nominal sample rate")
+    read_interval_ms: float = Field(
+        5.0, ge=0, le=100,
+        description="a stream with a device clock is read at most about this often (a random "
+                    "0.5-1.5x of it), whatever has arrived, not on every USB frame: 10 costs "
+                    "half the CPU of 5 and ~0.2 ms of clock-fit accuracy; 0: on every arrival. "
+                    "A stream without a device clock is always read on arrival")
 
 
 class SerialSensorConfig(SerialBase):
@@ -280,6 +286,10 @@ class SimSensorConfig(DeviceBase):
     baudrate: int = Field(921600, gt=0)
     packet: PacketSpec | None = None
     lines: LineSpec | None = None
+    burst_ms: float = Field(10.0, ge=0.5, le=100,
+                            description="its bytes reach the host every burst_ms (a USB serial "
+                                        "adapter's latency timer: FTDI's default 16, often set "
+                                        "to 1 for low latency)")
     faults: Faults = Faults()
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from drivers.ring import SampleRing
 from drivers.serial_arm import arm_command_packet, arm_state_packet
 from drivers.sim.faults import FaultPlan
 from drivers.sim.link import make_link
-from drivers.sim.sensor import BLOCK_S, ft_signal
+from drivers.sim.sensor import ft_signal
 from drivers.sim.world import Pacer, SimWorld
 from drivers.thread_names import SIMULATED_THREAD_PREFIX, show_thread_name
 from schemas.devices import TIME_UNITS_NS, Faults, PacketSpec, SimArmConfig, SimSensorConfig
@@ -149,7 +149,7 @@ class SimSensorPeer(SerialPeer):
 
     def __init__(self, config: SimSensorConfig, world: SimWorld, log_samples: int = 0):
         super().__init__(config.name, config.link, config.faults, salt=101,
-                         tick_hz=1.0 / BLOCK_S)
+                         tick_hz=1000.0 / config.burst_ms)
         self.config = config
         self.world = world
         self.protocol = config.protocol()

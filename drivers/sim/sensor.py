@@ -12,8 +12,6 @@ from drivers.sim.faults import FaultPlan
 from drivers.sim.world import Pacer, SimWorld
 from schemas.devices import SimSensorConfig
 
-BLOCK_S = 0.01  # the sensor's packets reach the host in bursts, as over USB serial
-
 
 class SimSensor(ThreadedDevice):
     def __init__(self, config: SimSensorConfig, world: SimWorld, realtime: bool = True):
@@ -25,7 +23,8 @@ class SimSensor(ThreadedDevice):
         self.config = config
         self.world = world
         self.faults = FaultPlan(config.faults, salt=101)
-        self.pacer = Pacer(1.0 / BLOCK_S, realtime)
+        self.block_s = config.burst_ms / 1000  # samples reach the host in bursts, as over USB
+        self.pacer = Pacer(1.0 / self.block_s, realtime)
         self.period_ns = int(1e9 / config.rate_hz)
         self.next_seq = 0
         self.t0_ns: int | None = None
@@ -44,7 +43,7 @@ class SimSensor(ThreadedDevice):
         assert self.t0_ns is not None, "captured before _connect"  # the reader connects first
         now = self.pacer.wait(self._stop) if self.pacer.realtime else None
         if now is None:  # max mode: one block's worth of samples per call
-            last = self.next_seq + int(BLOCK_S * 1e9 / self.period_ns)
+            last = self.next_seq + max(1, int(self.block_s * 1e9 / self.period_ns))
         else:
             if self.faults.disconnected(time.monotonic_ns()):
                 raise DeviceError(f"{self.config.name}: simulated sensor unplugged")
