@@ -46,7 +46,9 @@ def wait_until(condition, timeout_s: float = 60.0) -> None:
 
 
 def test_a_lagging_pipeline_leaves_every_device_up(tmp_path):
-    s = station(tmp_path)
+    # an episode far longer than the wait below: its first chunk, however late a loaded host
+    # makes it, is never the episode's last (whose due time is the episode's end)
+    s = station(tmp_path, "episode.duration_s=60")
     try:
         run = s.begin_episode()
         # The consumer holds off: no read until the first chunk is well overdue.
@@ -60,6 +62,7 @@ def test_a_lagging_pipeline_leaves_every_device_up(tmp_path):
         for device in DEVICES:
             assert shown[f'collector_device_up{{device="{device}"}}'] == 1.0, shown
         assert shown["collector_pipeline_lag_seconds"] > OLD_STALE_S
+        s.cut_short(run, "the test")
         while not s.step_episode(run):
             pass
         s.end_episode(run)
