@@ -102,7 +102,6 @@ class ResourceMonitor:
                      cpu_percent=round(100 * used / span, 1) if span > 0 else 0.0,
                      rss_mb=round(self._rss / 2**20, 1), processes=len(alive))
 
-
     def _simulated_cpu(self, procs: dict[int, psutil.Process], discover: bool) -> float:
         """CPU-seconds the simulated devices' threads took since the last sample."""
         known = dict(self._simulated)
