@@ -67,8 +67,10 @@ def _is_performance(cause: str) -> bool:
 
 
 def _causes(losses: dict, spec: str = "d", unit: str = "") -> str:
-    shown = [f"{k} {v:{spec}}{unit}" for k, v in sorted(losses.items(), key=lambda kv: -kv[1])
-             if v]
+    # largest first, ties by name: every reader of the same accounts (the recorder's tally,
+    # the file's attributes in their own order) prints the same line
+    shown = [f"{k} {v:{spec}}{unit}"
+             for k, v in sorted(losses.items(), key=lambda kv: (-kv[1], kv[0])) if v]
     return f" ({', '.join(shown)})" if shown else ""
 
 
