@@ -40,7 +40,9 @@ def fill(folder: Path, leave: int = 0) -> Path:
     filler = folder / "filler"
     block = b"\0" * (1 << 20)
     try:
-        fh = open(filler, "wb")  # noqa: SIM115  (closed below)
+        # unbuffered: a write the full disk refused leaves nothing for close() to flush again
+        # (buffered, close raised ENOSPC once when recover's copy took the last bytes first)
+        fh = open(filler, "wb", buffering=0)  # noqa: SIM115  (closed below)
     except OSError as exc:  # full already (recover's own copy took the rest): the state asked
         assert exc.errno == errno.ENOSPC
         return filler
@@ -49,7 +51,6 @@ def fill(folder: Path, leave: int = 0) -> Path:
             size = min(len(block), max(shutil.disk_usage(folder).free - leave, 4096))
             try:
                 fh.write(block[:size])
-                fh.flush()
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
                 break
