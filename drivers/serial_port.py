@@ -101,18 +101,16 @@ def write_all(port: serial.SerialBase, data: bytes, name: str) -> None:
 
 def capture_packets(port: serial.SerialBase | None, name: str,
                     parser: PacketStream | LineStream,
-                    pacer: ReadPacer | None = None) -> CapturedSamples | None:
-    """Read what has arrived (once `pacer` says a read is due), decode it whole with `parser`
-    (a PacketStream or LineStream, which keeps torn bytes and counts failures), and stamp every
-    sample with the read's time."""
+                    pacer: ReadPacer) -> CapturedSamples | None:
+    """Read what has arrived once `pacer` says a read is due (at once for an interval of 0),
+    decode it whole with `parser` (a PacketStream or LineStream, which keeps torn bytes and
+    counts failures), and stamp every sample with the read's time."""
     if port is None:
         raise DeviceError(f"{name}: not connected")
-    if pacer is not None:
-        pacer.wait()
+    pacer.wait()
     data = read_available(port, name)
     arrival = time.monotonic_ns()
-    if pacer is not None:
-        pacer.done(bool(data))
+    pacer.done(bool(data))
     if not data:
         return None
     decoded = parser.feed(data)

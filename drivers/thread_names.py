@@ -23,4 +23,3 @@ def show_thread_name() -> None:
         return
     name = threading.current_thread().name.encode("utf-8", "replace")[:15]
     _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
-
