@@ -6,6 +6,7 @@ Samples are (grid tick, stream) pairs: an episode of N ticks over S streams expe
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,11 +67,14 @@ def _is_performance(cause: str) -> bool:
     return cause.split(":", 1)[0] in PERFORMANCE_CAUSES
 
 
+def largest_first(losses: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Causes by size, ties by name: every reader of the same accounts (the recorder's tally,
+    the file's attributes in their own order) lists them in the same order."""
+    return sorted(losses.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def _causes(losses: dict, spec: str = "d", unit: str = "") -> str:
-    # largest first, ties by name: every reader of the same accounts (the recorder's tally,
-    # the file's attributes in their own order) prints the same line
-    shown = [f"{k} {v:{spec}}{unit}"
-             for k, v in sorted(losses.items(), key=lambda kv: (-kv[1], kv[0])) if v]
+    shown = [f"{k} {v:{spec}}{unit}" for k, v in largest_first(losses) if v]
     return f" ({', '.join(shown)})" if shown else ""
 
 

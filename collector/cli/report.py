@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.daemon.accounts import SESSIONS_DIR, fold, read_session
-from collector.efficiency import combine, describe_losses
+from collector.efficiency import combine, describe_losses, largest_first
 from collector.errors import EpisodeFileError
 from collector.storage.reader import open_episode
 from schemas.episode import EfficiencyAccounts
@@ -150,11 +150,11 @@ def format_table(sessions: list[Session], total: EfficiencyAccounts) -> str:
                      f"'{NO_SESSION}'")
     lines += ["", f"losses: {describe_losses(total)}"]
     lines += ["", "time lost (availability), by cause:"]
-    for cause, seconds in sorted(total.loss_seconds.items(), key=lambda kv: (-kv[1], kv[0])):
+    for cause, seconds in largest_first(total.loss_seconds):
         share = seconds / total.scheduled_s if total.scheduled_s else 0.0
         lines.append(f"  {cause:<34}{seconds:>12.2f} s{share:>9.2%} of scheduled")
     lines += ["", "samples lost (performance, quality), by cause:"]
-    for cause, count in sorted(total.loss_samples.items(), key=lambda kv: (-kv[1], kv[0])):
+    for cause, count in largest_first(total.loss_samples):
         base = total.expected_samples or 1
         lines.append(f"  {cause:<34}{count:>12d}  {count / base:>9.2%} of expected")
     return "\n".join(lines)
@@ -235,7 +235,7 @@ def session_figure(sessions: list[Session]) -> Any:
 
 def _stacked(ax, times: list, losses: list[dict], label: str) -> None:
     final = losses[-1] if losses else {}
-    causes = [c for c, _ in sorted(final.items(), key=lambda kv: (-kv[1], kv[0]))]
+    causes = [c for c, _ in largest_first(final)]
     named, rest = causes[:TOP_CAUSES], causes[TOP_CAUSES:]
     series = [[d.get(c, 0) for d in losses] for c in named]
     labels = list(named)
