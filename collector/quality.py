@@ -189,8 +189,12 @@ def frame_scores(gray: np.ndarray, previous: np.ndarray, has_previous: np.ndarra
     sharpness = tile_sharpness(gray)
     change = np.full(m, np.nan, np.float32)  # no previous frame: NaN, which is never frozen
     if has_previous.any():
-        moved = cv2.absdiff(gray[has_previous], previous[has_previous])
-        change[has_previous] = moved.reshape(moved.shape[0], -1).mean(axis=1)
+        a, b = gray[has_previous], previous[has_previous]
+        # as one tall 2-D image: OpenCV reads a 3-D array's last axis as channels (at most
+        # 128 in OpenCV 5.1, 512 before), and frames are a stack, not a colour image
+        n, h, w = a.shape
+        moved = cv2.absdiff(a.reshape(n * h, w), b.reshape(n * h, w))
+        change[has_previous] = moved.reshape(n, -1).mean(axis=1)
     exposure = exposure_scores(gray, checks)
     # a clipped frame has no edges to measure: it is flagged for exposure, not for blur
     clipped = exposure["overexposed"] | exposure["underexposed"]
