@@ -82,3 +82,27 @@ def test_killed_computation_actor_loses_only_its_batches(tmp_path, ray_session):
     # recording went on: the restarted actor serves the next episode
     assert after.ticks == 120, after.accounts.loss_samples
     assert not any(k.startswith("crash:") for k in after.accounts.loss_samples)
+
+
+def test_a_stage_that_raises_ends_the_recording_instead_of_being_counted_as_crashes(
+        tmp_path, ray_session):
+    # Seen with OpenCV 5.1: the pixel checks raised on every batch, each batch was accounted
+    # as `crash:stage`, and `record` wrote episodes of nothing but missing ticks, outcome
+    # `success`, exit 0. A raise is a bug to show, not a crash to account for.
+    config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=ray",
+                                       "episode.duration_s=4"])
+
+    def raise_instead(actor) -> None:  # runs in each computation actor, which lives on
+        def process(batch):
+            raise ValueError("pixel check broke on this frame stack")
+        actor.stage.process = process
+
+    station = Station(config)
+    try:
+        ray_session.get([w.__ray_call__.remote(raise_instead) for w in station.engine.pool])
+        with pytest.raises(ValueError, match="pixel check broke"):
+            station.record(1)
+    finally:
+        station.close()
+    assert not list(tmp_path.rglob("*.h5"))  # no episode passed off as recorded
+    assert list(tmp_path.rglob("*.h5.partial"))  # what was begun stays, for `collector recover`

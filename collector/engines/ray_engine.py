@@ -193,6 +193,8 @@ class _ExecutionActor(_Hosted):
         try:
             batch = ray.get(ready[0])
         except (RayActorError, RayTaskError) as exc:
+            if not _stage_died(exc):
+                raise  # the stage's own code raised: a bug to show, not a crash to account
             return self.stage.lose(index, _crash_cause(exc, roles), clock, packets)
         batch.videos = packets
         return self.stage.append(batch)
@@ -204,9 +206,22 @@ def _packets(videos: dict[str, list]) -> dict[str, CameraPackets]:
     ticks that show them missing."""
     out = {}
     for camera, boxed in videos.items():
-        with contextlib.suppress(RayActorError, RayTaskError):
+        try:
             out[camera] = ray.get(boxed[0])
+        except (RayActorError, RayTaskError) as exc:
+            if not _stage_died(exc):
+                raise  # the encoder's own code raised: a bug, not a crash
     return out
+
+
+def _stage_died(exc: Exception) -> bool:
+    """Whether a stage's result failed because an actor died (Ray restarts it, the batch is
+    accounted lost and the episode goes on), not because the stage's code raised. A raise
+    repeats on every batch (seen: an OpenCV release that refused our frame stacks), so
+    accounting it would record whole episodes of missing ticks and call them `success`."""
+    if isinstance(exc, RayTaskError):
+        return isinstance(exc.cause, RayActorError)
+    return isinstance(exc, RayActorError)
 
 
 def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
