@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from collector.storage.recover import DROPPED_ATTR
+from core.codec import decode_frame
 from tests.conftest import partials, record_one, run_cli
 from tests.killed_partials import sigkilled_partial
 from tests.video_episodes import garble
@@ -80,6 +81,17 @@ def _set_root(name: str, value):
     return damage
 
 
+def _zero_frame_bytes(camera: str, row: int):
+    """A JPEG frame's bytes zeroed in their middle after they were written (its CRC-32 left
+    as the writer stored it), as a zeroed disk block leaves them."""
+    def damage(f: h5py.File) -> None:
+        ds = f[f"observations/images/{camera}"]
+        frame = np.array(ds[row])
+        frame[len(frame) // 4: len(frame) // 2] = 0
+        ds[row] = frame
+    return damage
+
+
 # expected: ("recovered", substring of a recovery_dropped line or "" for none) or
 # ("rejected", substring of the reason)
 CASES = {
@@ -129,6 +141,11 @@ CASES = {
                          ("rejected", "start metadata incomplete")),
     "control_hz_text": ("jpeg", _set_root("control_hz", "fast"),
                         ("rejected", "start metadata incomplete")),
+    "frame_bytes_zeroed": ("jpeg", _zero_frame_bytes("cam_left_wrist", 30),
+                           ("recovered", "camera cam_left_wrist: 1 frame(s) damaged after they "
+                                         "were written (CRC-32 mismatch, rows 30)")),
+    "first_frame_bytes_zeroed": ("jpeg", _zero_frame_bytes("cam_high", 0),
+                                 ("recovered", "camera cam_high: 1 frame(s) damaged")),
     "video_group_missing": ("video", _delete("videos/cam_high"),
                             ("recovered", "stream cam_high: /videos/cam_high missing")),
     "video_codec_attr_missing": ("video", _del_attr("videos/cam_left_wrist", "codec"),
@@ -230,6 +247,31 @@ def test_one_tick_out_of_order_costs_that_tick(recovered_set, episodes):
                                       whole["observations/ft/value"][:][kept])
         assert [bytes(x) for x in f["observations/images/cam_high"][:]] == \
             [bytes(x) for x in whole["observations/images/cam_high"][:][kept]]
+
+
+def test_a_damaged_jpeg_frame_becomes_a_missing_tick_showing_the_frame_before(
+        recovered_set, episodes):
+    # seen: a zeroed block in a JPEG frame was copied as it was, and the recovered file
+    # failed `collector validate` (rows 30 corrupt: CRC-32 mismatch)
+    camera = "cam_left_wrist"
+    with h5py.File(recovered_set["day"] / "frame_bytes_zeroed.h5") as f, \
+            h5py.File(episodes["jpeg"]) as whole:
+        frames = f[f"observations/images/{camera}"]
+        missing = f[f"quality/{camera}/missing"][:]
+        was_missing = whole[f"quality/{camera}/missing"][:]
+        assert missing[30] and (missing ^ was_missing).sum() == (0 if was_missing[30] else 1)
+        assert bytes(frames[30]) == bytes(whole[f"observations/images/{camera}"][29])
+        for row in (29, 31):  # its neighbours untouched
+            assert bytes(frames[row]) == bytes(whole[f"observations/images/{camera}"][row])
+        # counted where every reader of the accounts looks
+        assert f["efficiency"].attrs[f"loss_samples.missing:{camera}"] == missing.sum()
+
+
+def test_a_damaged_first_frame_shows_black_as_a_tick_before_any_frame_does(recovered_set):
+    with h5py.File(recovered_set["day"] / "first_frame_bytes_zeroed.h5") as f:
+        assert f["quality/cam_high/missing"][0]
+        first = decode_frame(f["observations/images/cam_high"][0], "jpeg")
+        assert first.shape == (480, 640, 3) and first.max() == 0
 
 
 def test_a_corrupt_video_packet_cuts_that_camera_where_it_stops_decoding(recovered_set):

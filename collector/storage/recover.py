@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from collector.errors import DiskFullError, EpisodeFileError
+from collector.storage.damaged_frames import mend_damaged_frames
 from collector.storage.disk import free_gb
 from collector.storage.held import Beat
 from collector.storage.layout import (
@@ -298,6 +299,8 @@ def _salvage(src: h5py.File, partial: Path, staging: Path, beat: Beat) -> Recove
                 dst[f"{RAW}/{s.name}"].attrs.update(src[f"{RAW}/{s.name}"].attrs)
             else:
                 dst[f"{RAW}/{s.name}"].attrs["rate_hz"] = s.rate_hz
+        # after the copy, before the accounts: they count the ticks this makes missing
+        plan.dropped.extend(mend_damaged_frames(dst, plan.layout, beat))
         for link in (ALOHA_QPOS, ALOHA_ACTION):
             target = src.get(link, getlink=True)
             if isinstance(target, h5py.SoftLink) and target.path.lstrip("/") in dst:
