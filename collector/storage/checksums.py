@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import h5py
@@ -113,21 +113,33 @@ def _read_scalar(ds: h5py.Dataset) -> list[str]:
 
 
 def frame_crc_problems(frames: h5py.Dataset, crcs: h5py.Dataset) -> list[str]:
-    """Each tick's encoded frame against the CRC-32 the writer stored for it, a block of
-    frames at a time; the corrupt rows named. Datasets of unequal length are reported by the
-    layout check, and only their common rows compared here."""
+    """Each tick's encoded frame against the CRC-32 the writer stored for it; the corrupt rows
+    named. Datasets of unequal length are reported by the layout check, and only their common
+    rows compared here."""
+    try:
+        rows = damaged_frame_rows(frames, crcs)
+    except OSError:
+        return []  # a damaged chunk: named by the chunk check
+    if not rows.size:
+        return []
+    n = min(frames.shape[0], crcs.shape[0])
+    return [f"{frames.name}: rows {named_rows(rows)} corrupt (CRC-32 mismatch in {rows.size} of "
+            f"{n} frames): the file was damaged after it was written"]
+
+
+def damaged_frame_rows(frames: h5py.Dataset, crcs: h5py.Dataset,
+                       beat: Callable[[], None] = lambda: None) -> np.ndarray:
+    """The rows (of those both datasets have) whose encoded frame does not match its stored
+    CRC-32, read a block of frames at a time; `beat` is called once per block."""
     n = min(frames.shape[0], crcs.shape[0])
     bad: list[np.ndarray] = []
     for start in range(0, n, FRAME_ROWS):
+        beat()
         stop = min(start + FRAME_ROWS, n)
-        try:
-            stored, block = crcs[start:stop], frames[start:stop]
-        except OSError:
-            return []  # a damaged chunk: named by the chunk check
-        bad.append(np.flatnonzero(packet_crcs(block) != stored) + start)
-    rows = np.concatenate(bad) if bad else np.zeros(0, np.int64)
-    if not rows.size:
-        return []
-    shown = ", ".join(map(str, rows[:5].tolist())) + (", ..." if rows.size > 5 else "")
-    return [f"{frames.name}: rows {shown} corrupt (CRC-32 mismatch in {rows.size} of {n} "
-            "frames): the file was damaged after it was written"]
+        bad.append(np.flatnonzero(packet_crcs(frames[start:stop]) != crcs[start:stop]) + start)
+    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
+
+
+def named_rows(rows: np.ndarray, shown: int = 5) -> str:
+    """The first few rows of a list, for a one-line report."""
+    return ", ".join(map(str, rows[:shown].tolist())) + (", ..." if rows.size > shown else "")

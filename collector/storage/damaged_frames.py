@@ -13,14 +13,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from collector.storage.checksums import FRAME_ROWS, packet_crcs
+from collector.storage.checksums import damaged_frame_rows, named_rows, packet_crcs
 from collector.storage.held import Beat
 from collector.storage.layout import IMAGES, QUALITY
 from core.codec import encode_frames
 from schemas.layout import EpisodeLayout, StreamSpec, frame_crc_path, has_frame_crcs
 from schemas.station import ImageEncoding
-
-SHOWN_ROWS = 5  # damaged rows named in the line that reports them
 
 
 def mend_damaged_frames(f: h5py.File, layout: EpisodeLayout, beat: Beat) -> list[str]:
@@ -34,11 +32,9 @@ def mend_damaged_frames(f: h5py.File, layout: EpisodeLayout, beat: Beat) -> list
         if has_frame_crcs(s) and frame_crc_path(s.name) in f:
             rows = _mend_camera(f, s, beat)
             if rows.size:
-                shown = ", ".join(map(str, rows[:SHOWN_ROWS].tolist()))
-                more = ", ..." if rows.size > SHOWN_ROWS else ""
                 lines.append(f"camera {s.name}: {rows.size} frame(s) damaged after they were "
-                             f"written (CRC-32 mismatch, rows {shown}{more}), kept as missing "
-                             "ticks showing the frame before")
+                             f"written (CRC-32 mismatch, rows {named_rows(rows)}), kept as "
+                             "missing ticks showing the frame before")
     return lines
 
 
@@ -46,27 +42,18 @@ def _mend_camera(f: h5py.File, s: StreamSpec, beat: Beat) -> np.ndarray:
     """The damaged rows of one camera, each mended in place."""
     frames, crcs = f[f"{IMAGES}/{s.name}"], f[frame_crc_path(s.name)]
     missing = f[f"{QUALITY}/{s.name}/missing"]
-    n = min(frames.shape[0], crcs.shape[0], missing.shape[0])
-    last_intact: np.ndarray | None = None  # bytes of the last intact frame before the block
-    damaged = []
-    for start in range(0, n, FRAME_ROWS):
-        beat()
-        stop = min(start + FRAME_ROWS, n)
-        block = frames[start:stop]
-        bad = packet_crcs(block) != crcs[start:stop]
-        # damage is rare and few rows at a time: only those rows are visited one by one
-        for i in np.flatnonzero(bad):
-            intact = np.flatnonzero(~bad[:i])
-            shown = block[intact[-1]] if intact.size else last_intact
-            if shown is None:
-                shown = _black_frame(s)
-            frames[start + i] = shown
-            crcs[start + i] = packet_crcs([shown])[0]
-            missing[start + i] = True
-            damaged.append(start + i)
-        good = np.flatnonzero(~bad)
-        if good.size:
-            last_intact = block[good[-1]]
+    damaged = damaged_frame_rows(frames, crcs, beat)
+    damaged = damaged[damaged < missing.shape[0]]
+    bad = set(damaged.tolist())
+    # damage is rare and few rows at a time: only those rows are visited one by one
+    for row in damaged.tolist():
+        before = row - 1
+        while before in bad:
+            before -= 1
+        shown = np.asarray(frames[before], np.uint8) if before >= 0 else _black_frame(s)
+        frames[row] = shown
+        crcs[row] = packet_crcs([shown])[0]
+        missing[row] = True
     return np.asarray(damaged, np.int64)
 
 
