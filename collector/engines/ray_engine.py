@@ -193,9 +193,10 @@ class _ExecutionActor(_Hosted):
         try:
             batch = ray.get(ready[0])
         except (RayActorError, RayTaskError) as exc:
-            if not _stage_died(exc):
+            death = _dead_actor(exc)
+            if death is None:
                 raise  # the stage's own code raised: a bug to show, not a crash to account
-            return self.stage.lose(index, _crash_cause(exc, roles), clock, packets)
+            return self.stage.lose(index, _crash_cause(death, roles), clock, packets)
         batch.videos = packets
         return self.stage.append(batch)
 
@@ -209,26 +210,24 @@ def _packets(videos: dict[str, list]) -> dict[str, CameraPackets]:
         try:
             out[camera] = ray.get(boxed[0])
         except (RayActorError, RayTaskError) as exc:
-            if not _stage_died(exc):
+            if _dead_actor(exc) is None:
                 raise  # the encoder's own code raised: a bug, not a crash
     return out
 
 
-def _stage_died(exc: Exception) -> bool:
-    """Whether a stage's result failed because an actor died (Ray restarts it, the batch is
-    accounted lost and the episode goes on), not because the stage's code raised. A raise
-    repeats on every batch (seen: an OpenCV release that refused our frame stacks), so
+def _dead_actor(exc: Exception) -> RayActorError | None:
+    """The death of an actor that made a stage's result fail (Ray restarts it, the batch is
+    accounted lost and the episode goes on); None when the stage's code raised instead. A
+    raise repeats on every batch (seen: an OpenCV release that refused our frame stacks), so
     accounting it would record whole episodes of missing ticks and call them `success`."""
     if isinstance(exc, RayTaskError):
-        return isinstance(exc.cause, RayActorError)
-    return isinstance(exc, RayActorError)
-
-
-def _crash_cause(exc: Exception, roles: dict[str, str]) -> str:
-    """`crash:<stage>` for the actor that died, found by its id (the error carries it)."""
-    if isinstance(exc, RayTaskError) and isinstance(exc.cause, RayActorError):
         exc = exc.cause
-    actor_id = getattr(exc, "actor_id", None)
+    return exc if isinstance(exc, RayActorError) else None
+
+
+def _crash_cause(death: RayActorError, roles: dict[str, str]) -> str:
+    """`crash:<stage>` for the actor that died, found by its id (the error carries it)."""
+    actor_id = getattr(death, "actor_id", None)
     if actor_id is not None and not isinstance(actor_id, str):
         actor_id = actor_id.hex()
     stage = roles.get(actor_id, "stage") if actor_id is not None else "stage"
