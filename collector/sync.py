@@ -20,7 +20,10 @@ def align_to_grid(
     """Align samples (sorted `times`, int64 ns) onto `grid` ticks.
 
     - nearest: the closest sample, missing if farther than `tolerance_ns`;
-    - interpolate: linear between the samples around the tick;
+    - interpolate: linear between the samples around the tick when both lie within
+      `tolerance_ns` of it, else the nearest sample: a line drawn across a gap (a dropout, the
+      stream's first or last sample) would invent values nobody measured, and a replay of
+      the stored samples, which need not hold the far one, could not reproduce them;
     - mean / last / max: over the samples in the window (tick - period, tick].
     Missing ticks repeat the nearest sample (or zeros when the stream is empty) so arrays stay
     rectangular; the `missing` flag says not to trust them.
@@ -66,6 +69,8 @@ def _interpolate(times, values, grid, nearest, dt, tolerance_ns) -> StreamOnGrid
     span = (times[right] - times[left]).astype(np.float64)
     w = np.divide(grid - times[left], span, out=np.zeros(grid.shape, np.float64),
                   where=span > 0).clip(0.0, 1.0)
+    across_gap = ((grid - times[left]) > tolerance_ns) | ((times[right] - grid) > tolerance_ns)
+    w = np.where(across_gap, (nearest == right).astype(np.float64), w)
     out = {}
     for key, v in values.items():
         if np.issubdtype(v.dtype, np.floating):

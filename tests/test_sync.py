@@ -21,9 +21,13 @@ def brute_force(times, values, grid, method, tol, period):
             out.append(values[i])
             missing.append(abs(times[i] - t) > tol)
         elif method == "interpolate":
-            out.append(np.array([np.interp(t, times, values[:, c])
-                                 for c in range(values.shape[1])]))
+            before, after = times[times <= t], times[times >= t]
             nearest = np.min(np.abs(times - t))
+            if len(before) and len(after) and t - before[-1] <= tol and after[0] - t <= tol:
+                out.append(np.array([np.interp(t, times, values[:, c])
+                                     for c in range(values.shape[1])]))
+            else:  # no line across a gap: the nearest sample
+                out.append(values[int(np.argmin(np.abs(times - t)))])
             missing.append(nearest > tol or t < times[0] - tol or t > times[-1] + tol)
         else:
             window = values[(times > t - period) & (times <= t)]
@@ -52,6 +56,17 @@ def test_matches_brute_force(method):
     ok = ~missing
     np.testing.assert_allclose(got.values["v"][ok], want[ok], rtol=1e-9, atol=1e-12)
     assert missing.sum() > 5  # the gap really produced missing ticks
+
+
+def test_interpolation_never_draws_a_line_across_a_gap():
+    """A tick 1 ms after a stream's last sample before a dropout shows that sample: the sample
+    after the dropout is 600 ms away, and what lies between was never measured."""
+    times = np.array([0, 10, 20, 620], dtype=np.int64) * MS
+    values = np.array([[0.0], [1.0], [2.0], [62.0]])
+    grid = np.array([15, 21, 320, 619], dtype=np.int64) * MS
+    got = align_to_grid(times, {"v": values}, grid, "interpolate", 30 * MS, 33 * MS)
+    np.testing.assert_allclose(got.values["v"][:, 0], [1.5, 2.0, 2.0, 62.0])
+    np.testing.assert_array_equal(got.missing, [False, False, True, False])
 
 
 def _chunk(times, values):

@@ -17,7 +17,8 @@ from collector.storage.validate import open_valid
 # The documented bound on the RMS tracking error (rad, over all joints and the whole range) when
 # an episode recorded on the simulated station is replayed on the simulated arm at speed 1.
 # What remains is scheduling delay of the commands on a trajectory of up to ~2 rad/s: measured
-# 0.002 rad on a quiet 2-core machine, 0.018 rad at load average 20; a real arm adds its own.
+# 0.002 rad on a quiet 2-core machine, 0.018 rad at load average 20, 0.062 rad once on an
+# overloaded CI host (then the replay rightly reports EXCEEDS); a real arm adds its own.
 DEFAULT_BOUND_RAD = 0.05
 
 
