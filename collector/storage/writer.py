@@ -25,7 +25,7 @@ from collector.batch import CameraPackets, GridBatch, StreamOnGrid
 from collector.errors import DiskFullError
 from collector.storage.checksums import packet_crcs
 from collector.storage.commit_log import CommitLog
-from collector.storage.disk import free_gb, reserve_past_end
+from collector.storage.disk import free_gb, release_past_end, reserve_past_end
 from collector.storage.layout import (
     ALOHA_ACTION,
     ALOHA_QPOS,
@@ -462,6 +462,8 @@ class EpisodeWriter:
                     if self._error is None:
                         self._write_buffered()
                     self._file.close()
+                    with open(self.partial_path, "rb+") as fh:  # for recover: only its bytes
+                        release_past_end(fh.fileno())
             self._release()
 
     def _release(self) -> None:
@@ -479,6 +481,7 @@ def commit(partial: Path, final: Path) -> Path:
     """fsync the file, rename it into place atomically, fsync the folder that now holds it."""
     final.parent.mkdir(parents=True, exist_ok=True)
     with open(partial, "rb+") as fh:
+        release_past_end(fh.fileno())
         os.fsync(fh.fileno())
     os.replace(partial, final)
     for folder in {final.parent, partial.parent}:
