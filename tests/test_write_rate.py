@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import h5py
 import pytest
 
+from collector.storage.videos import video_length
+from schemas.layout import VIDEOS
 from tests.conftest import SIM_CONFIG, record_one, run_cli
 
 RAW_SMALL = ["pipeline.images.encoding=raw", "devices.cam_high.fps=15",
@@ -36,9 +39,20 @@ def test_the_shipped_station_write_rate_is_stated_and_holds(tmp_path):
     assert "3 camera(s) h264 crf 20 gop 15" in line and "an estimate" in line
     # encoded size depends on the scene: the estimate is honest within a fifth on the simulator's
     # (4 s: a video's first keyframes and the file's fixed overhead weigh less than in 2 s)
-    assert _recorded_mb_s(tmp_path, 4.0) == pytest.approx(mb_s, rel=0.2)
+    seconds = 4.0
+    summary = record_one(tmp_path, seconds)
+    path = Path(summary.path)
+    # a video stores the frames the cameras delivered: on a loaded host they deliver fewer (CI
+    # once stored 64% of them), so the size is read per delivered frame, at the nominal rate
+    with h5py.File(path, "r") as f:
+        stored = sum(video_length(f[f"{VIDEOS}/{c}"]) for c in f[VIDEOS])
+    nominal = 3 * 30 * seconds
+    assert stored > 0.3 * nominal
+    per_nominal_rate = path.stat().st_size / 1e6 / seconds * nominal / stored
+    assert per_nominal_rate == pytest.approx(mb_s, rel=0.2)
 
 
+@pytest.mark.slow
 def test_jpeg_is_stated_as_jpeg_and_holds(tmp_path):
     mb_s, line = _stated("pipeline.images.encoding=jpeg")
     assert "3 camera(s) jpeg q90" in line and "an estimate" in line
