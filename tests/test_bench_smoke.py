@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import matplotlib.pyplot as plt
+import pytest
 
 from collector.bench.plot import bench_figure
 from collector.bench.report import figures, load_result
@@ -101,6 +102,7 @@ def test_bench_rejects_a_non_positive_duration():
     assert r.returncode == 2 and "--duration" in r.stderr
 
 
+@pytest.mark.slow
 def test_micro_benchmarks_run_without_timing():
     r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-q",
                         "--benchmark-disable", "-p", "no:cacheprovider"],

@@ -127,10 +127,12 @@ def check_down_then_back(path: Path, down_for: float) -> None:
         assert gaps.sum() < missing.sum(), camera
 
 
+@pytest.mark.slow
 def test_inline_camera_down_at_the_start(tmp_path):
     check_down_then_back(*record_down_at_start(tmp_path, "inline"))
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ray_camera_down_at_the_start(tmp_path, ray_session):
     check_down_then_back(*record_down_at_start(tmp_path, "ray"))

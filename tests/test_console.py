@@ -67,7 +67,8 @@ def test_preview_tap_only_when_asked_and_at_its_rate():
     assert not tap.due("cam", t0 + 10 * SECOND)  # nobody asked for 10 s: stopped
 
 
-@pytest.mark.parametrize("engine", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
+@pytest.mark.parametrize("engine", [
+    "inline", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])])
 def test_station_previews_between_and_during_episodes(tmp_path, engine, request):
     """The tap in Capture, through either engine: nothing until asked; then each camera's
     newest frame between episodes (the discard path) and while recording (the read path)."""

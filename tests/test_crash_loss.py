@@ -98,7 +98,8 @@ def kill_once(out: Path, engine: str, seed: int) -> dict:
     return row
 
 
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_a_sigkill_loses_at_most_the_unflushed_tail(tmp_path, seed):
     kill_once(tmp_path, "inline", seed)
 
@@ -115,6 +116,7 @@ def test_twenty_sigkills_loss_figures(tmp_path, engine):
                       "lag_p50_s": float(np.median(lags)), "bound_s": BOUND_S}))
 
 
+@pytest.mark.slow
 def test_recover_right_after_a_sigkill_waits_out_orphaned_ray_workers(tmp_path):
     """Only the recorder's own process is killed (as the OOM killer would): its Ray worker, the
     writer, lives on a few seconds holding the partial's lock. An immediate recover waits for it

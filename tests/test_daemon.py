@@ -143,6 +143,7 @@ def test_drive_the_daemon_through_the_api_then_sigterm(tmp_path):
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_second_sigint_aborts_and_a_restart_continues_the_session(tmp_path):
     sets = small_station(tmp_path, **{"episode.duration_s": "20"})
     daemon = Daemon(sets, "--session", "s2")  # auto: episodes start by themselves

@@ -56,6 +56,7 @@ def assert_untouched(daemon: Daemon, tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.h5*"))
 
 
+@pytest.mark.slow
 def test_commands_are_serialized_against_the_state_machine(tmp_path):
     daemon = Daemon(api_station(tmp_path), "--mode", "manual")
     try:
@@ -139,6 +140,7 @@ def test_malformed_requests_get_json_errors_and_change_nothing(tmp_path):
     assert executed == ["shutdown"]  # no malformed request ran its command
 
 
+@pytest.mark.slow
 def test_stalled_clients_do_not_stop_a_normal_request(tmp_path):
     daemon = Daemon(api_station(tmp_path), "--mode", "manual")
     port = int(daemon.base.rsplit(":", 1)[1])
@@ -168,6 +170,7 @@ def test_stalled_clients_do_not_stop_a_normal_request(tmp_path):
 
 @pytest.mark.parametrize("session", ["../escaped", "/tmp/collector-abs-session", "a/b", "..",
                                      ".hidden", "", "x" * 200])
+@pytest.mark.slow
 def test_a_session_id_is_a_name_never_a_path(tmp_path, session):
     out = tmp_path / "out"
     result = run_cli("run", str(SIM_CONFIG), "--session", session, *api_station(out),
@@ -180,6 +183,7 @@ def test_a_session_id_is_a_name_never_a_path(tmp_path, session):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_openapi_document_matches_the_endpoints(tmp_path):
     daemon = Daemon(api_station(tmp_path, **{"api.token": "t0k"}), "--mode", "manual",
                     token="t0k")

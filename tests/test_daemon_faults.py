@@ -88,6 +88,7 @@ def check_books(records, books, episodes: int, disconnect_s: float, tolerance_s:
             / books.expected_samples}
 
 
+@pytest.mark.slow
 def test_injected_faults_are_each_charged_to_their_cause(tmp_path):
     """Short: 5 episodes of 2.5 s, a 1.5 s camera disconnect in the first."""
     records, books = collect(tmp_path, 5, faulty_station(tmp_path, 2.5, 0.8, 1.5))

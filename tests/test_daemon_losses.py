@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import run_cli
@@ -19,6 +20,7 @@ def scrape(daemon: Daemon) -> dict[tuple[str, tuple], float]:
             for family in text_string_to_metric_families(str(text)) for s in family.samples}
 
 
+@pytest.mark.slow
 def test_status_metrics_and_report_say_the_same_losses(tmp_path):
     daemon = Daemon(small_station(tmp_path, **{"devices.cam_high.faults.drop_rate": "0.1",
                                                "episode.duration_s": "2"}), "--mode", "manual")

@@ -76,6 +76,7 @@ def assert_one_line_and_the_partial_kept(result, disk: Path, roomy: Path) -> Non
         assert f.attrs["outcome"] == "recovered" and f["timestamps"].shape[0] >= flushed
 
 
+@pytest.mark.slow
 def test_disk_filled_by_another_process_inline(small_disk, tmp_path):
     disk = small_disk(30)
     result = fill_while_recording(disk, "inline", tmp_path)

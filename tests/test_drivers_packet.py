@@ -124,6 +124,7 @@ def test_sequence_and_device_time_unwrap():
     ("dtype: u2, role: sequence", "not a numpy dtype"),
     ("checksum: crc16-ccitt", "crc16-ccitt"),
 ])
+@pytest.mark.slow
 def test_bad_packet_declarations_are_one_line_errors(tmp_path, change, message):
     good = {
         'header: "AA55"': 'header: "AZ55"',

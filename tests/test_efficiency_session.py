@@ -70,6 +70,7 @@ def test_the_session_books_start_up_set_up_and_resets_and_balance(recorded):
     assert books.expected_samples == sum(r.accounts.expected_samples for r in episodes)
 
 
+@pytest.mark.slow
 def test_record_inspect_and_report_say_the_same_losses(recorded):
     out, stdout = recorded
     # each episode: "  <path>  N ticks  S s  outcome  held H", then factors, then losses

@@ -61,6 +61,7 @@ fractions = st.floats(0, 1, allow_nan=False)
 @pytest.mark.parametrize("examples", [pytest.param(20, id="fast"),
                                       pytest.param(200, id="long", marks=[pytest.mark.slow,
                                                                          pytest.mark.timeout(3600)])])
+@pytest.mark.slow
 def test_every_command_ends_cleanly_and_validate_is_a_promise(source, tmp_path_factory, capsys,
                                                                examples):
     @settings(EXAMPLES, max_examples=examples)

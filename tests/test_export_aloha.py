@@ -87,6 +87,7 @@ def test_norm_stats_stack_over_episodes_as_act_does(exported):
     assert np.stack(action).std(axis=(0, 1)).max() > 0
 
 
+@pytest.mark.slow
 def test_a_stream_shorter_than_the_grid_is_an_error_not_garbage(episodes, tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(episodes[0].read_bytes())

@@ -42,6 +42,7 @@ def metric_names(expr: str) -> set[str]:
     return words - PROMQL - label_words - {"instance"}
 
 
+@pytest.mark.slow
 def test_every_queried_metric_is_served(dashboard, tmp_path):
     daemon = Daemon(small_station(tmp_path), "--mode", "manual")
     try:

@@ -39,6 +39,7 @@ def test_export_announces_its_size_and_shows_progress(episodes, tmp_path):
     assert bars and "100%" in bars[-1], result.stderr
 
 
+@pytest.mark.slow
 def test_export_states_compression_shrinks_what_it_announces(episodes, tmp_path):
     out = tmp_path / "train.hdf5"
     result = run_cli("export", str(out), *map(str, episodes))
@@ -47,6 +48,7 @@ def test_export_states_compression_shrinks_what_it_announces(episodes, tmp_path)
     assert out.stat().st_size / 1e9 <= _announced_gb(result.stdout) + 0.005
 
 
+@pytest.mark.slow
 def test_recover_shows_progress_over_the_partials(episodes, tmp_path):
     station = tmp_path / "sim-01"
     station.mkdir()

@@ -57,7 +57,9 @@ def stored_frames(path: str) -> tuple[list[bytes], np.ndarray, dict]:
     return data, shown, attrs
 
 
-@pytest.mark.parametrize(("photo", "seed"), [("astronaut", 21), ("chelsea", 22)])
+@pytest.mark.parametrize(("photo", "seed"), [
+    ("astronaut", 21), pytest.param("chelsea", 22, marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_the_episode_holds_the_cameras_own_jpeg_and_its_checks_still_hold(tmp_path, photo,
                                                                           seed):
     pytest.importorskip("skimage")
@@ -226,6 +228,7 @@ def remux(source: Path, target: Path, damaged: set[int]) -> list[bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_a_frame_that_does_not_decode_is_stored_as_it_came_and_flagged_checksum(tmp_path):
     pytest.importorskip("skimage")
     pytest.importorskip("av")

@@ -112,6 +112,7 @@ def test_sigterm_mid_episode_keeps_it_as_truncated_and_export_leaves_it_out(tmp_
     assert typo.returncode == 2 and "sucess is not an outcome" in typo.stderr
 
 
+@pytest.mark.slow
 def test_an_episode_shorter_than_its_waypoint_task_is_truncated(tmp_path):
     """The task decides success only when it ran to its end: a limit below the task's own
     length (here 0.5 s of a 1.2 s sequence) cuts it short as surely as a signal does."""
@@ -124,6 +125,7 @@ def test_an_episode_shorter_than_its_waypoint_task_is_truncated(tmp_path):
     assert whole.outcome == "success"  # 1.2 s inside a 10 s limit: the task finished
 
 
+@pytest.mark.slow
 def test_sigterm_while_record_starts_ray_exits_0_with_nothing_recorded(tmp_path):
     rec = Recorder(*record_sets(tmp_path, **{"engine.kind": "ray", "episode.duration_s": "5"}))
     rec.wait_line("starting (engine ray)")  # printed once the signal handlers are in place
@@ -174,7 +176,9 @@ def _logged_state(daemon: Daemon, state: str, timeout: float = 120) -> None:
     wait_until(logged, f"the daemon logs the {state} state", timeout)
 
 
-@pytest.mark.parametrize("state", ["idle", "paused", "recording", "resetting", "stopping"])
+@pytest.mark.parametrize("state", [  # one state in the smoke run, all of them in -m slow
+    s if s == "recording" else pytest.param(s, marks=pytest.mark.slow)
+    for s in ("idle", "paused", "recording", "resetting", "stopping")])
 def test_sigterm_in_each_daemon_state_exits_0_and_keeps_every_episode(tmp_path, state):
     mode = "manual" if state in ("idle", "paused") else "auto"
     sets = small_station(tmp_path, **{"episode.duration_s": "1" if state == "resetting"
@@ -209,6 +213,7 @@ def test_sigterm_in_each_daemon_state_exits_0_and_keeps_every_episode(tmp_path, 
     assert read_session(session)[-1].kind == "shutdown"  # the session is booked to the end
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_daemon_starts_ray_exits_0(tmp_path):
     daemon = Daemon(small_station(tmp_path, **{"engine.kind": "ray"}), "--mode", "manual")
     try:

@@ -65,6 +65,7 @@ def chosen_seq(ep: dict) -> np.ndarray:
 
 @pytest.mark.parametrize("duration_s", [
     20.0, pytest.param(90.0, marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
     ep = load(record(tmp_path, duration_s, INJECTED))
     ts, missing = ep["ts"], ep["q.missing"]
@@ -154,6 +155,7 @@ def test_injected_faults_are_found_and_accounted(tmp_path, duration_s):
           f"{(flagged & clean).sum()}/{clean.sum()} clean ticks")
 
 
+@pytest.mark.slow
 def test_latency_and_jitter_show_and_frames_are_the_nearest(tmp_path):
     latency_ms, jitter_ms = 20.0, 2.0
     ep = load(record(tmp_path, 10.0, {"latency_ms": latency_ms, "jitter_ms": jitter_ms}))

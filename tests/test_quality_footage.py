@@ -34,7 +34,9 @@ DURATION_S = 10.0
 CLIP_FRAMES = int(FPS * (DURATION_S + 8))
 
 
-@pytest.mark.parametrize(("photo", "seed"), [("astronaut", 1), ("coffee", 2), ("chelsea", 3)])
+@pytest.mark.parametrize(("photo", "seed"), [
+    ("astronaut", 1), pytest.param("coffee", 2, marks=pytest.mark.slow),
+    pytest.param("chelsea", 3, marks=pytest.mark.slow)])
 def test_real_footage_faults_are_found(tmp_path, photo, seed):
     pytest.importorskip("skimage")
     video = tmp_path / f"{photo}.avi"
@@ -49,6 +51,7 @@ def test_real_footage_faults_are_found(tmp_path, photo, seed):
         assert f.false_rate <= 0.02, (name, f)
 
 
+@pytest.mark.slow
 def test_frozen_frames_of_a_camera_slower_than_the_reads_are_found(tmp_path):
     """A 5 fps camera read every 100 ms: about every other read brings no frame. Each frozen
     frame must still be compared with the frame delivered just before it, not one further back

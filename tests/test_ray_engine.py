@@ -16,6 +16,7 @@ from tests.conftest import SIM_CONFIG
 pytestmark = pytest.mark.ray
 
 
+@pytest.mark.slow
 def test_killed_computation_actor_loses_only_its_batches(tmp_path, ray_session):
     ray = ray_session
     config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=ray",

@@ -48,6 +48,7 @@ def test_a_ray_recording_is_quiet_and_keeps_ray_files_in_the_station_folder():
         shutil.rmtree(out, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_no_ray_process_outlives_a_killed_station():
     """SIGKILL, so nothing of the station's own cleanup runs: Ray's processes still end (its
     two agents used to wait a minute for the dead cluster first)."""

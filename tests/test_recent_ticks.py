@@ -40,7 +40,8 @@ def expected(times: np.ndarray, stored: dict[str, np.ndarray], since_ns: int) ->
     return int(recent.sum()), p99, flags
 
 
-@pytest.mark.parametrize("engine", ["inline", pytest.param("ray", marks=pytest.mark.ray)])
+@pytest.mark.parametrize("engine", [
+    "inline", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])])
 def test_recent_figures_are_the_written_ticks(tmp_path, engine, request):
     if engine == "ray":
         request.getfixturevalue("ray_session")

@@ -88,6 +88,7 @@ def test_inspect_rejects_a_non_episode(tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ray_and_inline_give_the_same_layout(tmp_path, ray_session):
     shapes = {}
     for kind in ("inline", "ray"):

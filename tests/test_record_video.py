@@ -178,6 +178,7 @@ def _pid(ray_session, actor) -> int | None:
         return None
 
 
+@pytest.mark.slow
 def test_a_killed_encoder_actor_loses_only_its_frames_and_restarts_at_a_keyframe(
         tmp_path, ray_session):
     config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=ray",

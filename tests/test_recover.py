@@ -108,7 +108,7 @@ def kill_at_random_and_recover(tmp_path: Path, seed: int) -> dict:
     return {"partials": len(left), "seen": {p.name: len(v["timestamps"]) for p, v in seen.items()}}
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", [0, *(pytest.param(s, marks=pytest.mark.slow) for s in (1, 2))])
 def test_sigkill_then_recover_keeps_every_flushed_sample(tmp_path, seed):
     kill_at_random_and_recover(tmp_path, seed)
 
@@ -131,6 +131,7 @@ def test_recover_sets_aside_what_it_cannot_read(tmp_path):
     assert kept.read_bytes().startswith(b"\x89HDF")  # moved, never deleted
 
 
+@pytest.mark.slow
 def test_recover_leaves_a_partial_that_is_still_being_written(tmp_path):
     # long enough that it is still recording when recover is done (a loaded machine starts
     # the CLI slowly); then stopped with SIGTERM, which commits the episode as truncated
@@ -176,6 +177,7 @@ os._exit(0)  # killed: no close
 
 
 @pytest.mark.parametrize("moment", ["closed", "reopened"])
+@pytest.mark.slow
 def test_recover_a_recorder_killed_while_finishing(tmp_path, moment):
     partial = tmp_path / "sim-01" / "2026-01-01" / "ep-1.h5.partial"
     partial.parent.mkdir(parents=True)
@@ -193,6 +195,7 @@ def test_recover_a_recorder_killed_while_finishing(tmp_path, moment):
 
 
 @pytest.mark.parametrize("kept_bytes", [0, 48])  # nothing yet; its superblock and nothing else
+@pytest.mark.slow
 def test_a_partial_killed_as_it_was_created_is_set_aside_not_an_error(tmp_path, kept_bytes):
     """A kill between the partial's creation and its first flush leaves only the superblock on
     disk (eof 48): nothing was recorded in it, so recover sets it aside and exits 0, as for a

@@ -68,6 +68,7 @@ def place(partial: Path, disk: Path) -> Path:
     return Path(shutil.copy(partial, day / partial.name))
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_recover_before_it_writes(small_disk, killed_partial):
     partial = place(killed_partial, small_disk)
     before = partial.read_bytes()
@@ -85,6 +86,7 @@ def test_a_full_disk_stops_recover_before_it_writes(small_disk, killed_partial):
     assert not partials(small_disk) and len(list(small_disk.rglob("*.h5"))) == 1
 
 
+@pytest.mark.slow
 def test_the_disk_filling_during_recover_leaves_nothing_behind(small_disk, killed_partial):
     """Another process fills the disk while recover copies: recover either finished first or
     stops with the disk-full line; either way no `.recovering` file and the data kept."""

@@ -203,6 +203,7 @@ def _outcome(recovered_set: dict, name: str) -> tuple[str, str]:
     return "rejected", line
 
 
+@pytest.mark.slow
 def test_the_malformed_set_ends_without_a_traceback(recovered_set):
     done = recovered_set["done"]
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
@@ -325,6 +326,7 @@ def truncated_recover(partial: Path, folder: Path, lengths: list[int]) -> dict[s
     return tally
 
 
+@pytest.mark.slow
 def test_truncated_partials_each_end(killed_partial, tmp_path):
     size = killed_partial.stat().st_size
     lengths = [4096, 20_000, size // 8, size // 4, size // 2, 3 * size // 4, size - 4096,

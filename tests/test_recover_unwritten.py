@@ -78,6 +78,7 @@ CUTS = {
 
 
 @pytest.mark.parametrize("case", sorted(CUTS))
+@pytest.mark.slow
 def test_recover_keeps_only_rows_that_were_written(tmp_path, case):
     partial = tmp_path / "sim-01" / "2026-01-01" / "ep-1.h5.partial"
     written = write_partial(partial)

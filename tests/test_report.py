@@ -81,6 +81,7 @@ def test_a_damaged_session_file_is_named(tmp_path):
     assert f"{path}:1" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_report_of_a_folder_without_sessions_reads_the_episodes(tmp_path):
     small = [arg for item in small_cameras() for arg in ("--set", item)]
     recorded = run_cli("record", str(SIM_CONFIG), "--episodes", "2", "--engine", "inline",

@@ -16,6 +16,7 @@ from tests.conftest import SIM_CONFIG, run_cli, short_run
 from tests.daemon_helpers import small_cameras
 
 
+@pytest.mark.slow
 def test_episodes_outside_any_session_are_reported_with_their_figures(tmp_path):
     config = load_station(SIM_CONFIG, [f"station.output_dir={tmp_path}", "engine.kind=inline",
                                        "episode.duration_s=1", *small_cameras()])

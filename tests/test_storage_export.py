@@ -119,6 +119,7 @@ def _demo_sources(out: Path) -> list[str]:
         return [Path(f[f"data/{d}"].attrs["source"]).name for d in sorted(f["data"])]
 
 
+@pytest.mark.slow
 def test_export_selects_by_quality_masks(marked, tmp_path):
     folder = str(marked[0].parent)
     out = tmp_path / "demos.hdf5"
@@ -133,6 +134,7 @@ def test_export_selects_by_quality_masks(marked, tmp_path):
     assert "blurred.h5 (cam_high has 1 blurred tick(s)" in done.stdout
 
 
+@pytest.mark.slow
 def test_export_refuses_what_selects_nothing_in_one_line(marked, tmp_path):
     folder = str(marked[0].parent)
     out = tmp_path / "demos.hdf5"
@@ -149,6 +151,7 @@ def test_export_refuses_what_selects_nothing_in_one_line(marked, tmp_path):
         assert alone.returncode == 2 and "--out" in alone.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_export_leaves_nothing_recover_would_take(marked, tmp_path):
     out = tmp_path / "ds"
     out.mkdir()

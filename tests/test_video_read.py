@@ -96,6 +96,7 @@ def test_validate_finds_frame_indices_that_go_back_or_past_the_video(episodes, t
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.slow
 def test_recover_keeps_every_flushed_tick_and_its_frames(episodes, tmp_path, seed):
     rng = np.random.default_rng(seed)
     batches = 8

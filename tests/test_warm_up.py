@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 import h5py
+import pytest
 
 from collector.storage.layout import WARM_UP_DIR
 from tests.conftest import SIM_CONFIG, partials, run_cli, short_run, start_recorder, wait_until
@@ -52,6 +53,7 @@ def _recorder_warming_up(out) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_warm_up_killed_leaves_nothing_to_recover_and_the_next_start_clears_it(tmp_path):
     proc = _recorder_warming_up(tmp_path)
     proc.send_signal(signal.SIGKILL)
