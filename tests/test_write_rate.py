@@ -9,7 +9,7 @@ import h5py
 import pytest
 
 from collector.storage.videos import video_length
-from schemas.layout import VIDEOS
+from schemas.layout import VIDEOS, video_path
 from tests.conftest import SIM_CONFIG, record_one, run_cli
 
 RAW_SMALL = ["pipeline.images.encoding=raw", "devices.cam_high.fps=15",
@@ -45,7 +45,7 @@ def test_the_shipped_station_write_rate_is_stated_and_holds(tmp_path):
     # a video stores the frames the cameras delivered: on a loaded host they deliver fewer (CI
     # once stored 64% of them), so the size is read per delivered frame, at the nominal rate
     with h5py.File(path, "r") as f:
-        stored = sum(video_length(f[f"{VIDEOS}/{c}"]) for c in f[VIDEOS])
+        stored = sum(video_length(f[video_path(c)]) for c in f[VIDEOS])
     nominal = 3 * 30 * seconds
     assert stored > 0.3 * nominal
     per_nominal_rate = path.stat().st_size / 1e6 / seconds * nominal / stored
