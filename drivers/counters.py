@@ -102,8 +102,11 @@ class Counters:
         fresh = self.counters[0].last_raw is None
         prevs = [np.concatenate([[r[0] if fresh else c.last_raw], r[:-1]])
                  for c, r in zip(self.counters, raws, strict=True)]
-        ok_in = self._plausible(raws, prevs)
+        steps = [c.steps(r, p) for c, r, p in zip(self.counters, raws, prevs, strict=True)]
+        ok_in = self._all_plausible(steps)
         ok_in[0] |= fresh
+        if ok_in.all():  # the usual read: nothing to reject, reset or hold
+            return Tracked(np.ones(n, bool), False, self._advance(raws, steps, fresh))
         # a row whose successor continues its predecessor is a corrupt value
         ok_skip = self._plausible([r[1:] for r in raws], [p[:-1] for p in prevs])
         keep = np.ones(n, bool)
@@ -116,10 +119,31 @@ class Counters:
                        [np.zeros(0, np.int64) for _ in raws])
 
     def _plausible(self, raws: list[np.ndarray], prevs: list[np.ndarray]) -> np.ndarray:
-        ok = np.ones(raws[0].size, bool)
-        for c, r, p in zip(self.counters, raws, prevs, strict=True):
-            ok &= c.plausible(c.steps(r, p))
+        return self._all_plausible([c.steps(r, p)
+                                    for c, r, p in zip(self.counters, raws, prevs, strict=True)])
+
+    def _all_plausible(self, steps: list[np.ndarray]) -> np.ndarray:
+        ok = np.ones(steps[0].size, bool)
+        for c, d in zip(self.counters, steps, strict=True):
+            ok &= c.plausible(d)
         return ok
+
+    def _advance(self, raws: list[np.ndarray], steps: list[np.ndarray],
+                 fresh: bool) -> list[np.ndarray]:
+        """`_unwrap` of a read whose every step is plausible, from the steps already taken:
+        each counter goes on by its own steps (a fresh start's first step is 0). A 1 kHz
+        sensor is read ~200 times a second in reads of a few rows, where numpy's cost per
+        call, not per row, is the read's cost: this skips the second look at every step."""
+        out = []
+        for c, r, d in zip(self.counters, raws, steps, strict=True):
+            if fresh:
+                c.last = int(r[0])
+            values = c.last + np.cumsum(d, dtype=np.int64)
+            if c.fixed_step is None and (d.size > 1 or not fresh):
+                c.usual = int(d[-1])  # the last plausible step (a fresh start's 0 is none)
+            c.last_raw, c.last = int(r[-1]), int(values[-1])
+            out.append(values)
+        return out
 
     def _unwrap(self, raws: list[np.ndarray], fresh: bool) -> list[np.ndarray]:
         steps = []
