@@ -6,12 +6,23 @@ from __future__ import annotations
 import io
 
 import av
+import cv2
 import numpy as np
 import pytest
+from av.video.reformatter import ColorRange
 
 from collector.config import load_station
 from core.errors import ConfigError, EpisodeFileError
-from core.video import VideoDecoder, VideoEncoder, decode_last, decode_run, keyframe_before
+from core.video import (
+    TO_RGB,
+    TO_YUV,
+    VideoDecoder,
+    VideoEncoder,
+    decode_last,
+    decode_run,
+    keyframe_before,
+    yuv_picture,
+)
 from schemas.station import ImageEncoding
 from tests.conftest import SIM_CONFIG
 from tests.scenes import wrist_scene
@@ -208,3 +219,69 @@ def test_decode_last_is_the_seeked_frame_alone():
     wanted = list(VideoDecoder(enc.stream_attrs()).decode(packets[8:16], wanted={1, 5}))
     assert len(wanted) == 2
     np.testing.assert_array_equal(wanted[1], everything[13])
+
+
+def _swscale(frame: np.ndarray, pix_fmt: str,
+             color_range: ColorRange = ColorRange.JPEG) -> av.VideoFrame:
+    """The encoder's input as swscale makes it (its exact rounding and averaged chroma)."""
+    return av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+        format=pix_fmt, src_color_range=ColorRange.JPEG, dst_color_range=color_range,
+        interpolation=TO_YUV, threads=1)
+
+
+def _to_rgb(picture: av.VideoFrame) -> np.ndarray:
+    return picture.to_ndarray(format="rgb24", src_color_range=ColorRange.JPEG,
+                              dst_color_range=ColorRange.JPEG, interpolation=TO_RGB, threads=1)
+
+
+def _planes(picture: av.VideoFrame) -> list[np.ndarray]:
+    return [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width].copy()
+            for p in picture.planes]
+
+
+# JPEG's YCbCr (BT.601, full range): what a full-range picture's levels are by definition
+YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168735892, -0.331264108, 0.5],
+                  [0.5, -0.418687589, -0.081312411]])
+
+
+def _exact_planes(frame: np.ndarray, pix_fmt: str) -> list[np.ndarray]:
+    """Y, Cb, Cr in float, each 4:2:0 chroma sample the mean of its 2x2 pixels."""
+    ycc = frame.astype(np.float64) @ YCBCR.T + [0, 128, 128]
+    if pix_fmt == "yuv420p":
+        h, w = frame.shape[:2]
+        chroma = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+        return [ycc[..., 0], chroma[..., 0], chroma[..., 1]]
+    return [ycc[..., 0], ycc[..., 1], ycc[..., 2]]
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+@pytest.mark.parametrize("size", [(640, 480), (66, 50), (2, 2)])
+def test_full_range_pictures_hold_the_exact_sums(pix_fmt, size):
+    """OpenCV's conversion (the encoder's fast path) on a photograph: every level within 1.5 of
+    the exact sums (rounding, and chroma averaged after it), and the round trip as close to the
+    frame as swscale's (which is 3-9 levels off at 2x2, where its filter reaches past the
+    edge)."""
+    from skimage import data
+
+    width, height = size
+    photo = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+    fast = yuv_picture(photo, pix_fmt, ColorRange.JPEG)
+    assert (fast.format.name, fast.width, fast.height) == (pix_fmt, width, height)
+    for got, want in zip(_planes(fast), _exact_planes(photo, pix_fmt), strict=True):
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1.5
+    # back to RGB as the decoder converts: a swapped Cb/Cr or a misplaced plane loses >10 dB
+    assert psnr(_to_rgb(fast), photo) >= psnr(_to_rgb(_swscale(photo, pix_fmt)), photo) - 0.3
+
+
+@pytest.mark.parametrize(("pix_fmt", "color_range", "size"), [
+    ("yuv420p", ColorRange.MPEG, (64, 48)), ("yuv420p", ColorRange.JPEG, (65, 49))])
+def test_limited_range_and_odd_420_pictures_are_swscales_own(pix_fmt, color_range, size):
+    from skimage import data
+
+    width, height = size
+    photo = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+    want = _swscale(photo, pix_fmt, color_range)
+    got = yuv_picture(photo, pix_fmt, color_range)
+    for a, b in zip(_planes(got), _planes(want), strict=True):
+        np.testing.assert_array_equal(a, b)
