@@ -49,7 +49,7 @@ class CameraEncoder:
         assert self._video is not None
         chunk = batch.chunks[self.camera]
         rows = job.rows
-        frames = np.asarray(resize_frames(chunk.fields[IMAGE_FIELD][rows], self.spec))
+        frames = np.asarray(resize_frames(rows_of(chunk.fields[IMAGE_FIELD], rows), self.spec))
         self._seq.extend(chunk.seq[rows].tolist())
         self._next = job.first + len(rows)
         return self._packets(self._video.add(frames, chunk.capture_ns[rows],
@@ -74,3 +74,12 @@ class CameraEncoder:
             return CameraPackets(EncodedFrames.empty(self._next), np.zeros(0, np.int64))
         seq = np.array([self._seq.popleft() for _ in range(len(frames))], np.int64)
         return CameraPackets(replace(frames, first=self._base + frames.first), seq)
+
+
+def rows_of(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`images[rows]`, as a view when the rows follow each other (a read's new frames usually
+    do): the encoder only reads them, and a copy of three 640x480 frames cost 0.28 ms."""
+    first = int(rows[0])
+    if rows[-1] - first == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        return images[first:first + len(rows)]
+    return images[rows]
