@@ -95,7 +95,9 @@ def test_a_video_camera_is_remuxed_frame_for_frame(episode, tmp_path, cam, codec
     duration = durations[0]
     assert duration == pytest.approx((capture[-1] - capture[0]) / 1e9 + 1 / fps,
                                      abs=float(TIME_BASE))
-    assert durations[1] == pytest.approx(fps, rel=0.05)
+    # the frames' own rate: the grid of a format-1 episode repeats a late frame on a loaded
+    # host, so its distinct frames (those the video holds) can come slower than the camera's fps
+    assert durations[1] == pytest.approx(len(stored) / duration, rel=0.05)
     # byte-cheap: the packets and an index, no new pictures
     size = out.stat().st_size
     assert 0.99 * packet_bytes <= size <= packet_bytes + CONTAINER_BYTES + PER_FRAME * len(stored)
