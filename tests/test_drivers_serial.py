@@ -219,7 +219,9 @@ def test_station_records_through_the_real_drivers_with_corrupt_bytes(tmp_path):
         assert "link: pty" in f.attrs["rig_config"]
         seq = f["raw/ft/seq"][:]
         value = f["raw/ft/value"][:]
-        assert len(seq) > 800 and np.all(np.diff(seq) >= 1)
+        # the stream flowed: ~1000 good packets of 1.5 s on a quiet host, 670 seen with a
+        # process spinning beside the suite; 300 keep the corrupt share below within +-3 %
+        assert len(seq) > 300 and np.all(np.diff(seq) >= 1)
         skipped = int((np.diff(seq) - 1).sum())
         assert 0.1 < skipped / (len(seq) + skipped) < 0.5  # ~29% of 34-byte packets hit
         # the simulated signal stays within a few newtons; a flipped float byte would not
