@@ -311,3 +311,17 @@ def test_video_timeline_marks_flagged_ticks(recorded, tmp_path):
     assert (bar[x[15]] == 255).all()  # the cursor marks the current tick
     text = frame[mosaic.layout.strip_top + 20:mosaic.layout.strip_top + STRIP_TEXT]
     assert (text[..., 0] > 200).sum() > 50  # the flag names are written in red at tick 15
+
+
+def test_a_replay_with_untracked_ticks_says_so_not_that_it_exceeds_the_bound():
+    """Seen under load: 12 ticks without a replayed sample and an RMS of 0.085 rad against a
+    bound of 0.2 read "EXCEEDS the bound"; the report now names what failed."""
+    from collector.replay.robot import TrackingReport
+
+    report = TrackingReport("arm", 60, 12, np.full(6, 0.085), np.full(6, 0.28), 0.2, 1.0)
+    text = report.format()
+    assert not report.within_bound
+    assert "within the bound 0.2 rad" in text and "EXCEEDS" not in text
+    assert "NOT TRACKED: 12 ticks have no replayed sample" in text
+    over = TrackingReport("arm", 60, 0, np.full(6, 0.3), np.full(6, 0.5), 0.2, 1.0)
+    assert "EXCEEDS the bound" in over.format() and "NOT TRACKED" not in over.format()
