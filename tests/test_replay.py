@@ -127,7 +127,12 @@ def test_pipeline_replay_reproduces_the_episode(recorded, tmp_path):
     with h5py.File(replayed, "r") as f:
         assert f.attrs["outcome"] == "success"
         assert "type: replay" in f.attrs["rig_config"]
-        assert f["raw/ft/value"].shape[0] > 0.9 * 1000 * DURATION_S
+        replayed_samples = f["raw/ft/value"].shape[0]
+    with h5py.File(recorded, "r") as f:
+        # the recording's own samples come back, not the nominal rate's: a recording on a
+        # starved host holds fewer (seen: 1122 of 2000 with a process spinning beside the suite)
+        assert replayed_samples > 0.9 * f["raw/ft/value"].shape[0] > 0
+    with h5py.File(replayed, "r") as f:
         # the replay's start-up is not the replayed data's: nothing was down during it
         assert f["efficiency"].attrs["availability"] == 1.0
         assert not [k for k in f["efficiency"].attrs if k.startswith("loss_seconds.")]
