@@ -72,6 +72,9 @@ class SimWorld:
             return self.qpos.copy(), self.gripper, self.object_xy.copy(), self.carried
 
 
+SKIP_AHEAD_S = 0.5  # a paced loop this late (a stalled host) skips the missed ticks
+
+
 class Pacer:
     """Wakes a capture loop at a fixed rate on the host monotonic clock, or never (max mode)."""
 
@@ -96,6 +99,6 @@ class Pacer:
             delay = (due - time.monotonic_ns()) / 1e9
             if delay > 0:
                 stop.wait(delay)
-            elif delay < -0.5:  # far behind (debugger, overload): skip ahead, don't burst
+            elif delay < -SKIP_AHEAD_S:  # far behind (debugger, overload): skip, don't burst
                 self.next_ns = time.monotonic_ns() + self.period_ns
         return due
