@@ -130,6 +130,20 @@ def test_a_stalled_robot_replay_names_the_ticks_it_could_not_judge(recorded, tmp
     assert np.sqrt(np.mean(error ** 2)) == pytest.approx(rms, abs=1e-4)
 
 
+def test_a_replay_sped_past_the_arms_rate_says_why_ticks_go_untracked(recorded, tmp_path):
+    """At speed 50 the simulated arm's 100 Hz state lands every 0.5 s of episode time: most
+    ticks have no sample near them, and the report says that the speed, not the arm, is why."""
+    saved_path = tmp_path / "fast.npz"
+    result = run_cli("replay", str(recorded), "--to", "robot", "--speed", "50", "--bound", "10",
+                     "--save", str(saved_path))
+    untracked = untracked_ticks(np.load(saved_path))
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert untracked.sum() > len(untracked) // 2
+    assert (f"NOT TRACKED: {untracked.sum()} ticks have no replayed sample to judge (at speed 50 "
+            "the arm's 100 Hz state comes every 0.50 s of episode time") in result.stdout
+    assert "use --speed 10 or less" in result.stdout
+
+
 def test_robot_replay_over_the_bound_exits_non_zero(recorded):
     result = run_cli("replay", str(recorded), "--to", "robot", "--start", "0.5", "--end", "1.5",
                      "--bound", "0.0000001")

@@ -32,6 +32,7 @@ class TrackingReport:
     max_rad: np.ndarray
     bound_rad: float
     speed: float
+    arm_rate_hz: float = 0.0  # how often the arm reports its joint state (0: not known)
 
     @property
     def rms_all(self) -> float:
@@ -63,8 +64,20 @@ class TrackingReport:
             lines[1:] = [f"  no tick had a replayed sample: nothing to judge against the bound "
                          f"{self.bound_rad:g} rad"]
         if self.missing:
-            lines.append(f"  NOT TRACKED: {self.missing} ticks have no replayed sample to judge")
+            lines.append(f"  NOT TRACKED: {self.missing} ticks have no replayed sample to judge"
+                         + self._why_untracked())
         return "\n".join(lines)
+
+    def _why_untracked(self) -> str:
+        """A replay sped up past the arm's rate leaves ticks between its samples: say so."""
+        if not self.arm_rate_hz:
+            return ""
+        spacing_s = self.speed / self.arm_rate_hz  # episode seconds between two joint states
+        if spacing_s <= GAP_S:
+            return ""
+        return (f" (at speed {self.speed:g} the arm's {self.arm_rate_hz:g} Hz state comes every "
+                f"{spacing_s:.2f} s of episode time, more than the {GAP_S:g} s a tick may be from "
+                f"one: use --speed {GAP_S * self.arm_rate_hz:g} or less)")
 
 
 @dataclass
@@ -117,6 +130,7 @@ def replay_to_robot(episode: Episode, ticks: TickRange, config: StationConfig,
     only_arm["devices"] = [d for d in only_arm["devices"] if d["name"] == name]
     rig = build_rig(validate_station(only_arm, source="replay rig"), realtime=True)
     arm = rig.devices[0]  # the task runner is never opened: the recording commands the arm
+    rate_hz = float(arm.describe().rate_hz)
     arm.open()
     try:
         start_q, start_g = observed["qpos"][ticks.first], float(observed["gripper"][ticks.first, 0])
@@ -138,10 +152,12 @@ def replay_to_robot(episode: Episode, ticks: TickRange, config: StationConfig,
     if not tracked.any():
         nothing = np.full(error.shape[1], np.nan)
         return TrackingReport(arm=name, ticks=len(ticks), missing=len(ticks), rms_rad=nothing,
-                              max_rad=nothing, bound_rad=bound_rad, speed=speed)
+                              max_rad=nothing, bound_rad=bound_rad, speed=speed,
+                              arm_rate_hz=rate_hz)
     return TrackingReport(arm=name, ticks=len(ticks), missing=int(aligned.missing.sum()),
                           rms_rad=np.sqrt(np.mean(error ** 2, axis=0)),
-                          max_rad=np.abs(error).max(axis=0), bound_rad=bound_rad, speed=speed)
+                          max_rad=np.abs(error).max(axis=0), bound_rad=bound_rad, speed=speed,
+                          arm_rate_hz=rate_hz)
 
 
 def _drive(arm, commands: Commands, span_ns: np.ndarray, speed: float, start_q: np.ndarray,
