@@ -82,6 +82,9 @@ class Resources(_Model):
     # of which the simulated devices' threads (a serial device's firmware, which a real device
     # runs on its own chip, not on the host): drivers/thread_names.py
     simulated_devices_cpu_ms_per_camera_frame: float = 0.0
+    # the same CPU by process: driver, each stage's actors (capture, perception, computation,
+    # encoder, execution), ray daemons, other; summing to cpu_ms_per_camera_frame
+    cpu_ms_per_camera_frame_by_process: dict[str, float] = {}
     rss_mb_peak: float
     rss_growth: float  # relative RSS growth from the end of warm-up to the end (0.05 = 5%)
     rss_warmup_s: float  # how long the warm-up excluded from `rss_growth` was

@@ -6,12 +6,15 @@ over a pseudo-terminal, with psutil as the independent measure."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import psutil
+import pytest
 
-from collector.bench.monitor import ResourceMonitor
+from collector.bench.monitor import DRIVER, RAY_DAEMONS, ResourceMonitor, process_role
 from drivers.registry import sim_serial_sensor
 from drivers.sim.world import SimWorld
 from schemas.devices import SimSensorConfig
@@ -60,3 +63,58 @@ def test_the_simulated_devices_cpu_is_counted_apart_from_the_drivers_and_the_res
     tick = 1 / os.sysconf("SC_CLK_TCK")
     assert peer_spent / 2 <= monitor.simulated_s <= peer_spent + 2 * tick
     assert monitor.simulated_s < monitor.cpu_s
+
+
+def test_the_cpu_is_split_by_process_and_the_parts_sum_to_the_whole():
+    """A spinning child process and a busy thread of this one: each lands under its own role,
+    as much as psutil says it took, and the roles add up to the total."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    child = psutil.Process(spinner.pid)
+    assert process_role(child, os.getpid()) == "other"
+    monitor = ResourceMonitor(interval_s=0.1)
+    stop = threading.Event()
+    busy = threading.Thread(target=lambda: [0 for _ in iter(stop.is_set, True)], name="busy")
+    try:
+        wait_until(lambda: sum(child.cpu_times()[:2]) > 0.05, "the child to start spinning")
+        child_before = sum(child.cpu_times()[:2])
+        monitor.start()
+        busy.start()
+        wait_until(lambda: monitor.cpu_by_process.get("other", 0) >= 0.5
+                   and monitor.cpu_by_process.get(DRIVER, 0) >= 0.3,
+                   "the child and the busy thread to take some CPU", poll_s=0.05)
+        monitor.stop()
+        child_spent = sum(child.cpu_times()[:2]) - child_before
+    finally:
+        stop.set()
+        spinner.kill()
+        spinner.wait()
+        if busy.is_alive():
+            busy.join()
+    parts = monitor.cpu_by_process
+    assert sum(parts.values()) == pytest.approx(monitor.cpu_s, abs=1e-6)
+    # (Ray, when an earlier test of the session started it, is this process's too: its parts
+    # are Ray's, and the child's CPU is the only "other" that spins)
+    assert parts["other"] >= child_spent / 2
+    busy_share = parts[DRIVER] / (parts[DRIVER] + parts["other"])
+    assert 0.2 < busy_share < 0.8, parts  # a spinning thread against a spinning process
+
+
+def test_ray_processes_are_named_by_their_stage(ray_session):
+    """The real Ray of the test session: an actor of the engine's naming (`_NameActor`) is
+    its stage, Ray's raylet is a daemon, and this process is the driver."""
+
+    @ray_session.remote(num_cpus=0)
+    class _ProbeActor:
+        def pid(self) -> int:
+            return os.getpid()
+
+    actor = _ProbeActor.remote()
+    pid = ray_session.get(actor.pid.remote())
+    try:
+        assert process_role(psutil.Process(pid), os.getpid()) == "probe"
+        assert process_role(psutil.Process(), os.getpid()) == DRIVER
+        daemons = [p for p in psutil.Process().children(recursive=True)
+                   if "raylet" in " ".join(p.cmdline())]
+        assert daemons and all(process_role(p, os.getpid()) == RAY_DAEMONS for p in daemons)
+    finally:
+        ray_session.kill(actor)

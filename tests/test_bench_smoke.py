@@ -55,6 +55,11 @@ def test_bench_max_mode_writes_every_figure(tmp_path):
     # the simulated F/T sensor's and arm's peers (their firmware) are part of that, told apart
     sim = res.simulated_devices_cpu_ms_per_camera_frame
     assert 0 < sim < res.cpu_ms_per_camera_frame
+    # and by process: the inline engine is all in the driver; the parts add up (3 decimals)
+    parts = res.cpu_ms_per_camera_frame_by_process
+    assert parts["driver"] > 0.5 * res.cpu_ms_per_camera_frame
+    assert abs(sum(parts.values()) - res.cpu_ms_per_camera_frame) < 0.001 * len(parts) + 1e-9
+    assert "by process (ms a frame): driver" in r.stdout
     assert result.ratios.station_cpu_per_frame_vs_bare_loop == \
         (res.cpu_ms_per_camera_frame - sim) / b.bare_loop_cpu_ms_per_frame
     assert result.acceptance.at_least_0_65x_all_cores == \

@@ -19,6 +19,7 @@ MAX_POINTS = 1200  # the series halves its resolution rather than grow past this
 # the bench would then count as the station's)
 MEMORY_EVERY_S = 5.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc stat's unit
+RAY_WORKER_TITLE = "ray::"  # a Ray worker's process title: ray::<actor class>[.<method>]
 
 
 class ResourceMonitor:
@@ -35,6 +36,8 @@ class ResourceMonitor:
         self.points: list[Point] = []
         self.cpu_s = 0.0  # CPU-seconds of every station process, start to stop
         self.simulated_s = 0.0  # of which the simulated devices' threads
+        self.cpu_by_process: dict[str, float] = {}  # role -> its CPU-seconds, summing to cpu_s
+        self._roles: dict[int, str] = {}  # pid -> its role, read again as often as memory
         self._simulated: dict[tuple[int, int], float] = {}  # (pid, tid) -> its CPU-s last sample
         self._cpu_times: dict[int, float] = {}  # pid -> its CPU-seconds at the last sample
         self._procs: dict[int, psutil.Process] = {}
@@ -50,6 +53,7 @@ class ResourceMonitor:
         self._t0 = self._last = time.monotonic()
         self._sample()  # the CPU times every later sample is counted from
         self.cpu_s = self.simulated_s = 0.0
+        self.cpu_by_process = {}
         self._thread.start()
 
     def stop(self) -> list[Point]:
@@ -75,6 +79,7 @@ class ResourceMonitor:
         read_memory = now - self._rss_at >= MEMORY_EVERY_S
         used = rss = 0.0
         alive, times = {}, {}
+        by_role: dict[str, float] = {}
         for p in procs:
             known = self._procs.get(p.pid, p)
             try:
@@ -85,16 +90,28 @@ class ResourceMonitor:
             except psutil.Error:
                 continue
             # a process first seen now is counted from now (its earlier CPU was start-up)
-            used += total - self._cpu_times.get(p.pid, total)
+            spent = total - self._cpu_times.get(p.pid, total)
+            used += spent
+            # a Ray worker takes its actor's title after it starts: roles are read again
+            if read_memory or p.pid not in self._roles:
+                self._roles[p.pid] = process_role(known, root.pid)
+            role = self._roles[p.pid]
+            by_role[role] = by_role.get(role, 0.0) + spent
             alive[p.pid], times[p.pid] = known, total
         self._procs, self._cpu_times = alive, times
+        self._roles = {pid: role for pid, role in self._roles.items() if pid in alive}
         self.simulated_s += self._simulated_cpu(alive, discover=read_memory)
         if threading.current_thread() is self._thread:  # leave the monitor's own CPU out
             own = time.thread_time()
             used -= own - self._own_s
+            by_role[DRIVER] = by_role.get(DRIVER, 0.0) - (own - self._own_s)
             self._own_s = own
         used = max(used, 0.0)
         self.cpu_s += used
+        # not clamped per sample: /proc counts a process in clock ticks and the monitor's own
+        # thread in ns, so one sample's driver share can dip below zero and the next make it up
+        for role, spent in by_role.items():
+            self.cpu_by_process[role] = self.cpu_by_process.get(role, 0.0) + spent
         if read_memory:
             self._rss, self._rss_at = rss, now
         span, self._last = now - self._last, now
@@ -119,6 +136,33 @@ class ResourceMonitor:
             now[(pid, tid)] = spent
         self._simulated = now
         return used
+
+
+DRIVER = "driver"  # the process the station runs in (`collector record`, `bench`, `run`)
+RAY_DAEMONS = "ray daemons"
+
+
+def process_role(p: psutil.Process, driver_pid: int) -> str:
+    """What a station process is, in the pipeline's words: `driver`; a Ray actor by its stage
+    (its title `ray::_CaptureActor.read_batch` -> `capture`); `ray daemons` (raylet, GCS,
+    agents, log monitor, our watchdog); `other` for anything else the station started."""
+    if p.pid == driver_pid:
+        return DRIVER
+    try:
+        cmdline = p.cmdline()
+    except psutil.Error:
+        return "other"
+    title = cmdline[0] if cmdline else ""
+    if title.startswith(RAY_WORKER_TITLE):
+        name = title[len(RAY_WORKER_TITLE):].split(".")[0].split(" ")[0]
+        if name.startswith("_"):  # one of the engine's stage actors: _CaptureActor...
+            return name.strip("_").removesuffix("Actor").lower()
+        # ray::IDLE is a worker with no actor yet; ray::DashboardAgent and the like are Ray's
+        return "ray worker (idle)" if name == "IDLE" else RAY_DAEMONS
+    # Ray's own processes, and the watchdog that ends them (collector/engines/ray_watchdog.py)
+    if any("/ray/" in part or part.endswith("ray_watchdog.py") for part in cmdline):
+        return RAY_DAEMONS
+    return "other"
 
 
 def _simulated_threads(pid: int) -> list[int]:

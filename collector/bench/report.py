@@ -53,6 +53,7 @@ def format_result(r: BenchResult) -> str:
         f"{q.cpu_per_frame_vs_bare_loop:.2f}x the bare loop's "
         f"({b.bare_loop_cpu_ms_per_frame:.2f} ms)",
         *_simulated_line(r),
+        *_by_process_line(r),
         f"  resident memory   peak {res.rss_mb_peak:.0f} MB, growth {res.rss_growth:+.1%} after "
         f"{res.rss_warmup_s:g} s warm-up",
         f"  start-up          engine {r.startup.engine_s:.2f} s"
@@ -73,6 +74,16 @@ def _simulated_line(r: BenchResult) -> list[str]:
     return [f"                    of which simulated devices {sim:.2f} ms (their firmware: real "
             f"hardware does not run it on the host); the station without them {station:.2f} ms "
             f"= {r.ratios.station_cpu_per_frame_vs_bare_loop:.2f}x the bare loop's"]
+
+
+def _by_process_line(r: BenchResult) -> list[str]:
+    """Where that CPU went, process by process, largest first (runs before it have none)."""
+    parts = r.resources.cpu_ms_per_camera_frame_by_process
+    if not parts:
+        return []
+    shown = ", ".join(f"{role} {ms:.2f}" for role, ms in
+                      sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.005)
+    return [f"                    by process (ms a frame): {shown}"]
 
 
 def _ok(flag: bool) -> str:

@@ -127,6 +127,9 @@ def run_bench(opts: BenchOptions, say=print) -> BenchResult:
         cpu_ms_per_camera_frame=monitor.cpu_s * 1e3 / max(throughput.camera_frames, 1),
         simulated_devices_cpu_ms_per_camera_frame=(
             monitor.simulated_s * 1e3 / max(throughput.camera_frames, 1)),
+        cpu_ms_per_camera_frame_by_process={
+            role: round(max(spent, 0.0) * 1e3 / max(throughput.camera_frames, 1), 3)
+            for role, spent in sorted(monitor.cpu_by_process.items(), key=lambda kv: -kv[1])},
         rss_mb_peak=max((p.rss_mb for p in points), default=0.0),
         rss_growth=rss_growth(points, warmup), rss_warmup_s=warmup,
         interval_s=monitor.interval_s, series=points)
