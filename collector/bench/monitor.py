@@ -103,9 +103,9 @@ class ResourceMonitor:
         self.simulated_s += self._simulated_cpu(alive, discover=read_memory)
         if threading.current_thread() is self._thread:  # leave the monitor's own CPU out
             own = time.thread_time()
-            used -= own - self._own_s
-            by_role[DRIVER] = by_role.get(DRIVER, 0.0) - (own - self._own_s)
-            self._own_s = own
+            monitor_s, self._own_s = own - self._own_s, own
+            used -= monitor_s
+            by_role[DRIVER] = by_role.get(DRIVER, 0.0) - monitor_s
         used = max(used, 0.0)
         self.cpu_s += used
         # not clamped per sample: /proc counts a process in clock ticks and the monitor's own

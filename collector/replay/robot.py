@@ -52,17 +52,16 @@ class TrackingReport:
         # the verdict names what failed: an RMS under the bound with ticks missing is not "exceeds"
         verdict = "within" if self.rms_all <= self.bound_rad else "EXCEEDS"
         over = f"the {self.tracked} tracked ticks" if self.missing else "all ticks"
-        lines = [
-            f"replayed {self.ticks} ticks to {self.arm} at speed {self.speed:g}"
-            f" ({self.missing} ticks without a replayed sample)",
-            f"  tracking error RMS per joint (rad), over {over}: {joints}",
-            f"  tracking error max per joint (rad): {peaks}",
-            f"  RMS over all joints {self.rms_all:.4f} rad: {verdict} the bound "
-            f"{self.bound_rad:g} rad",
-        ]
-        if not self.tracked:
-            lines[1:] = [f"  no tick had a replayed sample: nothing to judge against the bound "
-                         f"{self.bound_rad:g} rad"]
+        lines = [f"replayed {self.ticks} ticks to {self.arm} at speed {self.speed:g}"
+                 f" ({self.missing} ticks without a replayed sample)"]
+        if self.tracked:
+            lines += [f"  tracking error RMS per joint (rad), over {over}: {joints}",
+                      f"  tracking error max per joint (rad): {peaks}",
+                      f"  RMS over all joints {self.rms_all:.4f} rad: {verdict} the bound "
+                      f"{self.bound_rad:g} rad"]
+        else:
+            lines.append(f"  no tick had a replayed sample: nothing to judge against the bound "
+                         f"{self.bound_rad:g} rad")
         if self.missing:
             lines.append(f"  NOT TRACKED: {self.missing} ticks have no replayed sample to judge"
                          + self._why_untracked())
@@ -134,8 +133,8 @@ def replay_to_robot(episode: Episode, ticks: TickRange, config: StationConfig,
     arm.open()
     try:
         start_q, start_g = observed["qpos"][ticks.first], float(observed["gripper"][ticks.first, 0])
-        times, qpos = _drive(arm, commands, episode.timestamps[[ticks.first, ticks.stop - 1]],
-                             speed, start_q, start_g)
+        times, qpos = _drive(arm, commands, int(episode.timestamps[ticks.first]),
+                             int(episode.timestamps[ticks.stop - 1]), speed, start_q, start_g)
     finally:
         arm.close()
     grid = episode.timestamps[ticks.slice]
@@ -149,25 +148,20 @@ def replay_to_robot(episode: Episode, ticks: TickRange, config: StationConfig,
     if save:
         np.savez(save, episode_ns=times, qpos=qpos, grid_ns=grid, replayed=aligned.values["qpos"],
                  recorded=observed["qpos"][ticks.slice])
-    if not tracked.any():
-        nothing = np.full(error.shape[1], np.nan)
-        return TrackingReport(arm=name, ticks=len(ticks), missing=len(ticks), rms_rad=nothing,
-                              max_rad=nothing, bound_rad=bound_rad, speed=speed,
-                              arm_rate_hz=rate_hz)
+    if tracked.any():
+        rms, peak = np.sqrt(np.mean(error ** 2, axis=0)), np.abs(error).max(axis=0)
+    else:
+        rms = peak = np.full(error.shape[1], np.nan)
     return TrackingReport(arm=name, ticks=len(ticks), missing=int(aligned.missing.sum()),
-                          rms_rad=np.sqrt(np.mean(error ** 2, axis=0)),
-                          max_rad=np.abs(error).max(axis=0), bound_rad=bound_rad, speed=speed,
+                          rms_rad=rms, max_rad=peak, bound_rad=bound_rad, speed=speed,
                           arm_rate_hz=rate_hz)
 
 
-def _drive(arm, commands: Commands, span_ns: np.ndarray, speed: float, start_q: np.ndarray,
-           start_g: float) -> tuple[np.ndarray, np.ndarray]:
+def _drive(arm, commands: Commands, first_tick_ns: int, last_tick_ns: int, speed: float,
+           start_q: np.ndarray, start_g: float) -> tuple[np.ndarray, np.ndarray]:
     """Move to the start pose, then send every command at its (scaled) time while reading
-    the joint states; returns their times mapped back onto the recording's clock.
-
-    `span_ns`: the first and last tick judged, on the recording's clock.
-    """
-    first_tick_ns, last_tick_ns = int(span_ns[0]), int(span_ns[1])
+    the joint states; returns their times mapped back onto the recording's clock (on which
+    the first and last ticks judged are given)."""
     arm.command(start_q, start_g)
     time.sleep(SETTLE_S)
     arm.read()  # the approach to the start pose is not part of the replay
