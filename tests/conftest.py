@@ -34,8 +34,11 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
+        from collector.engines.ray_session import LOCAL_SYSTEM_CONFIG
+
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
-                 logging_level="ERROR", log_to_driver=False)
+                 logging_level="ERROR", log_to_driver=False,
+                 _system_config=dict(LOCAL_SYSTEM_CONFIG))  # as the station starts it
     yield ray
     ray.shutdown()
 
