@@ -107,7 +107,11 @@ class Baselines(_Model):
     """Measured in the same run, on the same frames."""
 
     bare_loop_fps: float  # one process: render, encode as the station does, append, nothing else
-    bare_loop_cpu_ms_per_frame: float = 0.0  # CPU of that process per frame
+    # CPU of that process per frame: the mean of a run before the station and one after it, so
+    # a host whose speed drifts during a long run moves the baseline with the station
+    bare_loop_cpu_ms_per_frame: float = 0.0
+    bare_loop_cpu_ms_per_frame_before: float = 0.0  # each run (0: a file from before these)
+    bare_loop_cpu_ms_per_frame_after: float = 0.0
     # one bare loop per core, side by side, summed: the most any engine can make of the cores
     bare_loop_all_cores_fps: float = 0.0
     disk_write_mb_per_s: float  # sequential write + fsync

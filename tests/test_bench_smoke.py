@@ -46,9 +46,13 @@ def test_bench_max_mode_writes_every_figure(tmp_path):
     assert b.bare_loop_all_cores_fps > 0
     assert result.baselines.disk_write_mb_per_s > 0
     assert result.ratios.camera_fps_vs_bare_loop == t.camera_fps / b.bare_loop_fps
-    # CPU per frame: the station's over the recording, the bare loop's over its own run
+    # CPU per frame: the station's over the recording, the bare loop's over its own runs, one
+    # before the station and one after it (their mean is the baseline, each is printed)
     res = result.resources
     assert res.cpu_ms_per_camera_frame > 0 and b.bare_loop_cpu_ms_per_frame > 0
+    before, after = b.bare_loop_cpu_ms_per_frame_before, b.bare_loop_cpu_ms_per_frame_after
+    assert before > 0 and after > 0 and b.bare_loop_cpu_ms_per_frame == (before + after) / 2
+    assert f"before the station, {after:.2f} after" in r.stdout
     assert result.ratios.cpu_per_frame_vs_bare_loop == \
         res.cpu_ms_per_camera_frame / b.bare_loop_cpu_ms_per_frame
     assert result.acceptance.cpu_per_frame_at_most_2_5x is None  # judged in realtime mode

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from collector.errors import CollectorError
-from schemas.bench import BENCH_SCHEMA_VERSION, BenchResult
+from schemas.bench import BENCH_SCHEMA_VERSION, Baselines, BenchResult
 
 
 class BenchFileError(CollectorError):
@@ -51,7 +51,7 @@ def format_result(r: BenchResult) -> str:
         f"  CPU               mean {res.cpu_percent_mean:.0f}% (all station processes), "
         f"{res.cpu_ms_per_camera_frame:.2f} ms per camera frame = "
         f"{q.cpu_per_frame_vs_bare_loop:.2f}x the bare loop's "
-        f"({b.bare_loop_cpu_ms_per_frame:.2f} ms)",
+        f"({b.bare_loop_cpu_ms_per_frame:.2f} ms{_before_after(b)})",
         *_simulated_line(r),
         *_by_process_line(r),
         f"  resident memory   peak {res.rss_mb_peak:.0f} MB, growth {res.rss_growth:+.1%} after "
@@ -63,6 +63,14 @@ def format_result(r: BenchResult) -> str:
         *(f"  {'checks' if i == 0 else '':<18}{c}" for i, c in enumerate(_checks(r))),
     ]
     return "\n".join(lines)
+
+
+def _before_after(b: Baselines) -> str:
+    """The two bare-loop runs the baseline is the mean of (files from before: none)."""
+    if not (b.bare_loop_cpu_ms_per_frame_before and b.bare_loop_cpu_ms_per_frame_after):
+        return ""
+    return (f": {b.bare_loop_cpu_ms_per_frame_before:.2f} before the station, "
+            f"{b.bare_loop_cpu_ms_per_frame_after:.2f} after")
 
 
 def _simulated_line(r: BenchResult) -> list[str]:
