@@ -35,8 +35,8 @@ SESSION_SOCKET_CHARS = len("/session_2026-01-01_00-00-00_000000_4194304/sockets/
 # Ray records an event for every task and actor call and keeps up to 100 000 of them in its
 # GCS, for the dashboard and `ray list tasks`, neither of which a station uses. At the shipped
 # station's ~100 calls a second the GCS grew 0.23 MB/s (about 200 MB before it evicts: memory
-# growth an operator reads as a leak) and the reports took ~2 % of a core. A local Ray goes
-# without them; a cluster Collector attaches to keeps its own settings.
+# growth an operator reads as a leak); on empty calls the reports cost ~2 % of a core. A local
+# Ray goes without them; a cluster Collector attaches to keeps its own settings.
 LOCAL_SYSTEM_CONFIG = {"task_events_report_interval_ms": 0}
 
 
