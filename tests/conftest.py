@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from collector.batch import EpisodeClock, GridBatch, StreamCounters, StreamOnGrid
+from collector.engines.ray_session import LOCAL_SYSTEM_CONFIG
 from collector.storage.layout import WARM_UP_DIR, StreamLayout
 from collector.storage.validate import validate_file
 from drivers.chunk import Chunk
@@ -34,8 +35,6 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        from collector.engines.ray_session import LOCAL_SYSTEM_CONFIG
-
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
                  logging_level="ERROR", log_to_driver=False,
                  _system_config=dict(LOCAL_SYSTEM_CONFIG))  # as the station starts it

@@ -44,13 +44,15 @@ def test_velocities_and_filtered_force_are_stored_without_seams(tmp_path):
     # the nearest sample across a gap (a busy host can stall the arm's peer for a few ticks)
     at = arm["capture_ns"]
     inside = (ts > at[0]) & (ts < at[-1])
-    right = np.searchsorted(at, ts[inside])
+    tick = ts[inside]
+    right = np.searchsorted(at, tick)
+    left = right - 1
     tol = ARM_TOLERANCE_MS * 1_000_000
-    bridged = ((ts[inside] - at[right - 1]) <= tol) & ((at[right] - ts[inside]) <= tol)
+    bridged = ((tick - at[left]) <= tol) & ((at[right] - tick) <= tol)
     assert bridged.mean() > 0.5  # most ticks are interpolated, so the check below has teeth
-    nearest = np.where(ts[inside] - at[right - 1] <= at[right] - ts[inside], right - 1, right)
+    nearest = np.where(tick - at[left] <= at[right] - tick, left, right)
     for j in range(6):
-        expected = np.where(bridged, np.interp(ts[inside], at, arm["qvel"][:, j]),
+        expected = np.where(bridged, np.interp(tick, at, arm["qvel"][:, j]),
                             arm["qvel"][nearest, j])
         np.testing.assert_allclose(grid_qvel[inside, j], expected, rtol=1e-6, atol=1e-9)
     # low-pass: the textbook recursion over every raw sample reproduces the stored signal, so
